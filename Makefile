@@ -1,0 +1,45 @@
+# The two commands: `make run` and `make test`. Everything else is a helper they call.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test venv certs lint typecheck bench lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+certs/tls.crt: | $(STAMP)
+	$(BIN)/netguard certs generate --service netguard --namespace netguard --out certs/
+
+certs: certs/tls.crt
+
+## Start the webhook over TLS on https://127.0.0.1:8443 with the embedded engine and policies/.
+run: $(STAMP) certs/tls.crt
+	NETGUARD_BIND=$${NETGUARD_BIND:-127.0.0.1:8443} $(BIN)/netguard serve
+
+## The whole test suite (the same command .ci/run runs).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check webhook tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP) certs/tls.crt
+	$(BIN)/python bench/admission_bench.py
+
+## Refresh constraints.txt from a clean resolve (run by hand when dependencies change).
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/python -m pip install --quiet -e '.[dev]'
+	.lockvenv/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+	rm -rf .lockvenv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

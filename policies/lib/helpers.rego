@@ -1,0 +1,40 @@
+# Helpers shared by the guardrails. Everything here reads the normalized policy in
+# input.policy (built in Python with API defaults and CIDR facts), never the raw manifest.
+package netguard.lib
+
+import rego.v1
+
+# Allow rules of one direction that take effect: Kubernetes rules of a direction that
+# policyTypes leaves out, and Cilium rules that select no traffic, allow nothing.
+allow_rules(direction) := [rule |
+	some rule in input.policy.rules
+	rule.direction == direction
+	rule.action == "allow"
+	rule.effective
+	not rule.matches_nothing
+]
+
+peer_word(direction) := "to" if direction == "egress"
+
+peer_word(direction) := "from" if direction == "ingress"
+
+# Which part of the internet the rule's peers cover, for messages.
+internet_family(rule) := "the whole IPv4 and IPv6 internet" if {
+	rule.facts.internet_v4
+	rule.facts.internet_v6
+} else := "the whole IPv4 internet" if {
+	rule.facts.internet_v4
+} else := "the whole IPv6 internet"
+
+# The peers of a rule in words, with their effect spelled out.
+reach(rule) := sprintf("every %s (the rule names no peers)", [endpoint_word(rule.direction)]) if {
+	rule.any_peer
+} else := sprintf("%s, which together cover %s", [concat(" and ", rule.facts.internet_cidrs), internet_family(rule)]) if {
+	count(rule.facts.internet_cidrs) > 1
+} else := sprintf("%s, which covers %s", [rule.facts.internet_cidrs[0], internet_family(rule)]) if {
+	count(rule.facts.internet_cidrs) == 1
+} else := concat(", ", [p.description | some p in rule.peers])
+
+endpoint_word(direction) := "destination" if direction == "egress"
+
+endpoint_word(direction) := "source" if direction == "ingress"

@@ -1,0 +1,177 @@
+"""One YAML configuration file, validated at start-up, plus a few environment overrides.
+
+The schema (schemas/config.schema.json) is the documentation of every key; errors name the
+offending key so a typo stops start-up instead of silently changing enforcement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from webhook.model import Mode
+
+# Environment overrides for deployment knobs only; policy behaviour lives in the file.
+ENV_CONFIG = "NETGUARD_CONFIG"
+ENV_OVERRIDES = {
+    "NETGUARD_BIND": ("server", "bind"),
+    "NETGUARD_TLS_CERT": ("server", "tls_cert"),
+    "NETGUARD_TLS_KEY": ("server", "tls_key"),
+    "NETGUARD_WORKERS": ("server", "workers"),
+    "NETGUARD_ENGINE": ("engine", "type"),
+    "NETGUARD_OPA_URL": ("engine", "opa", "url"),
+    "NETGUARD_OPA_TOKEN": ("engine", "opa", "token"),
+    "NETGUARD_LOG_LEVEL": ("logging", "level"),
+    "NETGUARD_LOG_FORMAT": ("logging", "format"),
+    "NETGUARD_POLICIES_DIR": ("policies_dir",),
+}
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class OpaSettings:
+    url: str = "http://127.0.0.1:8181"
+    timeout_seconds: float = 1.5
+    push_policies: bool = True
+    token: str = ""
+    ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    type: str = "regorus"
+    on_error: str = "deny"
+    opa: OpaSettings = field(default_factory=OpaSettings)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    bind: str = "0.0.0.0:8443"
+    tls_cert: str = "certs/tls.crt"
+    tls_key: str = "certs/tls.key"
+    workers: int = 0
+    threads: int = 4
+    # Longer than the API server client's 90 s idle timeout, so the client closes idle
+    # connections first and never reuses one the server has just dropped.
+    keepalive_seconds: int = 120
+    graceful_timeout_seconds: int = 20
+    max_body_bytes: int = 3 * 1024 * 1024
+    max_json_depth: int = 64
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "info"
+    format: str = "auto"
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    mode: Mode | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    policies_dir: str = "policies"
+    dry_run: bool = False
+    excluded_namespaces: tuple[str, ...] = ("kube-system", "netguard")
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    rules: Mapping[str, RuleSettings] = field(default_factory=dict)
+    source: str = "(defaults)"
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("webhook").joinpath("schemas/config.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def validate(doc: Any, source: str) -> None:
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+            lines.append(f"{source}: {key}: {err.message}")
+        raise ConfigError("\n".join(lines))
+
+
+def from_mapping(doc: Mapping[str, Any], source: str = "(inline)") -> Settings:
+    validate(doc, source)
+    engine = doc.get("engine", {})
+    server = ServerSettings(**doc.get("server", {}))
+    rules = {
+        rid: RuleSettings(mode=Mode(r["mode"]) if "mode" in r else None, parameters=r.get("parameters", {}))
+        for rid, r in doc.get("rules", {}).items()
+    }
+    defaults = Settings()
+    return Settings(
+        policies_dir=doc.get("policies_dir", defaults.policies_dir),
+        dry_run=doc.get("dry_run", False),
+        excluded_namespaces=tuple(doc.get("excluded_namespaces", defaults.excluded_namespaces)),
+        engine=EngineSettings(
+            type=engine.get("type", "regorus"), on_error=engine.get("on_error", "deny"),
+            opa=OpaSettings(**engine.get("opa", {})),
+        ),
+        server=server,
+        logging=LoggingSettings(**doc.get("logging", {})),
+        rules=rules,
+        source=source,
+    )
+
+
+def load(path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the file named by `path` or $NETGUARD_CONFIG (none: defaults), then apply env overrides."""
+    env = os.environ if env is None else env
+    path = path or env.get(ENV_CONFIG) or None
+    doc: Any = {}
+    source = "(defaults)"
+    if path:
+        source = str(path)
+        try:
+            doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping")
+    doc = _apply_env(doc, env)
+    return from_mapping(doc, source)
+
+
+def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    out = json.loads(json.dumps(doc))  # deep copy of plain data
+    for var, keys in ENV_OVERRIDES.items():
+        if var not in env or env[var] == "":
+            continue
+        value: Any = env[var]
+        if keys[-1] == "workers":
+            try:
+                value = int(value)
+            except ValueError:
+                raise ConfigError(f"{var}: must be a whole number, got {value!r}") from None
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return out
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, **changes)

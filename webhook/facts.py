@@ -1,0 +1,201 @@
+"""CIDR and reachability facts computed in Python and handed to the Rego.
+
+regorus has no net.cidr_intersects / net.cidr_merge, and literal checks are bypassed in
+practice (0.0.0.0/1 + 128.0.0.0/1, a /0 with a token `except`, ::ffff:0:0/96), so coverage is
+computed here with integer interval arithmetic over the standard `ipaddress` module.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from webhook.netpolicy import NormalizedPolicy, Peer, PeerFacts, PeerType, Rule, RuleFacts, Scope
+from webhook.shape import ShapeError
+
+Interval = tuple[int, int]  # inclusive [start, end]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# IANA IPv4 Special-Purpose Address Registry (RFC 6890 and updates): not reachable on the
+# public internet, so left out of "how much of the internet does this cover".
+_IPV4_NON_PUBLIC = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+)
+# Global unicast (RFC 4291 section 2.4): the IPv6 internet.
+_IPV6_PUBLIC = ("2000::/3",)
+_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+
+INTERNET_ENTITIES = {"world": (True, True), "world-ipv4": (True, False), "world-ipv6": (False, True),
+                     "all": (True, True)}
+ALL_NAMESPACE_ENTITIES = frozenset({"all", "cluster"})
+EVERYTHING_ENTITIES = frozenset({"all", "world"})
+
+
+@dataclass(frozen=True)
+class FactParams:
+    """The configuration facts depend on (from the guardrails' parameters)."""
+
+    metadata_ips: tuple[str, ...] = ("169.254.169.254", "fd00:ec2::254")
+    metadata_ports: tuple[int, ...] = (80,)
+    internet_coverage: float = 0.9  # share of the public address space that counts as "the internet"
+
+
+def parse_network(text: str, path: str) -> IPNetwork:
+    """A CIDR (or bare address) as a network; IPv4-mapped IPv6 becomes the IPv4 it denotes."""
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ShapeError(path, f"{text!r} is not a valid CIDR") from None
+    if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.subnet_of(_MAPPED):
+        base = int(net.network_address) - int(_MAPPED.network_address)
+        return ipaddress.IPv4Network((base, net.prefixlen - 96))
+    return net
+
+
+def _interval(net: IPNetwork) -> Interval:
+    return int(net.network_address), int(net.broadcast_address)
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    for start, end in sorted(intervals):
+        if out and start <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def subtract(base: Sequence[Interval], holes: Iterable[Interval]) -> list[Interval]:
+    result = list(base)
+    for h_start, h_end in merge(holes):
+        nxt: list[Interval] = []
+        for start, end in result:
+            if h_end < start or h_start > end:
+                nxt.append((start, end))
+                continue
+            if start < h_start:
+                nxt.append((start, h_start - 1))
+            if h_end < end:
+                nxt.append((h_end + 1, end))
+        result = nxt
+    return result
+
+
+def intersect_size(a: Sequence[Interval], b: Sequence[Interval]) -> int:
+    total = 0
+    for a_start, a_end in a:
+        for b_start, b_end in b:
+            lo, hi = max(a_start, b_start), min(a_end, b_end)
+            if lo <= hi:
+                total += hi - lo + 1
+    return total
+
+
+_V4_ALL: list[Interval] = [(0, 2**32 - 1)]
+V4_PUBLIC = subtract(_V4_ALL, [_interval(ipaddress.ip_network(c)) for c in _IPV4_NON_PUBLIC])
+V6_PUBLIC = merge(_interval(ipaddress.ip_network(c)) for c in _IPV6_PUBLIC)
+_V4_PUBLIC_SIZE = sum(e - s + 1 for s, e in V4_PUBLIC)
+_V6_PUBLIC_SIZE = sum(e - s + 1 for s, e in V6_PUBLIC)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The address ranges a set of CIDR peers reaches, per family, after their excepts."""
+
+    v4: tuple[Interval, ...] = ()
+    v6: tuple[Interval, ...] = ()
+
+    @property
+    def public_v4_fraction(self) -> float:
+        return intersect_size(self.v4, V4_PUBLIC) / _V4_PUBLIC_SIZE
+
+    @property
+    def public_v6_fraction(self) -> float:
+        return intersect_size(self.v6, V6_PUBLIC) / _V6_PUBLIC_SIZE
+
+    def contains(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        value = int(ip)
+        ranges = self.v4 if ip.version == 4 else self.v6
+        return any(s <= value <= e for s, e in ranges)
+
+
+def peer_coverage(peer: Peer) -> Coverage:
+    if peer.type is not PeerType.CIDR:
+        return Coverage()
+    net = parse_network(peer.cidr, _cidr_path(peer))
+    holes = [parse_network(e, f"{peer.path}.except[{i}]") for i, e in enumerate(peer.excepts)]
+    for i, hole in enumerate(holes):
+        if hole.version != net.version or not hole.subnet_of(net):  # type: ignore[arg-type]
+            raise ShapeError(f"{peer.path}.except[{i}]", f"{peer.excepts[i]} is not inside {peer.cidr}")
+    left = subtract([_interval(net)], [_interval(h) for h in holes])
+    return Coverage(v4=tuple(left), v6=()) if net.version == 4 else Coverage(v4=(), v6=tuple(left))
+
+
+def _cidr_path(peer: Peer) -> str:
+    return peer.path if peer.path.split(".")[-1].startswith(("toCIDR[", "fromCIDR[")) else f"{peer.path}.cidr"
+
+
+def union(covs: Iterable[Coverage]) -> Coverage:
+    covs = list(covs)
+    return Coverage(v4=tuple(merge(i for c in covs for i in c.v4)), v6=tuple(merge(i for c in covs for i in c.v6)))
+
+
+def peer_facts(peer: Peer, params: FactParams) -> PeerFacts:
+    if peer.type is PeerType.CIDR:
+        cov = peer_coverage(peer)
+        net = parse_network(peer.cidr, _cidr_path(peer))
+        v4, v6 = cov.public_v4_fraction, cov.public_v6_fraction
+        return PeerFacts(internet_v4=v4 >= params.internet_coverage, internet_v6=v6 >= params.internet_coverage,
+                         public_v4_fraction=v4, public_v6_fraction=v6,
+                         metadata_ips=tuple(ip for ip in params.metadata_ips if cov.contains(ip)),
+                         prefix_len=net.prefixlen, family=net.version)
+    if peer.type is PeerType.ENTITY:
+        v4_net, v6_net = INTERNET_ENTITIES.get(peer.entity, (False, False))
+        # Cilium classes link-local metadata addresses as `world` (outside the cluster).
+        reach = tuple(ip for ip in params.metadata_ips
+                      if (v4_net if ipaddress.ip_address(ip).version == 4 else v6_net))
+        return PeerFacts(internet_v4=v4_net, internet_v6=v6_net, public_v4_fraction=float(v4_net),
+                         public_v6_fraction=float(v6_net), metadata_ips=reach,
+                         all_namespaces=peer.entity in ALL_NAMESPACE_ENTITIES)
+    if peer.type in (PeerType.PODS, PeerType.SERVICE) and peer.namespaces is not None:
+        return PeerFacts(all_namespaces=peer.namespaces.scope is Scope.ALL)
+    return PeerFacts()
+
+
+def rule_facts(rule: Rule, params: FactParams) -> RuleFacts:
+    cidr_peers = [p for p in rule.peers if p.type is PeerType.CIDR]
+    cov = union(peer_coverage(p) for p in cidr_peers)
+    internet_v4 = rule.any_peer or cov.public_v4_fraction >= params.internet_coverage or any(
+        p.facts.internet_v4 for p in rule.peers if p.type is PeerType.ENTITY)
+    internet_v6 = rule.any_peer or cov.public_v6_fraction >= params.internet_coverage or any(
+        p.facts.internet_v6 for p in rule.peers if p.type is PeerType.ENTITY)
+    contributing = tuple(p.describe() for p in rule.peers
+                         if (p.type is PeerType.CIDR and (p.facts.public_v4_fraction or p.facts.public_v6_fraction))
+                         or (p.type is PeerType.ENTITY and p.entity in INTERNET_ENTITIES))
+    reach_ips = set(ip for p in rule.peers for ip in p.facts.metadata_ips)
+    if rule.any_peer:
+        reach_ips |= set(params.metadata_ips)
+    on_port = rule.all_ports or any(p.covers("TCP", port) for p in rule.ports for port in params.metadata_ports)
+    metadata = tuple(sorted(reach_ips)) if on_port else ()
+    all_ns = rule.any_peer or any(p.facts.all_namespaces for p in rule.peers)
+    # "Everything": no peer restriction, or an entity that stands for every peer outside (world)
+    # or inside and outside (all) the cluster. CIDRs covering the internet are reported by the
+    # internet guardrails instead, so one finding names one problem.
+    everything = rule.all_ports and (rule.any_peer or any(p.entity in EVERYTHING_ENTITIES for p in rule.peers))
+    return RuleFacts(internet_v4=internet_v4, internet_v6=internet_v6, internet_cidrs=contributing,
+                     all_namespaces=all_ns, metadata=metadata, allows_everything=everything)
+
+
+def enrich(policy: NormalizedPolicy, params: FactParams) -> NormalizedPolicy:
+    """Return the policy with peer and rule facts filled in."""
+    rules = []
+    for rule in policy.rules:
+        peers = tuple(replace(p, facts=peer_facts(p, params)) for p in rule.peers)
+        with_peers = replace(rule, peers=peers)
+        rules.append(replace(with_peers, facts=rule_facts(with_peers, params)))
+    return replace(policy, rules=tuple(rules))

@@ -1,0 +1,48 @@
+"""Prometheus metrics, one registry per app (a fresh app in a test starts from zero).
+
+Under gunicorn with several workers, PROMETHEUS_MULTIPROC_DIR is set by the gunicorn config
+before the workers start, and /metrics aggregates every worker's files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    latency: Histogram
+    violations: Counter
+    engine_errors: Counter
+    bad_requests: Counter
+
+    def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return bytes(generate_latest(registry))
+        return bytes(generate_latest(self.registry))
+
+
+def create_metrics() -> Metrics:
+    registry = CollectorRegistry(auto_describe=True)
+    return Metrics(
+        registry=registry,
+        requests=Counter("netguard_admission_requests_total", "Admission requests answered",
+                         ["endpoint", "kind", "operation", "verdict"], registry=registry),
+        latency=Histogram("netguard_admission_duration_seconds", "Time to answer an admission request",
+                          ["endpoint"], buckets=LATENCY_BUCKETS, registry=registry),
+        violations=Counter("netguard_violations_total", "Guardrail findings by rule and applied mode",
+                           ["rule", "mode"], registry=registry),
+        engine_errors=Counter("netguard_engine_errors_total", "Evaluations that failed", ["engine"],
+                              registry=registry),
+        bad_requests=Counter("netguard_bad_requests_total", "Webhook calls rejected before evaluation",
+                             ["status"], registry=registry),
+    )

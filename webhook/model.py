@@ -1,0 +1,139 @@
+"""The typed vocabulary every layer shares: requests, findings, decisions.
+
+Everything here is a frozen dataclass or an enum so the core pipeline is made of pure
+functions from values to values; only the edges (server, cli, kube) build these from
+untyped input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+JSON = Any  # a value json.loads can return
+JSONObject = Mapping[str, Any]
+
+
+class Operation(StrEnum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+    CONNECT = "CONNECT"
+
+
+class Mode(StrEnum):
+    """What a guardrail's finding does to the request (Gatekeeper's enforcementAction)."""
+
+    ENFORCE = "enforce"
+    WARN = "warn"
+    AUDIT = "audit"
+    OFF = "off"
+
+
+class Verdict(StrEnum):
+    """One result vocabulary for logs, metrics and reports."""
+
+    ALLOWED = "allowed"  # no finding at all
+    WARNED = "warned"  # allowed, with warn-mode findings
+    AUDITED = "audited"  # allowed, only audit-mode findings
+    DENIED = "denied"  # at least one enforce-mode finding
+    SKIPPED = "skipped"  # not a kind or operation we evaluate
+    ERROR = "error"  # the engine failed; the outcome follows the failure policy
+
+
+@dataclass(frozen=True)
+class GroupVersionKind:
+    group: str
+    version: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def __str__(self) -> str:
+        return f"{self.api_version} {self.kind}"
+
+
+NETWORK_POLICY = GroupVersionKind("networking.k8s.io", "v1", "NetworkPolicy")
+CILIUM_NETWORK_POLICY = GroupVersionKind("cilium.io", "v2", "CiliumNetworkPolicy")
+CILIUM_CLUSTERWIDE_NETWORK_POLICY = GroupVersionKind("cilium.io", "v2", "CiliumClusterwideNetworkPolicy")
+POLICY_KINDS = (NETWORK_POLICY, CILIUM_NETWORK_POLICY, CILIUM_CLUSTERWIDE_NETWORK_POLICY)
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    username: str = ""
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def as_input(self) -> dict[str, Any]:
+        return {"username": self.username, "groups": list(self.groups)}
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    """An admission.k8s.io/v1 AdmissionReview request, decoded once at the edge."""
+
+    uid: str
+    kind: GroupVersionKind
+    operation: Operation
+    user: UserInfo
+    name: str = ""
+    namespace: str = ""
+    object: JSONObject | None = None
+    old_object: JSONObject | None = None
+    dry_run: bool = False
+    sub_resource: str = ""
+
+    @property
+    def subject(self) -> JSONObject | None:
+        """The object the decision is about: the old one on DELETE, else the new one."""
+        return self.old_object if self.operation is Operation.DELETE else self.object
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One violation reported by one guardrail, before modes are applied."""
+
+    rule: str
+    path: str
+    message: str
+    fix: str = ""
+    severity: str = "medium"
+
+
+@dataclass(frozen=True)
+class AppliedFinding:
+    """A finding with the mode that applied to it and the reason for that mode."""
+
+    finding: Finding
+    mode: Mode
+    reason: str = "default"
+
+    def line(self) -> str:
+        fix = f" Fix: {self.finding.fix}" if self.finding.fix else ""
+        return f"[{self.finding.rule}] {self.finding.path}: {self.finding.message}.{fix}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What netguard concluded about one object: the single value every exit path reads."""
+
+    verdict: Verdict
+    findings: tuple[AppliedFinding, ...] = ()
+    reason: str = ""  # why the request was skipped or errored, for the log
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is not Verdict.DENIED
+
+    def by_mode(self, mode: Mode) -> tuple[AppliedFinding, ...]:
+        return tuple(f for f in self.findings if f.mode is mode)
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(sorted({f.finding.rule for f in self.findings}))

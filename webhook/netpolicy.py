@@ -1,0 +1,266 @@
+"""The normalized policy model: one shape for NetworkPolicy, CiliumNetworkPolicy and
+CiliumClusterwideNetworkPolicy, with API defaults applied and every element carrying the
+field path it came from. Guardrails reason over this, never over the raw manifest, so one
+rule covers all three kinds. `to_input()` is the JSON contract with the Rego (docs/input.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from webhook.selectors import Selector
+
+MAX_PORT = 65535
+
+
+class Flavor(StrEnum):
+    KUBERNETES = "kubernetes"
+    CILIUM = "cilium"
+
+
+class Direction(StrEnum):
+    INGRESS = "ingress"
+    EGRESS = "egress"
+
+
+class Action(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+class PeerType(StrEnum):
+    PODS = "pods"  # pods (endpoints) chosen by namespace + pod selectors
+    CIDR = "cidr"
+    ENTITY = "entity"  # Cilium entities: world, cluster, host, ...
+    FQDN = "fqdn"
+    SERVICE = "service"
+    GROUP = "group"  # Cilium toGroups (cloud security groups)
+    NODES = "nodes"  # Cilium fromNodes/toNodes
+
+
+class Scope(StrEnum):
+    """Which namespaces a peer or subject can be in."""
+
+    OWN = "own"  # the policy's own namespace
+    NAMED = "named"  # an explicit list of namespace names
+    SELECTED = "selected"  # namespaces chosen by labels (a restricting selector)
+    ALL = "all"  # every namespace, present and future (empty or open selector)
+
+
+@dataclass(frozen=True)
+class NamespaceScope:
+    scope: Scope
+    names: tuple[str, ...] = ()  # NAMED: the names; ALL: the names explicitly excluded
+    selector: Selector = field(default_factory=Selector)
+
+    def to_input(self) -> dict[str, Any]:
+        return {"scope": self.scope.value, "names": list(self.names), "selector": self.selector.to_input()}
+
+
+@dataclass(frozen=True)
+class PortRange:
+    """One allowed port entry. start None means every port of the protocol."""
+
+    protocol: str
+    start: int | None = None
+    end: int | None = None
+    name: str = ""  # a named port (resolved per pod, so it stays symbolic)
+    path: str = ""
+
+    @property
+    def all_ports(self) -> bool:
+        return not self.name and (self.start is None or (self.start <= 1 and (self.end or 0) >= MAX_PORT))
+
+    @property
+    def span(self) -> int:
+        if self.name:
+            return 1
+        if self.start is None:
+            return MAX_PORT
+        return (self.end if self.end is not None else self.start) - self.start + 1
+
+    def label(self) -> str:
+        if self.name:
+            return f"{self.protocol}/{self.name}"
+        if self.all_ports:
+            return f"{self.protocol}/all ports" if self.protocol != "ANY" else "all ports"
+        if self.end is not None and self.end != self.start:
+            return f"{self.protocol}/{self.start}-{self.end}"
+        return f"{self.protocol}/{self.start}"
+
+    def covers(self, protocol: str, port: int) -> bool:
+        if self.protocol not in ("ANY", protocol) or self.name:
+            return False
+        if self.start is None:
+            return True
+        return self.start <= port <= (self.end if self.end is not None else self.start)
+
+    def to_input(self) -> dict[str, Any]:
+        return {"protocol": self.protocol, "port": self.start, "end_port": self.end, "name": self.name,
+                "path": self.path, "all_ports": self.all_ports, "span": self.span, "label": self.label()}
+
+
+@dataclass(frozen=True)
+class PeerFacts:
+    """What a peer covers, computed in Python (facts.py) so the Rego needs no net.* built-ins."""
+
+    internet_v4: bool = False
+    internet_v6: bool = False
+    public_v4_fraction: float = 0.0
+    public_v6_fraction: float = 0.0
+    all_namespaces: bool = False
+    metadata_ips: tuple[str, ...] = ()  # metadata addresses inside the peer (after except)
+    prefix_len: int | None = None
+    family: int | None = None
+
+    def to_input(self) -> dict[str, Any]:
+        return {"internet_v4": self.internet_v4, "internet_v6": self.internet_v6,
+                "internet": self.internet_v4 or self.internet_v6,
+                "public_v4_fraction": round(self.public_v4_fraction, 6),
+                "public_v6_fraction": round(self.public_v6_fraction, 6),
+                "all_namespaces": self.all_namespaces, "metadata_ips": list(self.metadata_ips),
+                "prefix_len": self.prefix_len, "family": self.family}
+
+
+@dataclass(frozen=True)
+class Peer:
+    path: str
+    type: PeerType
+    namespaces: NamespaceScope | None = None  # PODS, SERVICE
+    pods: Selector | None = None  # PODS: the pod part of the selector
+    cidr: str = ""
+    excepts: tuple[str, ...] = ()
+    entity: str = ""
+    fqdn_name: str = ""
+    fqdn_pattern: str = ""
+    service: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)  # GROUP / NODES details
+    facts: PeerFacts = field(default_factory=PeerFacts)
+
+    def describe(self) -> str:
+        if self.type is PeerType.CIDR:
+            return self.cidr + (f" except {', '.join(self.excepts)}" if self.excepts else "")
+        if self.type is PeerType.ENTITY:
+            return f"entity {self.entity}"
+        if self.type is PeerType.FQDN:
+            return self.fqdn_name or self.fqdn_pattern
+        if self.type is PeerType.SERVICE:
+            return f"service {self.service}"
+        if self.type is PeerType.PODS and self.namespaces is not None:
+            where = {"own": "this namespace", "all": "every namespace",
+                     "named": "namespaces " + ", ".join(self.namespaces.names),
+                     "selected": "labelled namespaces"}[self.namespaces.scope.value]
+            return f"pods in {where}"
+        return self.type.value
+
+    def to_input(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "type": self.type.value,
+            "namespaces": self.namespaces.to_input() if self.namespaces else None,
+            "pods": self.pods.to_input() if self.pods else None,
+            "cidr": self.cidr, "except": list(self.excepts), "entity": self.entity,
+            "fqdn": {"name": self.fqdn_name, "pattern": self.fqdn_pattern} if self.type is PeerType.FQDN else None,
+            "service": self.service, "raw": dict(self.raw), "description": self.describe(),
+            "facts": self.facts.to_input(),
+        }
+
+
+@dataclass(frozen=True)
+class RuleFacts:
+    internet_v4: bool = False
+    internet_v6: bool = False
+    internet_cidrs: tuple[str, ...] = ()  # the peers that together make up the internet coverage
+    all_namespaces: bool = False
+    metadata: tuple[str, ...] = ()  # metadata addresses reachable on a metadata port
+    allows_everything: bool = False  # every peer on every port
+
+    def to_input(self) -> dict[str, Any]:
+        return {"internet_v4": self.internet_v4, "internet_v6": self.internet_v6,
+                "internet": self.internet_v4 or self.internet_v6, "internet_cidrs": list(self.internet_cidrs),
+                "all_namespaces": self.all_namespaces, "metadata": list(self.metadata),
+                "allows_everything": self.allows_everything}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ingress/egress (or Cilium *Deny) rule of one subject."""
+
+    path: str
+    subject: int
+    direction: Direction
+    action: Action
+    peers: tuple[Peer, ...] = ()
+    any_peer: bool = False  # no peer restriction: every source/destination matches
+    ports: tuple[PortRange, ...] = ()  # empty: no port restriction
+    icmp: tuple[Mapping[str, Any], ...] = ()
+    l7: Mapping[str, Any] = field(default_factory=dict)
+    matches_nothing: bool = False  # a Cilium rule with no peers and no ports selects no traffic
+    effective: bool = True  # False for K8s rules whose direction policyTypes leaves out
+    facts: RuleFacts = field(default_factory=RuleFacts)
+
+    @property
+    def all_ports(self) -> bool:
+        return not self.icmp and (not self.ports or any(p.all_ports for p in self.ports))
+
+    def ports_label(self) -> str:
+        if self.all_ports:
+            return "every port"
+        parts = [p.label() for p in self.ports] + (["ICMP"] if self.icmp else [])
+        return ", ".join(parts)
+
+    def to_input(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "subject": self.subject, "direction": self.direction.value,
+            "action": self.action.value, "peers": [p.to_input() for p in self.peers],
+            "any_peer": self.any_peer, "ports": [p.to_input() for p in self.ports],
+            "all_ports": self.all_ports, "ports_label": self.ports_label(), "icmp": [dict(i) for i in self.icmp],
+            "l7": dict(self.l7), "matches_nothing": self.matches_nothing, "effective": self.effective,
+            "facts": self.facts.to_input(),
+        }
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a policy (or one entry of a Cilium `specs` list) applies to."""
+
+    index: int
+    path: str  # "spec" or "specs[1]"
+    selector_path: str
+    selects: str  # "pods" or "nodes"
+    selector: Selector
+    namespaces: NamespaceScope
+    isolates: Mapping[str, bool]  # direction -> does the policy make the subject default-deny
+    default_deny_explicit: Mapping[str, bool | None]  # Cilium enableDefaultDeny as written
+    policy_types_explicit: bool = True
+
+    def to_input(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "path": self.path, "selector_path": self.selector_path,
+            "selects": self.selects, "selector": self.selector.to_input(),
+            "namespaces": self.namespaces.to_input(), "isolates": dict(self.isolates),
+            "default_deny_explicit": dict(self.default_deny_explicit),
+            "policy_types_explicit": self.policy_types_explicit,
+        }
+
+
+@dataclass(frozen=True)
+class NormalizedPolicy:
+    kind: str
+    flavor: Flavor
+    name: str
+    namespace: str
+    clusterwide: bool
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    subjects: tuple[Subject, ...]
+    rules: tuple[Rule, ...]
+
+    def to_input(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "flavor": self.flavor.value, "name": self.name, "namespace": self.namespace,
+            "clusterwide": self.clusterwide, "labels": dict(self.labels), "annotations": dict(self.annotations),
+            "subjects": [s.to_input() for s in self.subjects], "rules": [r.to_input() for r in self.rules],
+        }

@@ -1,0 +1,185 @@
+"""Load policies/ into an immutable PolicySet: metadata validated, Rego read, revision hashed.
+
+Each guardrail folder is complete or start-up stops: policy.yaml, rule.rego, rule_test.rego,
+samples/good and samples/bad (the gatekeeper-library layout, checked like its CI does).
+Compilation itself happens in the engine; this module never evaluates anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from webhook.config import ConfigError, Settings
+from webhook.model import Mode, Operation
+
+PACKAGE_PREFIX = "guardrails"
+_PACKAGE_RE = re.compile(r"^\s*package\s+([A-Za-z0-9_.]+)\s*$", re.MULTILINE)
+
+
+class PolicyLoadError(Exception):
+    """A guardrail folder is incomplete or invalid; the message names the file."""
+
+
+@dataclass(frozen=True)
+class RegoModule:
+    path: Path
+    text: str
+    package: str
+
+    @property
+    def module_id(self) -> str:
+        """A stable id for OPA's /v1/policies/<id> (folder/file, no extension)."""
+        return f"{self.path.parent.name}/{self.path.stem}"
+
+
+@dataclass(frozen=True)
+class Guardrail:
+    id: str
+    title: str
+    severity: str
+    mode: Mode
+    kinds: tuple[str, ...]
+    operations: tuple[Operation, ...]
+    description: str
+    remediation: str
+    folder: Path
+    rule: RegoModule
+    tests: RegoModule
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def package_name(self) -> str:
+        return self.id.replace("-", "_")
+
+    def samples(self, which: str) -> tuple[Path, ...]:
+        return tuple(sorted(p for p in (self.folder / "samples" / which).glob("*.y*ml")))
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    root: Path
+    guardrails: tuple[Guardrail, ...]
+    library: tuple[RegoModule, ...]
+    revision: str
+
+    def get(self, rule_id: str) -> Guardrail:
+        for g in self.guardrails:
+            if g.id == rule_id:
+                return g
+        raise KeyError(rule_id)
+
+    @property
+    def modules(self) -> tuple[RegoModule, ...]:
+        """Everything the production engine compiles (tests excluded)."""
+        return self.library + tuple(g.rule for g in self.guardrails)
+
+    @property
+    def by_package(self) -> dict[str, Guardrail]:
+        return {g.package_name: g for g in self.guardrails}
+
+
+def _metadata_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(
+        resources.files("webhook").joinpath("schemas/policy.schema.json").read_text())
+    return schema
+
+
+def _read_module(path: Path, expected_package: str | None = None) -> RegoModule:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyLoadError(f"{path}: cannot read: {exc}") from None
+    match = _PACKAGE_RE.search(text)
+    if not match:
+        raise PolicyLoadError(f"{path}:1: no package declaration")
+    package = match.group(1)
+    if expected_package is not None and package != expected_package:
+        line = text[: match.start()].count("\n") + 1
+        raise PolicyLoadError(f"{path}:{line}: package must be {expected_package}, found {package}")
+    if "import rego.v1" not in text:
+        raise PolicyLoadError(f"{path}: must `import rego.v1` so it runs unchanged on OPA and regorus")
+    return RegoModule(path=path, text=text, package=package)
+
+
+def load_policy_set(root: str | Path) -> PolicySet:
+    root = Path(root)
+    if not root.is_dir():
+        raise PolicyLoadError(f"{root}: policies folder not found")
+    validator = jsonschema.Draft202012Validator(_metadata_schema())
+    library = tuple(_read_module(p) for p in sorted((root / "lib").glob("*.rego"))
+                    if not p.name.endswith("_test.rego"))
+    guardrails = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "lib"):
+        guardrails.append(_load_guardrail(folder, validator))
+    if not guardrails:
+        raise PolicyLoadError(f"{root}: no guardrail folders")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".rego", ".yaml", ".yml")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return PolicySet(root=root, guardrails=tuple(guardrails), library=library, revision=digest.hexdigest()[:12])
+
+
+def _load_guardrail(folder: Path, validator: jsonschema.Draft202012Validator) -> Guardrail:
+    meta_path = folder / "policy.yaml"
+    for required in (meta_path, folder / "rule.rego", folder / "rule_test.rego"):
+        if not required.is_file():
+            raise PolicyLoadError(f"{folder}: missing {required.name}")
+    for which in ("good", "bad"):
+        if not any((folder / "samples" / which).glob("*.y*ml")):
+            raise PolicyLoadError(f"{folder}: samples/{which}/ needs at least one manifest")
+    try:
+        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PolicyLoadError(f"{meta_path}: not valid YAML: {exc}") from None
+    errors = list(validator.iter_errors(meta))
+    if errors:
+        first = errors[0]
+        key = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise PolicyLoadError(f"{meta_path}: {key}: {first.message}")
+    if meta["id"] != folder.name:
+        raise PolicyLoadError(f"{meta_path}: id {meta['id']!r} must match the folder name {folder.name!r}")
+    package = f"{PACKAGE_PREFIX}.{meta['id'].replace('-', '_')}"
+    return Guardrail(
+        id=meta["id"], title=meta["title"], severity=meta["severity"], mode=Mode(meta["mode"]),
+        kinds=tuple(meta["kinds"]),
+        operations=tuple(Operation(o) for o in meta.get("operations", ["CREATE", "UPDATE"])),
+        description=meta["description"], remediation=meta["remediation"], folder=folder,
+        rule=_read_module(folder / "rule.rego", package),
+        tests=_read_module(folder / "rule_test.rego", f"{package}_test"),
+        parameters=meta.get("parameters", {}) or {}, metadata=meta,
+    )
+
+
+def resolve_parameters(policies: PolicySet, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Metadata defaults overlaid with config; unknown rules or parameters stop start-up."""
+    known = {g.id for g in policies.guardrails}
+    for rid in settings.rules:
+        if rid not in known:
+            raise ConfigError(f"{settings.source}: rules.{rid}: no such guardrail (known: {', '.join(sorted(known))})")
+    resolved: dict[str, dict[str, Any]] = {}
+    for g in policies.guardrails:
+        params = dict(g.parameters)
+        overrides = settings.rules.get(g.id)
+        for key, value in (overrides.parameters if overrides else {}).items():
+            if key not in params:
+                raise ConfigError(f"{settings.source}: rules.{g.id}.parameters.{key}: unknown parameter "
+                                  f"(known: {', '.join(sorted(params)) or 'none'})")
+            if type(value) is not type(params[key]) and not (
+                    isinstance(value, (int, float)) and isinstance(params[key], (int, float))
+                    and not isinstance(value, bool)):
+                raise ConfigError(f"{settings.source}: rules.{g.id}.parameters.{key}: must be "
+                                  f"{type(params[key]).__name__}, got {type(value).__name__}")
+            params[key] = value
+        resolved[g.id] = params
+    return resolved

@@ -1,0 +1,149 @@
+"""The only module that imports Flask: routes, decoding at the edge, request context, metrics.
+
+Every admission call ends in exactly one decision log line and a well-formed answer: an
+AdmissionReview for a readable request (even if evaluation blew up), a short JSON error with
+a 4xx status for a broken call. No stack trace or object body ever reaches the client or log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import structlog
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from webhook import admission, config, logs
+from webhook.admission import ReviewError
+from webhook.decide import engine_failure
+from webhook.metrics import Metrics, create_metrics
+from webhook.model import AdmissionRequest, Decision, Mode, Operation, Verdict
+from webhook.mutate import patch_for
+from webhook.pipeline import Pipeline, build_pipeline, warm_up
+
+log = logs.get_logger("netguard.server")
+
+
+def create_app(settings: config.Settings | None = None, pipeline: Pipeline | None = None) -> Flask:
+    """App factory (gunicorn calls `webhook.server:create_app()`): settings from env when not given."""
+    if settings is None:
+        settings = pipeline.settings if pipeline else config.load()
+    logs.configure(settings.logging.level, settings.logging.format)
+    pipeline = pipeline or build_pipeline(settings)
+    metrics = create_metrics()
+    app = Flask("netguard")
+    app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
+    app.extensions["netguard"] = pipeline
+
+    @app.post("/validate")
+    def validate() -> Response:
+        return _admit(pipeline, metrics, mutate=False)
+
+    @app.post("/mutate")
+    def mutate() -> Response:
+        return _admit(pipeline, metrics, mutate=True)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        try:
+            warm_up(pipeline)
+        except Exception as exc:  # any failure means "do not send me traffic"
+            log.warning("readiness.failed", error=str(exc).splitlines()[0])
+            return jsonify(status="not ready", error=str(exc).splitlines()[0]), 503
+        return jsonify(status="ready", engine=pipeline.engine.name, policy_revision=pipeline.revision,
+                       guardrails=len(pipeline.policies.guardrails)), 200
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        return Response(metrics.render(), mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        if request.path in ("/validate", "/mutate"):
+            metrics.bad_requests.labels(status=str(status)).inc()
+            log.warning("admission.bad_request", status=status, error=exc.name, path=request.path)
+        return jsonify(error=exc.name, status=status), status
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[Response, int]:
+        log.error("server.unexpected_error", error_type=type(exc).__name__, path=request.path)
+        return jsonify(error="internal error", status=500), 500
+
+    return app
+
+
+def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
+    endpoint = "mutate" if mutate else "validate"
+    started = time.perf_counter()
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16],
+                                           peer=request.remote_addr, endpoint=endpoint)
+    settings = pipeline.settings
+    try:
+        raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+        review = admission.parse_review(
+            admission.decode_json(raw, request.content_type, settings.server.max_json_depth))
+    except ReviewError as exc:
+        metrics.bad_requests.labels(status=str(exc.status)).inc()
+        log.warning("admission.bad_request", status=exc.status, error=exc.message)
+        return _json_error(exc.status, exc.message)
+
+    decision = _safe_review(pipeline, metrics, review)
+    revision = pipeline.revision
+    if mutate:
+        patch = patch_for(review.subject or {}, decision, revision) if review.operation is not Operation.DELETE and \
+            review.object is not None else []
+        body = admission.build_response(admission.Response(uid=review.uid, allowed=True, patch=patch or None))
+    else:
+        body = admission.build_response(admission.response_for(review.uid, decision, revision))
+    elapsed = time.perf_counter() - started
+    _record(metrics, endpoint, review, decision, elapsed)
+    log.info(
+        "admission.decision",
+        uid=review.uid, operation=review.operation.value, kind=review.kind.kind, namespace=review.namespace,
+        name=review.name, user=review.user.username, groups=list(review.user.groups), dry_run=review.dry_run,
+        verdict=decision.verdict.value, allowed=body["response"]["allowed"], rules=list(decision.rule_ids),
+        modes={f"{f.finding.rule}@{f.finding.path}": f"{f.mode.value}({f.reason})" for f in decision.findings},
+        reason=decision.reason or None, latency_ms=round(elapsed * 1000, 3), policy_revision=revision,
+        engine=pipeline.engine.name, patched=bool(body["response"].get("patch")),
+    )
+    resp = Response(_dumps(body), mimetype="application/json")
+    return resp
+
+
+def _safe_review(pipeline: Pipeline, metrics: Metrics, review: AdmissionRequest) -> Decision:
+    """A bug in evaluation still yields an answer, following the configured failure policy."""
+    try:
+        decision = pipeline.review(review)
+    except Exception as exc:
+        log.error("admission.evaluation_crashed", error_type=type(exc).__name__, error=str(exc)[:200])
+        decision = engine_failure(f"internal error ({type(exc).__name__})", pipeline.settings.engine.on_error)
+    if decision.verdict is Verdict.ERROR or any(f.finding.rule == "engine-error" for f in decision.findings):
+        metrics.engine_errors.labels(engine=pipeline.engine.name).inc()
+    return decision
+
+
+def _record(metrics: Metrics, endpoint: str, review: AdmissionRequest, decision: Decision, elapsed: float) -> None:
+    metrics.requests.labels(endpoint=endpoint, kind=review.kind.kind, operation=review.operation.value,
+                            verdict=decision.verdict.value).inc()
+    metrics.latency.labels(endpoint=endpoint).observe(elapsed)
+    if endpoint == "validate":
+        for f in decision.findings:
+            if f.mode is not Mode.OFF:
+                metrics.violations.labels(rule=f.finding.rule, mode=f.mode.value).inc()
+
+
+def _json_error(status: int, message: str) -> Response:
+    return Response(_dumps({"error": message, "status": status}), status=status, mimetype="application/json")
+
+
+def _dumps(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"))
