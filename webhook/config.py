@@ -111,7 +111,18 @@ def validate(doc: Any, source: str) -> None:
         raise ConfigError("\n".join(lines))
 
 
+def _yaml_off_is_a_mode(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """YAML 1.1 reads an unquoted `mode: off` as false; take it as the mode it was meant to be."""
+    rules = doc.get("rules")
+    if not isinstance(rules, Mapping):
+        return doc
+    fixed = {rid: ({**r, "mode": "off"} if isinstance(r, Mapping) and r.get("mode") is False else r)
+             for rid, r in rules.items()}
+    return {**doc, "rules": fixed}
+
+
 def from_mapping(doc: Mapping[str, Any], source: str = "(inline)") -> Settings:
+    doc = _yaml_off_is_a_mode(doc)
     validate(doc, source)
     engine = doc.get("engine", {})
     server = ServerSettings(**doc.get("server", {}))
@@ -150,7 +161,7 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None) -> Setti
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
-        raise ConfigError(f"{source}: the configuration must be a mapping")
+        raise ConfigError(f"{source}: (top level): the configuration must be a mapping")
     doc = _apply_env(doc, env)
     return from_mapping(doc, source)
 

@@ -1,0 +1,97 @@
+"""CIDR facts: what a policy really reaches, however it is spelled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from webhook.facts import FactParams, Coverage, enrich, merge, subtract
+from webhook.normalize import normalize
+from webhook.shape import ShapeError
+
+
+def rule_facts(peers: list[dict[str, Any]], ports: list[dict[str, Any]] | None = None) -> Any:
+    rule: dict[str, Any] = {"to": peers}
+    if ports:
+        rule["ports"] = ports
+    policy = normalize({"kind": "NetworkPolicy", "metadata": {"name": "p", "namespace": "a"},
+                        "spec": {"podSelector": {}, "egress": [rule]}})
+    return enrich(policy, FactParams()).rules[0].facts
+
+
+def block(cidr: str, *excepts: str) -> dict[str, Any]:
+    return {"ipBlock": {"cidr": cidr, "except": list(excepts)}}
+
+
+def test_two_halves_together_are_the_ipv4_internet() -> None:
+    facts = rule_facts([block("0.0.0.0/1"), block("128.0.0.0/1")])
+    assert facts.internet_v4 and not facts.internet_v6
+    assert facts.internet_cidrs == ("0.0.0.0/1", "128.0.0.0/1")
+
+
+def test_one_half_alone_is_not_the_internet() -> None:
+    assert not rule_facts([block("0.0.0.0/1")]).internet_v4
+
+
+def test_excepting_private_ranges_still_leaves_the_internet() -> None:
+    assert rule_facts([block("0.0.0.0/0", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]).internet_v4
+
+
+def test_excepting_most_of_the_space_is_no_longer_the_internet() -> None:
+    assert not rule_facts([block("0.0.0.0/0", "0.0.0.0/1", "128.0.0.0/2")]).internet_v4
+
+
+def test_ipv4_mapped_ipv6_counts_as_ipv4() -> None:
+    assert rule_facts([block("::ffff:0.0.0.0/96")]).internet_v4
+
+
+def test_ipv6_default_route_is_the_ipv6_internet() -> None:
+    facts = rule_facts([block("::/0")])
+    assert facts.internet_v6 and not facts.internet_v4
+
+
+def test_metadata_is_reached_through_a_broader_cidr_on_all_ports() -> None:
+    assert rule_facts([block("169.254.0.0/16")]).metadata == ("169.254.169.254",)
+
+
+def test_metadata_is_not_reached_on_an_unrelated_port() -> None:
+    assert rule_facts([block("0.0.0.0/0")], [{"port": 443}]).metadata == ()
+
+
+def test_metadata_is_reached_on_port_80() -> None:
+    assert rule_facts([block("0.0.0.0/0")], [{"port": 80}]).metadata == ("169.254.169.254",)
+
+
+def test_an_except_removes_the_metadata_address() -> None:
+    assert rule_facts([block("0.0.0.0/0", "169.254.169.254/32")]).metadata == ()
+
+
+def test_an_except_outside_its_cidr_is_a_shape_error() -> None:
+    with pytest.raises(ShapeError) as err:
+        rule_facts([block("10.0.0.0/8", "11.0.0.0/8")])
+    assert err.value.path == "spec.egress[0].to[0].except[0]"
+
+
+def test_an_invalid_cidr_is_a_shape_error_naming_the_field() -> None:
+    with pytest.raises(ShapeError) as err:
+        rule_facts([block("10.0.0.300/8")])
+    assert err.value.path == "spec.egress[0].to[0].cidr"
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**16), st.integers(0, 2**10)), max_size=12),
+       st.lists(st.tuples(st.integers(0, 2**16), st.integers(0, 2**10)), max_size=12))
+def test_interval_subtraction_matches_set_arithmetic(base: list[tuple[int, int]], holes: list[tuple[int, int]]) -> None:
+    def as_set(intervals: list[tuple[int, int]]) -> set[int]:
+        return {x for s, e in intervals for x in range(s, e + 1)}
+
+    base_iv = merge((s, s + n) for s, n in base)
+    hole_iv = [(s, s + n) for s, n in holes]
+    assert as_set(subtract(base_iv, hole_iv)) == as_set(base_iv) - as_set(hole_iv)
+
+
+def test_coverage_contains_checks_both_families() -> None:
+    cov = Coverage(v4=((0, 2**32 - 1),), v6=())
+    assert cov.contains("1.2.3.4") and not cov.contains("::1")
