@@ -97,7 +97,7 @@ def parse_review(doc: Any) -> AdmissionRequest:
     if not isinstance(uid, str) or not uid:
         raise ReviewError(400, "request.uid is missing or empty")
     try:
-        operation = Operation(req.get("operation"))
+        operation = Operation(str(req.get("operation")))
     except ValueError:
         raise ReviewError(400, f"request.operation {req.get('operation')!r} is not one of "
                                f"{', '.join(o.value for o in Operation)}") from None

@@ -167,7 +167,7 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None) -> Setti
 
 
 def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    out = json.loads(json.dumps(doc))  # deep copy of plain data
+    out: dict[str, Any] = json.loads(json.dumps(doc))  # deep copy of plain data
     for var, keys in ENV_OVERRIDES.items():
         if var not in env or env[var] == "":
             continue

@@ -26,7 +26,7 @@ _IPV4_NON_PUBLIC = (
 )
 # Global unicast (RFC 4291 section 2.4): the IPv6 internet.
 _IPV6_PUBLIC = ("2000::/3",)
-_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 INTERNET_ENTITIES = {"world": (True, True), "world-ipv4": (True, False), "world-ipv6": (False, True),
                      "all": (True, True)}

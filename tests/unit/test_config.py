@@ -55,7 +55,8 @@ def test_unreadable_or_broken_yaml_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_environment_overrides_deployment_knobs(tmp_path: Path) -> None:
     env = {"NETGUARD_BIND": "127.0.0.1:9443", "NETGUARD_ENGINE": "opa", "NETGUARD_OPA_URL": "http://opa:8181",
-           "NETGUARD_WORKERS": "3", "NETGUARD_LOG_LEVEL": "debug", "NETGUARD_CONFIG": write(tmp_path, "dry_run: true\n")}
+           "NETGUARD_WORKERS": "3", "NETGUARD_LOG_LEVEL": "debug",
+           "NETGUARD_CONFIG": write(tmp_path, "dry_run: true\n")}
     settings = load(None, env=env)
     assert settings.server.bind == "127.0.0.1:9443"
     assert settings.engine.type == "opa" and settings.engine.opa.url == "http://opa:8181"
@@ -64,7 +65,7 @@ def test_environment_overrides_deployment_knobs(tmp_path: Path) -> None:
 
 
 def test_environment_overrides_are_validated_too() -> None:
-    with pytest.raises(ConfigError, match="engine.type"):
+    with pytest.raises(ConfigError, match=r"engine\.type"):
         load(None, env={"NETGUARD_ENGINE": "wasm"})
     with pytest.raises(ConfigError, match="NETGUARD_WORKERS"):
         load(None, env={"NETGUARD_WORKERS": "many"})
@@ -72,7 +73,7 @@ def test_environment_overrides_are_validated_too() -> None:
 
 def test_rule_settings_must_name_known_guardrails_and_parameters(tmp_path: Path) -> None:
     policies = load_policy_set(REPO / "policies")
-    with pytest.raises(ConfigError, match="rules.no-such-rule: no such guardrail"):
+    with pytest.raises(ConfigError, match=r"rules\.no-such-rule: no such guardrail"):
         resolve_parameters(policies, load(write(tmp_path, "rules: {no-such-rule: {mode: off}}\n"), env={}))
     bad_param = "rules: {no-internet-egress-without-ports: {parameters: {coverage: 1}}}\n"
     with pytest.raises(ConfigError, match="unknown parameter"):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webhook.facts import FactParams, Coverage, enrich, merge, subtract
+from webhook.facts import Coverage, FactParams, enrich, merge, subtract
 from webhook.normalize import normalize
 from webhook.shape import ShapeError
 
