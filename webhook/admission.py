@@ -191,7 +191,8 @@ def response_for(uid: str, decision: Decision, revision: str) -> Response:
         if decision.reason:
             message += f"\n({decision.reason})"
     warnings = fit_warnings(
-        [f"[{f.finding.rule}] {f.finding.path}: {f.finding.message}" for f in decision.by_mode(Mode.WARN)]
+        [f.short() for f in decision.by_mode(Mode.WARN)]
+        + [f"netguard: {n}" for n in decision.notices]
         + ([f"netguard: {decision.reason}"] if decision.reason and decision.allowed else [])
     )
     audit = {}
@@ -202,6 +203,8 @@ def response_for(uid: str, decision: Decision, revision: str) -> Response:
             separators=(",", ":"), sort_keys=True,
         )
         audit["policy-revision"] = revision
+    if decision.exceptions_used:
+        audit["exceptions-used"] = json.dumps(list(decision.exceptions_used), separators=(",", ":"))
     return Response(uid=uid, allowed=decision.allowed, message=message, warnings=warnings,
                     audit_annotations=audit or None)
 

@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,43 @@ class RuleSettings:
 
 
 @dataclass(frozen=True)
+class GitopsController:
+    username: str
+    namespaces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ("system:masters",)
+    gitops_controllers: tuple[GitopsController, ...] = ()
+
+
+@dataclass(frozen=True)
+class Override:
+    namespaces: tuple[str, ...] = ()
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    rules: Mapping[str, Mode] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ConfigException:
+    rules: tuple[str, ...]
+    namespace: str
+    name: str
+    expires: date
+    reason: str
+    ticket: str = ""
+
+
+@dataclass(frozen=True)
+class ExceptionKey:
+    id: str
+    public_key: str
+
+
+@dataclass(frozen=True)
 class Settings:
     policies_dir: str = "policies"
     dry_run: bool = False
@@ -91,6 +129,12 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     rules: Mapping[str, RuleSettings] = field(default_factory=dict)
+    platform: PlatformSettings = field(default_factory=PlatformSettings)
+    namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    overrides: tuple[Override, ...] = ()
+    existing_violations: str = "warn"
+    exceptions: tuple[ConfigException, ...] = ()
+    exception_keys: tuple[ExceptionKey, ...] = ()
     source: str = "(defaults)"
 
 
@@ -111,18 +155,29 @@ def validate(doc: Any, source: str) -> None:
         raise ConfigError("\n".join(lines))
 
 
-def _yaml_off_is_a_mode(doc: Mapping[str, Any]) -> Mapping[str, Any]:
-    """YAML 1.1 reads an unquoted `mode: off` as false; take it as the mode it was meant to be."""
-    rules = doc.get("rules")
-    if not isinstance(rules, Mapping):
-        return doc
-    fixed = {rid: ({**r, "mode": "off"} if isinstance(r, Mapping) and r.get("mode") is False else r)
-             for rid, r in rules.items()}
-    return {**doc, "rules": fixed}
+def _yaml_quirks(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Undo YAML 1.1 readings nobody means: bare `off` is false, bare 2026-12-31 is a date."""
+    def fix(value: Any, key: str = "") -> Any:
+        if isinstance(value, Mapping):
+            return {k: fix(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        if value is False and key == "mode":
+            return "off"
+        if isinstance(value, date):
+            return value.isoformat()
+        return value
+
+    out: Mapping[str, Any] = fix(doc)
+    for section in ("overrides",):  # rule -> mode maps inside overrides
+        for item in out.get(section) or []:
+            if isinstance(item, dict) and isinstance(item.get("rules"), dict):
+                item["rules"] = {k: ("off" if v is False else v) for k, v in item["rules"].items()}
+    return out
 
 
 def from_mapping(doc: Mapping[str, Any], source: str = "(inline)") -> Settings:
-    doc = _yaml_off_is_a_mode(doc)
+    doc = _yaml_quirks(doc)
     validate(doc, source)
     engine = doc.get("engine", {})
     server = ServerSettings(**doc.get("server", {}))
@@ -142,8 +197,38 @@ def from_mapping(doc: Mapping[str, Any], source: str = "(inline)") -> Settings:
         server=server,
         logging=LoggingSettings(**doc.get("logging", {})),
         rules=rules,
+        platform=_platform(doc.get("platform", {})),
+        namespace_labels={ns: dict(labels) for ns, labels in doc.get("namespace_labels", {}).items()},
+        overrides=tuple(
+            Override(namespaces=tuple(o.get("namespaces", ())), namespace_labels=dict(o.get("namespace_labels", {})),
+                     rules={k: Mode(v) for k, v in o["rules"].items()}, reason=o.get("reason", ""))
+            for o in doc.get("overrides", [])),
+        existing_violations=doc.get("updates", {}).get("existing_violations", "warn"),
+        exceptions=tuple(
+            ConfigException(rules=tuple(e["rules"]), namespace=e["namespace"], name=e["name"],
+                            expires=_date(e["expires"], source), reason=e["reason"], ticket=e.get("ticket", ""))
+            for e in doc.get("exceptions", [])),
+        exception_keys=tuple(ExceptionKey(id=k["id"], public_key=k["public_key"])
+                             for k in doc.get("exception_keys", [])),
         source=source,
     )
+
+
+def _platform(doc: Mapping[str, Any]) -> PlatformSettings:
+    defaults = PlatformSettings()
+    return PlatformSettings(
+        users=tuple(doc.get("users", defaults.users)),
+        groups=tuple(doc.get("groups", defaults.groups)),
+        gitops_controllers=tuple(GitopsController(username=g["username"], namespaces=tuple(g["namespaces"]))
+                                 for g in doc.get("gitops_controllers", [])),
+    )
+
+
+def _date(text: str, source: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{source}: exceptions: {text!r} is not a valid date (YYYY-MM-DD)") from None
 
 
 def load(path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -1,22 +1,78 @@
-"""Findings + modes -> Decision. Pure: the only place that knows what a mode does."""
+"""Findings + modes -> Decision. Pure: the only place that knows what a mode does.
+
+A finding's mode is resolved in this order, each step naming itself in the reason:
+configuration or the guardrail's default, namespace overrides (later ones win), exceptions
+(an unexpired one turns the finding into audit), UPDATE leniency (a violation the object
+already had is warned, not denied), and last the global dry-run (enforce becomes warn).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from fnmatch import fnmatchcase
 from typing import Any
 
 from webhook.config import Settings
+from webhook.exceptions import Exemption
 from webhook.model import AppliedFinding, Decision, Finding, Mode, Verdict
 from webhook.policies import Guardrail, PolicySet
 
+FindingKey = tuple[str, str, str]
 
-def resolve_mode(guardrail: Guardrail, settings: Settings) -> tuple[Mode, str]:
-    """The mode in force for a guardrail and why (shown in the response and the log)."""
+
+@dataclass(frozen=True)
+class ModeContext:
+    """What mode resolution needs to know about the object and the request."""
+
+    namespace: str = ""
+    name: str = ""
+    kind: str = ""
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    exemptions: tuple[Exemption, ...] = ()
+    today: date = field(default_factory=date.today)
+    previous: frozenset[FindingKey] | None = None  # the old object's findings, on UPDATE
+    notices: tuple[str, ...] = ()  # problems with exception tokens, told to the requester
+
+
+def key(finding: Finding) -> FindingKey:
+    return (finding.rule, finding.path, finding.message)
+
+
+def rule_mode(guardrail: Guardrail, settings: Settings, ctx: ModeContext) -> tuple[Mode, str]:
+    """The mode a guardrail has in this namespace, before per-finding steps."""
     configured = settings.rules.get(guardrail.id)
     if configured is not None and configured.mode is not None:
         mode, reason = configured.mode, "config"
     else:
         mode, reason = guardrail.mode, "default"
+    for override in settings.overrides:
+        if not _override_matches(override.namespaces, override.namespace_labels, ctx):
+            continue
+        chosen = override.rules.get(guardrail.id, override.rules.get("*"))
+        if chosen is not None:
+            where = override.reason or _describe_override(override.namespaces, override.namespace_labels)
+            mode, reason = chosen, f"namespace override ({where})"
+    return mode, reason
+
+
+def _override_matches(globs: Iterable[str], labels: Mapping[str, str], ctx: ModeContext) -> bool:
+    globs = tuple(globs)
+    if globs and not any(fnmatchcase(ctx.namespace, g) for g in globs):
+        return False
+    return all(ctx.namespace_labels.get(k) == v for k, v in labels.items())
+
+
+def _describe_override(globs: Iterable[str], labels: Mapping[str, str]) -> str:
+    parts = [",".join(globs)] if globs else []
+    parts += [f"{k}={v}" for k, v in labels.items()]
+    return " ".join(parts) or "all namespaces"
+
+
+def resolve_mode(guardrail: Guardrail, settings: Settings, ctx: ModeContext | None = None) -> tuple[Mode, str]:
+    """Rule-level mode with dry-run applied (what a finding gets without exceptions or leniency)."""
+    mode, reason = rule_mode(guardrail, settings, ctx or ModeContext())
     if mode is Mode.ENFORCE and settings.dry_run:
         return Mode.WARN, "dry-run"
     return mode, reason
@@ -35,18 +91,48 @@ def findings_from_raw(raw: Mapping[str, list[dict[str, Any]]], policies: PolicyS
                 rule=guardrail.id,
                 path=str(v.get("path", "")),
                 message=str(v.get("msg", "violation")).rstrip("."),
-                fix=str(v.get("fix", "")),
+                fix=str(v.get("fix", "")).rstrip("."),
                 severity=guardrail.severity,
             ))
     return sorted(set(out), key=lambda f: (f.rule, f.path, f.message))
 
 
+def apply_modes(findings: Iterable[Finding], policies: PolicySet, settings: Settings, ctx: ModeContext) -> Decision:
+    applied: list[AppliedFinding] = []
+    used: list[str] = []
+    for f in findings:
+        guardrail = policies.get(f.rule)
+        mode, reason = rule_mode(guardrail, settings, ctx)
+        if mode is Mode.OFF:
+            continue
+        covering = [e for e in ctx.exemptions if e.covers(f.rule, ctx.namespace, ctx.name, ctx.kind)]
+        active = [e for e in covering if not e.expired(ctx.today)]
+        if active:
+            mode, reason = Mode.AUDIT, active[0].label()
+            used.append(active[0].label())
+        elif covering:
+            expired = covering[0]
+            reason = f"{reason}; exception {expired.ticket or expired.reason[:40]} expired on {expired.expires}"
+        if (mode is Mode.ENFORCE and ctx.previous is not None and settings.existing_violations == "warn"
+                and guardrail.grandfather and key(f) in ctx.previous):
+            mode, reason = Mode.WARN, "already present before this update; fix it when you can"
+        if mode is Mode.ENFORCE and settings.dry_run:
+            mode, reason = Mode.WARN, "dry-run"
+        applied.append(AppliedFinding(f, mode, reason))
+    return _verdict(applied, ctx.notices, tuple(dict.fromkeys(used)))
+
+
 def decide(findings: Iterable[Finding], modes: Mapping[str, tuple[Mode, str]]) -> Decision:
+    """Findings with fixed per-rule modes (no exceptions or leniency): the simple case."""
     applied = []
     for f in findings:
         mode, reason = modes.get(f.rule, (Mode.ENFORCE, "default"))
         if mode is not Mode.OFF:
             applied.append(AppliedFinding(f, mode, reason))
+    return _verdict(applied, (), ())
+
+
+def _verdict(applied: list[AppliedFinding], notices: tuple[str, ...], used: tuple[str, ...]) -> Decision:
     present = {a.mode for a in applied}
     if Mode.ENFORCE in present:
         verdict = Verdict.DENIED
@@ -56,7 +142,7 @@ def decide(findings: Iterable[Finding], modes: Mapping[str, tuple[Mode, str]]) -
         verdict = Verdict.AUDITED
     else:
         verdict = Verdict.ALLOWED
-    return Decision(verdict=verdict, findings=tuple(applied))
+    return Decision(verdict=verdict, findings=tuple(applied), notices=notices, exceptions_used=used)
 
 
 def invalid_object(path: str, problem: str) -> Decision:

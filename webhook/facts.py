@@ -10,8 +10,23 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
-from webhook.netpolicy import NormalizedPolicy, Peer, PeerFacts, PeerType, Rule, RuleFacts, Scope
+from publicsuffixlist import PublicSuffixList
+
+from webhook.netpolicy import (
+    Action,
+    Direction,
+    DirectionFacts,
+    NormalizedPolicy,
+    Peer,
+    PeerFacts,
+    PeerType,
+    Reach,
+    Rule,
+    RuleFacts,
+    Scope,
+)
 from webhook.shape import ShapeError
 
 Interval = tuple[int, int]  # inclusive [start, end]
@@ -27,6 +42,9 @@ _IPV4_NON_PUBLIC = (
 # Global unicast (RFC 4291 section 2.4): the IPv6 internet.
 _IPV6_PUBLIC = ("2000::/3",)
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+# Whole private ranges a single peer should not open up (RFC 1918, RFC 6598 shared, RFC 4193 ULA).
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 
 INTERNET_ENTITIES = {"world": (True, True), "world-ipv4": (True, False), "world-ipv6": (False, True),
                      "all": (True, True)}
@@ -117,6 +135,12 @@ class Coverage:
     def public_v6_fraction(self) -> float:
         return intersect_size(self.v6, V6_PUBLIC) / _V6_PUBLIC_SIZE
 
+    def covers_network(self, cidr: str) -> bool:
+        net = ipaddress.ip_network(cidr)
+        start, end = _interval(net)
+        ranges = self.v4 if net.version == 4 else self.v6
+        return any(s <= start and end <= e for s, e in ranges)
+
     def contains(self, address: str) -> bool:
         ip = ipaddress.ip_address(address)
         value = int(ip)
@@ -145,25 +169,61 @@ def union(covs: Iterable[Coverage]) -> Coverage:
     return Coverage(v4=tuple(merge(i for c in covs for i in c.v4)), v6=tuple(merge(i for c in covs for i in c.v6)))
 
 
-def peer_facts(peer: Peer, params: FactParams) -> PeerFacts:
+@lru_cache(maxsize=1)
+def _public_suffixes() -> PublicSuffixList:
+    return PublicSuffixList()  # the bundled Public Suffix List, ICANN and private sections
+
+
+def fqdn_wildcard(pattern: str) -> tuple[str, bool]:
+    """The fixed suffix after a toFQDNs pattern's last wildcard label, and whether it is public.
+
+    `*` and `*.com` (or `api-*.co.uk`, `*.github.io`) let a pod reach anyone's domain under a
+    public suffix; `*.example.com` stays within one registrant.
+    """
+    labels = pattern.strip(".").lower().split(".")
+    wild = [i for i, label in enumerate(labels) if "*" in label]
+    if not wild:
+        return "", False
+    suffix = ".".join(labels[wild[-1] + 1:])
+    return suffix, suffix == "" or bool(_public_suffixes().is_public(suffix))
+
+
+def _other_namespaces(peer: Peer, own: str) -> bool:
+    if peer.namespaces is None:
+        return False
+    scope = peer.namespaces.scope
+    if scope is Scope.OWN:
+        return False
+    if scope is Scope.NAMED:
+        return any(name != own for name in peer.namespaces.names)
+    return True
+
+
+def peer_facts(peer: Peer, params: FactParams, namespace: str = "") -> PeerFacts:
     if peer.type is PeerType.CIDR:
         cov = peer_coverage(peer)
         net = parse_network(peer.cidr, _cidr_path(peer))
         v4, v6 = cov.public_v4_fraction, cov.public_v6_fraction
+        private = tuple(r for r in PRIVATE_RANGES if cov.covers_network(r))
         return PeerFacts(internet_v4=v4 >= params.internet_coverage, internet_v6=v6 >= params.internet_coverage,
                          public_v4_fraction=v4, public_v6_fraction=v6,
                          metadata_ips=tuple(ip for ip in params.metadata_ips if cov.contains(ip)),
-                         prefix_len=net.prefixlen, family=net.version)
+                         prefix_len=net.prefixlen, family=net.version, private_ranges=private)
     if peer.type is PeerType.ENTITY:
         v4_net, v6_net = INTERNET_ENTITIES.get(peer.entity, (False, False))
         # Cilium classes link-local metadata addresses as `world` (outside the cluster).
         reach = tuple(ip for ip in params.metadata_ips
                       if (v4_net if ipaddress.ip_address(ip).version == 4 else v6_net))
+        everywhere = peer.entity in ALL_NAMESPACE_ENTITIES
         return PeerFacts(internet_v4=v4_net, internet_v6=v6_net, public_v4_fraction=float(v4_net),
                          public_v6_fraction=float(v6_net), metadata_ips=reach,
-                         all_namespaces=peer.entity in ALL_NAMESPACE_ENTITIES)
+                         all_namespaces=everywhere, other_namespaces=everywhere)
+    if peer.type is PeerType.FQDN and peer.fqdn_pattern:
+        suffix, public = fqdn_wildcard(peer.fqdn_pattern)
+        return PeerFacts(fqdn_suffix=suffix, fqdn_public_suffix=public)
     if peer.type in (PeerType.PODS, PeerType.SERVICE) and peer.namespaces is not None:
-        return PeerFacts(all_namespaces=peer.namespaces.scope is Scope.ALL)
+        return PeerFacts(all_namespaces=peer.namespaces.scope is Scope.ALL,
+                         other_namespaces=_other_namespaces(peer, namespace))
     return PeerFacts()
 
 
@@ -191,11 +251,29 @@ def rule_facts(rule: Rule, params: FactParams) -> RuleFacts:
                      all_namespaces=all_ns, metadata=metadata, allows_everything=everything)
 
 
+def _reach(rules: list[Rule], params: FactParams) -> Reach:
+    """Internet coverage of several rules together: 0.0.0.0/1 in one and 128.0.0.0/1 in another."""
+    cov = union(peer_coverage(p) for r in rules for p in r.peers if p.type is PeerType.CIDR)
+    v4 = cov.public_v4_fraction >= params.internet_coverage or any(r.facts.internet_v4 for r in rules)
+    v6 = cov.public_v6_fraction >= params.internet_coverage or any(r.facts.internet_v6 for r in rules)
+    contributing = [r for r in rules if r.facts.internet_cidrs or r.any_peer]
+    return Reach(internet_v4=v4, internet_v6=v6, rules=tuple(r.path for r in contributing),
+                 cidrs=tuple(c for r in contributing for c in r.facts.internet_cidrs))
+
+
 def enrich(policy: NormalizedPolicy, params: FactParams) -> NormalizedPolicy:
-    """Return the policy with peer and rule facts filled in."""
+    """Return the policy with peer, rule and policy facts filled in."""
     rules = []
     for rule in policy.rules:
-        peers = tuple(replace(p, facts=peer_facts(p, params)) for p in rule.peers)
+        peers = tuple(replace(p, facts=peer_facts(p, params, policy.namespace)) for p in rule.peers)
         with_peers = replace(rule, peers=peers)
         rules.append(replace(with_peers, facts=rule_facts(with_peers, params)))
-    return replace(policy, rules=tuple(rules))
+    facts = {}
+    for direction in Direction:
+        allowing = [r for r in rules if r.direction is direction and r.action is Action.ALLOW and r.effective
+                    and not r.matches_nothing]
+        facts[direction.value] = DirectionFacts(
+            internet_all_ports=_reach([r for r in allowing if r.all_ports], params),
+            internet_any_ports=_reach(allowing, params),
+        )
+    return replace(policy, rules=tuple(rules), facts=facts)

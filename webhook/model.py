@@ -115,8 +115,12 @@ class AppliedFinding:
     reason: str = "default"
 
     def line(self) -> str:
-        fix = f" Fix: {self.finding.fix}" if self.finding.fix else ""
-        return f"[{self.finding.rule}] {self.finding.path}: {self.finding.message}.{fix}"
+        fix = f" Fix: {self.finding.fix}." if self.finding.fix else ""
+        return f"[{self.finding.rule}] {self.finding.path}: {self.finding.message}.{fix} ({self.mode.value}: {self.reason})"
+
+    def short(self) -> str:
+        """One line for kubectl warnings: no fix text, the mode's reason kept."""
+        return f"[{self.finding.rule}] {self.finding.path}: {self.finding.message} ({self.mode.value}: {self.reason})"
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,8 @@ class Decision:
     verdict: Verdict
     findings: tuple[AppliedFinding, ...] = ()
     reason: str = ""  # why the request was skipped or errored, for the log
+    notices: tuple[str, ...] = ()  # things the requester should know (ignored exception tokens, ...)
+    exceptions_used: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:

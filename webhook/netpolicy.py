@@ -115,6 +115,10 @@ class PeerFacts:
     metadata_ips: tuple[str, ...] = ()  # metadata addresses inside the peer (after except)
     prefix_len: int | None = None
     family: int | None = None
+    private_ranges: tuple[str, ...] = ()  # whole private ranges (RFC 1918, ULA) the peer covers
+    other_namespaces: bool = False  # may match pods outside the policy's own namespace
+    fqdn_suffix: str = ""  # the fixed part of a toFQDNs pattern after its last wildcard label
+    fqdn_public_suffix: bool = False  # that fixed part is empty or a public suffix (*.com, *.github.io)
 
     def to_input(self) -> dict[str, Any]:
         return {"internet_v4": self.internet_v4, "internet_v6": self.internet_v6,
@@ -122,7 +126,9 @@ class PeerFacts:
                 "public_v4_fraction": round(self.public_v4_fraction, 6),
                 "public_v6_fraction": round(self.public_v6_fraction, 6),
                 "all_namespaces": self.all_namespaces, "metadata_ips": list(self.metadata_ips),
-                "prefix_len": self.prefix_len, "family": self.family}
+                "prefix_len": self.prefix_len, "family": self.family, "private_ranges": list(self.private_ranges),
+                "other_namespaces": self.other_namespaces, "fqdn_suffix": self.fqdn_suffix,
+                "fqdn_public_suffix": self.fqdn_public_suffix}
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,30 @@ class Subject:
 
 
 @dataclass(frozen=True)
+class Reach:
+    """Internet coverage of several rules taken together (one direction of one policy)."""
+
+    internet_v4: bool = False
+    internet_v6: bool = False
+    rules: tuple[str, ...] = ()  # paths of the rules that contribute
+    cidrs: tuple[str, ...] = ()
+
+    def to_input(self) -> dict[str, Any]:
+        return {"internet_v4": self.internet_v4, "internet_v6": self.internet_v6,
+                "internet": self.internet_v4 or self.internet_v6, "rules": list(self.rules), "cidrs": list(self.cidrs)}
+
+
+@dataclass(frozen=True)
+class DirectionFacts:
+    internet_all_ports: Reach = field(default_factory=Reach)  # allow rules with no port restriction, together
+    internet_any_ports: Reach = field(default_factory=Reach)  # all allow rules together, whatever their ports
+
+    def to_input(self) -> dict[str, Any]:
+        return {"internet_all_ports": self.internet_all_ports.to_input(),
+                "internet_any_ports": self.internet_any_ports.to_input()}
+
+
+@dataclass(frozen=True)
 class NormalizedPolicy:
     kind: str
     flavor: Flavor
@@ -257,10 +287,12 @@ class NormalizedPolicy:
     annotations: Mapping[str, str]
     subjects: tuple[Subject, ...]
     rules: tuple[Rule, ...]
+    facts: Mapping[str, DirectionFacts] = field(default_factory=dict)  # by direction, filled by facts.enrich
 
     def to_input(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "flavor": self.flavor.value, "name": self.name, "namespace": self.namespace,
             "clusterwide": self.clusterwide, "labels": dict(self.labels), "annotations": dict(self.annotations),
             "subjects": [s.to_input() for s in self.subjects], "rules": [r.to_input() for r in self.rules],
+            "facts": {d: f.to_input() for d, f in self.facts.items()},
         }

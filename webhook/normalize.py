@@ -43,7 +43,6 @@ from webhook.selectors import (
 )
 from webhook.shape import (
     ShapeError,
-    expect_list,
     expect_mapping,
     expect_str,
     optional_list,

@@ -1,23 +1,37 @@
 """The one pipeline shared by the webhook, the CLI and the audit.
 
-request -> early exits (named) -> normalize -> facts -> engine -> decide. Built once at
-start-up (policies compiled, parameters resolved, engine warmed up); `review` is then a
-pure function of the request apart from the engine call.
+request -> early exits (named) -> normalize -> facts -> engine -> modes -> Decision. Built once
+at start-up (policies compiled, parameters resolved, engine warmed up); `review` is then a pure
+function of the request apart from the engine call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
 from webhook import decide as decisions
+from webhook import exceptions
 from webhook.config import Settings
 from webhook.engine import Engine, EngineError, build_engine
 from webhook.facts import FactParams, enrich
-from webhook.model import POLICY_KINDS, AdmissionRequest, Decision, Mode, Operation, Verdict
+from webhook.model import (
+    NETWORK_POLICY,
+    POLICY_KINDS,
+    AdmissionRequest,
+    Decision,
+    Finding,
+    Mode,
+    Operation,
+    UserInfo,
+    Verdict,
+)
+from webhook.netpolicy import NormalizedPolicy
 from webhook.normalize import normalize
 from webhook.policies import PolicyLoadError, PolicySet, load_policy_set, resolve_parameters
+from webhook.requester import classify
 from webhook.shape import ShapeError
 
 SKIP_OPERATIONS = frozenset({Operation.CONNECT})
@@ -30,12 +44,13 @@ class Pipeline:
     engine: Engine
     parameters: Mapping[str, Mapping[str, Any]]
     fact_params: FactParams
+    config_exemptions: tuple[exceptions.Exemption, ...] = field(default=())
 
     @property
     def revision(self) -> str:
         return self.policies.revision
 
-    def review(self, request: AdmissionRequest) -> Decision:
+    def review(self, request: AdmissionRequest, today: date | None = None) -> Decision:
         skip = self.skip_reason(request)
         if skip:
             return Decision(verdict=Verdict.SKIPPED, reason=skip)
@@ -47,33 +62,20 @@ class Pipeline:
             if request.operation is Operation.DELETE:  # never block removing a broken object
                 return Decision(verdict=Verdict.ALLOWED, reason=f"old object unreadable: {exc}")
             return decisions.invalid_object(exc.path, exc.problem)
-        old_policy = None
-        if request.operation is Operation.UPDATE and request.old_object is not None:
-            try:
-                old_policy = enrich(normalize(request.old_object), self.fact_params).to_input()
-            except ShapeError:
-                old_policy = None
-        modes = self.modes()
-        rules = [g.package_name for g in self.policies.guardrails
-                 if modes[g.id][0] is not Mode.OFF and policy.kind in g.kinds and request.operation in g.operations]
-        document = {
-            "request": {
-                "operation": request.operation.value, "user": request.user.as_input(),
-                "namespace": request.namespace, "name": request.name, "dry_run": request.dry_run,
-                "kind": {"group": request.kind.group, "version": request.kind.version, "kind": request.kind.kind},
-            },
-            "policy": policy.to_input(),
-            "old_policy": old_policy,
-            "object": subject,
-            "old_object": request.old_object,
-            "rules": rules,
-            "parameters": self.parameters,
-        }
+        old_policy = self._old_policy(request)
+        ctx = self._context(request, policy, today or date.today())
+        rules = self._rules_to_run(request.operation, policy.kind, ctx)
         try:
-            raw = self.engine.evaluate(document)
+            raw = self.engine.evaluate(self.document(request, policy, old_policy, rules))
         except EngineError as exc:
             return decisions.engine_failure(str(exc), self.settings.engine.on_error)
-        return decisions.decide(decisions.findings_from_raw(raw, self.policies), modes)
+        findings = decisions.findings_from_raw(raw, self.policies)
+        if old_policy is not None and self._may_be_lenient(findings, ctx):
+            try:
+                ctx = replace(ctx, previous=self._previous(request, old_policy, rules))
+            except EngineError as exc:
+                return decisions.engine_failure(str(exc), self.settings.engine.on_error)
+        return decisions.apply_modes(findings, self.policies, self.settings, ctx)
 
     def skip_reason(self, request: AdmissionRequest) -> str:
         """Named early exits, before any evaluation (Gatekeeper's Handle order)."""
@@ -88,6 +90,68 @@ class Pipeline:
         if request.subject is None:
             return "request carries no object"
         return ""
+
+    def document(self, request: AdmissionRequest, policy: NormalizedPolicy, old_policy: NormalizedPolicy | None,
+                 rules: list[str]) -> dict[str, Any]:
+        """The engine's input (docs/input.md)."""
+        namespace = policy.namespace or request.namespace
+        requester = classify(request.user, namespace, self.settings.platform)
+        return {
+            "request": {
+                "operation": request.operation.value, "user": request.user.as_input(),
+                "namespace": request.namespace, "name": request.name, "dry_run": request.dry_run,
+                "kind": {"group": request.kind.group, "version": request.kind.version, "kind": request.kind.kind},
+            },
+            "requester": requester.to_input(),
+            "policy": policy.to_input(),
+            "old_policy": old_policy.to_input() if old_policy else None,
+            "object": request.subject,
+            "old_object": request.old_object if request.operation is Operation.UPDATE else None,
+            "rules": rules,
+            "parameters": self.parameters,
+        }
+
+    def _old_policy(self, request: AdmissionRequest) -> NormalizedPolicy | None:
+        if request.operation is not Operation.UPDATE or request.old_object is None:
+            return None
+        try:
+            return enrich(normalize(request.old_object), self.fact_params)
+        except ShapeError:
+            return None
+
+    def _context(self, request: AdmissionRequest, policy: NormalizedPolicy, today: date) -> decisions.ModeContext:
+        namespace = policy.namespace or request.namespace
+        name = policy.name or request.name
+        granted = exceptions.from_annotation(policy.annotations, self.settings.exception_keys, namespace, name,
+                                             policy.kind)
+        ctx = decisions.ModeContext(
+            namespace=namespace, name=name, kind=policy.kind,
+            namespace_labels=self.settings.namespace_labels.get(namespace, {}),
+            exemptions=self.config_exemptions + granted.exemptions, today=today, notices=granted.notices,
+        )
+        return ctx
+
+    def _rules_to_run(self, operation: Operation, kind: str, ctx: decisions.ModeContext) -> list[str]:
+        return [g.package_name for g in self.policies.guardrails
+                if decisions.rule_mode(g, self.settings, ctx)[0] is not Mode.OFF
+                and kind in g.kinds and operation in g.operations]
+
+    def _may_be_lenient(self, findings: list[Finding], ctx: decisions.ModeContext) -> bool:
+        if self.settings.existing_violations != "warn":
+            return False
+        return any(self.policies.get(f.rule).grandfather
+                   and decisions.rule_mode(self.policies.get(f.rule), self.settings, ctx)[0] is Mode.ENFORCE
+                   for f in findings)
+
+    def _previous(self, request: AdmissionRequest, old_policy: NormalizedPolicy,
+                  rules: list[str]) -> frozenset[decisions.FindingKey]:
+        """The findings the old object had: an unchanged violation is not newly blocked (Kyverno's validateOldObject)."""
+        assert request.old_object is not None
+        old_request = AdmissionRequest(uid=request.uid, kind=request.kind, operation=Operation.UPDATE,
+                                       user=request.user, name=request.name, namespace=request.namespace,
+                                       object=request.old_object, old_object=request.old_object)
+        raw = self.engine.evaluate(self.document(old_request, old_policy, old_policy, rules))
+        return frozenset(decisions.key(f) for f in decisions.findings_from_raw(raw, self.policies))
 
     def modes(self) -> dict[str, tuple[Mode, str]]:
         return {g.id: decisions.resolve_mode(g, self.settings) for g in self.policies.guardrails}
@@ -111,37 +175,25 @@ def build_pipeline(settings: Settings, engine: Engine | None = None) -> Pipeline
     parameters = resolve_parameters(policies, settings)
     engine = engine or build_engine(policies, settings.engine.type, settings.engine.opa)
     pipeline = Pipeline(settings=settings, policies=policies, engine=engine, parameters=parameters,
-                        fact_params=fact_params(parameters))
+                        fact_params=fact_params(parameters),
+                        config_exemptions=exceptions.from_config(settings.exceptions))
     warm_up(pipeline)
     return pipeline
 
 
+WARM_UP_OBJECT = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                  "metadata": {"name": "warm-up", "namespace": "warm-up"},
+                  "spec": {"podSelector": {}, "egress": [{}], "ingress": [{}]}}
+
+
 def warm_up(pipeline: Pipeline) -> None:
     """Evaluate every guardrail once: regorus reports unknown functions only at evaluation."""
-    from webhook.model import NETWORK_POLICY, UserInfo
-
-    request = AdmissionRequest(
-        uid="warm-up", kind=NETWORK_POLICY, operation=Operation.CREATE, user=UserInfo(username="netguard"),
-        namespace="warm-up", name="warm-up",
-        object={"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                "metadata": {"name": "warm-up", "namespace": "warm-up"},
-                "spec": {"podSelector": {}, "egress": [{}], "ingress": [{}]}},
-    )
+    request = AdmissionRequest(uid="warm-up", kind=NETWORK_POLICY, operation=Operation.CREATE,
+                               user=UserInfo(username="netguard"), namespace="warm-up", name="warm-up",
+                               object=WARM_UP_OBJECT)
+    policy = enrich(normalize(WARM_UP_OBJECT), pipeline.fact_params)
+    rules = [g.package_name for g in pipeline.policies.guardrails]
     try:
-        raw = pipeline.engine.evaluate(_warm_document(pipeline, request))
+        pipeline.engine.evaluate(pipeline.document(request, policy, None, rules))
     except EngineError as exc:
         raise PolicyLoadError(f"policies compiled but failed on a sample evaluation:\n{exc}") from None
-    del raw
-
-
-def _warm_document(pipeline: Pipeline, request: AdmissionRequest) -> dict[str, Any]:
-    assert request.object is not None
-    policy = enrich(normalize(request.object), pipeline.fact_params)
-    return {
-        "request": {"operation": request.operation.value, "user": request.user.as_input(),
-                    "namespace": request.namespace, "name": request.name, "dry_run": False,
-                    "kind": {"group": request.kind.group, "version": request.kind.version,
-                             "kind": request.kind.kind}},
-        "policy": policy.to_input(), "old_policy": None, "object": request.object, "old_object": None,
-        "rules": [g.package_name for g in pipeline.policies.guardrails], "parameters": pipeline.parameters,
-    }

@@ -57,13 +57,17 @@ class Guardrail:
     tests: RegoModule
     parameters: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    grandfather: bool = True  # may an UPDATE keep a violation the object already had (with a warning)
+
 
     @property
     def package_name(self) -> str:
         return self.id.replace("-", "_")
 
     def samples(self, which: str) -> tuple[Path, ...]:
-        return tuple(sorted(p for p in (self.folder / "samples" / which).glob("*.y*ml")))
+        """Sample manifests; `<name>.request.yaml` beside one describes the request (user, operation, old)."""
+        return tuple(sorted(p for p in (self.folder / "samples" / which).glob("*.y*ml")
+                            if not p.name.endswith((".request.yaml", ".request.yml"))))
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ def _load_guardrail(folder: Path, validator: jsonschema.Draft202012Validator) ->
         rule=_read_module(folder / "rule.rego", package),
         tests=_read_module(folder / "rule_test.rego", f"{package}_test"),
         parameters=meta.get("parameters", {}) or {}, metadata=meta,
+        grandfather=bool(meta.get("grandfather", True)),
     )
 
 

@@ -38,3 +38,25 @@ reach(rule) := sprintf("every %s (the rule names no peers)", [endpoint_word(rule
 endpoint_word(direction) := "destination" if direction == "egress"
 
 endpoint_word(direction) := "source" if direction == "ingress"
+
+# The requester is the platform team (config: platform.users/groups; GitOps controllers acting
+# for a team's namespaces are not). Computed in Python into input.requester.
+requester_is_platform if input.requester.platform
+
+requester_name := sprintf("%s", [input.requester.username])
+
+# Every rule of the policy in one direction that allows something.
+rules_in(direction) := [rule |
+	some rule in input.policy.rules
+	rule.direction == direction
+	rule.effective
+	not rule.matches_nothing
+]
+
+# A peer's label pinned to one value by its pod (endpoint) selector.
+pins(selector, key, value) if {
+	some req in selector.requirements
+	req.key == key
+	req.operator == "In"
+	req.values == [value]
+}

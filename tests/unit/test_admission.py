@@ -94,10 +94,10 @@ def test_denials_list_every_enforced_violation_with_path_and_fix() -> None:
     assert resp["uid"] == "uid-9" and resp["allowed"] is False
     assert resp["status"]["code"] == 403
     message = resp["status"]["message"]
-    assert "[a] spec.egress[0]: allows everything. Fix: name the peers" in message
+    assert "[a] spec.egress[0]: allows everything. Fix: name the peers. (enforce: default)" in message
     assert "[b] spec.egress[1]" in message
     assert "[c]" not in message
-    assert resp["warnings"] == ["[c] spec.egress[0]: allows everything"]
+    assert resp["warnings"] == ["[c] spec.egress[0]: allows everything (warn: default)"]
 
 
 def test_audit_findings_only_reach_audit_annotations() -> None:
