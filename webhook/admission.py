@@ -21,6 +21,7 @@ from webhook.model import (
     Mode,
     Operation,
     UserInfo,
+    Verdict,
 )
 
 API_VERSION = "admission.k8s.io/v1"
@@ -46,7 +47,7 @@ def decode_json(raw: bytes, content_type: str | None, max_depth: int = DEFAULT_M
     """Bytes from the wire to a JSON value, refusing what a real API server never sends."""
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type != "application/json":
-        raise ReviewError(415, f"unsupported Content-Type {content_type or '(none)'!r}; use application/json")
+        raise ReviewError(415, f"unsupported Content-Type {_clip(content_type or '(none)')}; use application/json")
     if not raw:
         raise ReviewError(400, "empty request body")
     try:
@@ -54,15 +55,27 @@ def decode_json(raw: bytes, content_type: str | None, max_depth: int = DEFAULT_M
     except UnicodeDecodeError as exc:
         raise ReviewError(400, f"request body is not UTF-8 (byte {exc.start})") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ReviewError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer past sys.get_int_max_str_digits()
+        raise ReviewError(400, f"malformed JSON: {_clip(str(exc), 80)}") from None
     except RecursionError:
         # CPython's decoder guards its recursion, so a hostile body ends here, not in a crash.
         raise ReviewError(400, f"JSON nested deeper than {max_depth} levels") from None
     if _too_deep(value, max_depth):
         raise ReviewError(400, f"JSON nested deeper than {max_depth} levels")
+    if "\\ud" in text.lower():  # only then can an escape have produced a lone surrogate
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ReviewError(400, "JSON string holds a lone UTF-16 surrogate escape") from None
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON; no API server sends them."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _too_deep(value: Any, limit: int) -> bool:
@@ -82,14 +95,20 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+def _clip(value: Any, limit: int = 60) -> str:
+    """A client value for an error message: repr, bounded, so nothing huge is echoed or logged."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def parse_review(doc: Any) -> AdmissionRequest:
     """A decoded JSON value to an AdmissionRequest, or ReviewError(400) naming what is wrong."""
     if not isinstance(doc, Mapping):
         raise ReviewError(400, "body is not a JSON object")
     if doc.get("kind") != KIND:
-        raise ReviewError(400, f"kind must be {KIND}, got {doc.get('kind')!r}")
+        raise ReviewError(400, f"kind must be {KIND}, got {_clip(doc.get('kind'))}")
     if doc.get("apiVersion") != API_VERSION:
-        raise ReviewError(400, f"apiVersion must be {API_VERSION}, got {doc.get('apiVersion')!r}")
+        raise ReviewError(400, f"apiVersion must be {API_VERSION}, got {_clip(doc.get('apiVersion'))}")
     req = doc.get("request")
     if not isinstance(req, Mapping):
         raise ReviewError(400, "request is missing or not an object")
@@ -99,7 +118,7 @@ def parse_review(doc: Any) -> AdmissionRequest:
     try:
         operation = Operation(str(req.get("operation")))
     except ValueError:
-        raise ReviewError(400, f"request.operation {req.get('operation')!r} is not one of "
+        raise ReviewError(400, f"request.operation {_clip(req.get('operation'))} is not one of "
                                f"{', '.join(o.value for o in Operation)}") from None
     return AdmissionRequest(
         uid=uid,
@@ -193,7 +212,7 @@ def response_for(uid: str, decision: Decision, revision: str) -> Response:
     warnings = fit_warnings(
         [f.short() for f in decision.by_mode(Mode.WARN)]
         + [f"netguard: {n}" for n in decision.notices]
-        + ([f"netguard: {decision.reason}"] if decision.reason and decision.allowed else [])
+        + ([f"netguard: {decision.reason}"] if decision.reason and decision.verdict is Verdict.ERROR else [])
     )
     audit = {}
     if decision.findings:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from webhook import certs, config
+from webhook import certs, config, exceptions
 from webhook.engine import EngineError
 from webhook.policies import PolicyLoadError
 
@@ -39,6 +39,35 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default="certs/", type=Path)
     gen.add_argument("--days", type=int, default=365)
     gen.add_argument("--force", action="store_true", help="overwrite existing keys")
+    pol = sub.add_parser("policies", help="the guardrail catalog")
+    pol_sub = pol.add_subparsers(dest="policies_command", required=True)
+    ptest = pol_sub.add_parser("test", help="run every guardrail's Rego unit tests and sample manifests")
+    ptest.add_argument("--policies", default="policies", help="policies folder")
+    ptest.add_argument("-v", "--verbose", action="store_true", help="list passing checks too")
+    pol_sub.add_parser("list", help="the guardrails with their default mode and severity").add_argument(
+        "--policies", default="policies")
+
+    exc = sub.add_parser("exception", help="signed, time-limited exceptions (netguard.io/exception)")
+    exc_sub = exc.add_subparsers(dest="exception_command", required=True)
+    keygen = exc_sub.add_parser("keygen", help="an Ed25519 key pair for the security team")
+    keygen.add_argument("--out", type=Path, default=Path("."), help="folder for netguard-exception.key/.pub")
+    keygen.add_argument("--id", default="security", help="key id, as listed in exception_keys")
+    keygen.add_argument("--force", action="store_true")
+    sign = exc_sub.add_parser("sign", help="print a token granting an exception")
+    sign.add_argument("--key", type=Path, required=True, help="private key (PEM) from keygen")
+    sign.add_argument("--key-id", default="security")
+    sign.add_argument("--rule", action="append", required=True, help="guardrail id (repeatable)")
+    sign.add_argument("--namespace", required=True, help="namespace (glob); \"\" for clusterwide policies")
+    sign.add_argument("--name", required=True, help="policy name (glob)")
+    sign.add_argument("--kind", default="", help="restrict to one kind (e.g. CiliumNetworkPolicy)")
+    sign.add_argument("--expires", required=True, help="last day the exception applies (YYYY-MM-DD)")
+    sign.add_argument("--reason", required=True)
+    sign.add_argument("--ticket", default="")
+    verify = exc_sub.add_parser("verify", help="check a token against the configured public keys")
+    verify.add_argument("token", help="the token, or - to read it from standard input")
+    verify.add_argument("--config", help="configuration file with exception_keys (default: $NETGUARD_CONFIG)")
+    verify.add_argument("--public-key", type=Path, help="a public key file instead of the configuration")
+    verify.add_argument("--key-id", default="security", help="key id to use with --public-key")
     return parser
 
 
@@ -49,7 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "certs":
             return _certs(args)
-    except (config.ConfigError, PolicyLoadError, EngineError, certs.CertsExistError) as exc:
+        if args.command == "exception":
+            return _exception(args)
+        if args.command == "policies":
+            return _policies(args)
+    except (config.ConfigError, PolicyLoadError, EngineError, certs.CertsExistError, exceptions.TokenError,
+            ValueError, OSError) as exc:
         print(f"netguard: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
@@ -88,6 +122,80 @@ def _certs(args: argparse.Namespace) -> int:
     print("caBundle (base64 CA certificate, for the webhook configurations):", file=sys.stderr)
     print(certs.ca_bundle(paths.ca_cert))
     return EXIT_OK
+
+
+def _policies(args: argparse.Namespace) -> int:
+    from webhook.pipeline import build_pipeline
+    from webhook.policies import load_policy_set
+
+    if args.policies_command == "list":
+        for g in load_policy_set(args.policies).guardrails:
+            print(f"{g.id:36} {g.mode.value:8} {g.severity:8} {g.title}")
+        return EXIT_OK
+    from webhook import regotest
+
+    policies = load_policy_set(args.policies)
+    # Every guardrail on, whatever the configuration says: the samples test the rules themselves.
+    everything_on = config.from_mapping({"policies_dir": args.policies,
+                                         "rules": {g.id: {"mode": "enforce"} for g in policies.guardrails}})
+    failures = 0
+    for r in regotest.run_rego_tests(policies):
+        failures += not r.passed
+        if not r.passed or args.verbose:
+            print(f"{'PASS' if r.passed else 'FAIL'} rego   {r.guardrail}: {r.name}" + (f": {r.error}" if r.error else ""))
+    for s in regotest.run_sample_checks(build_pipeline(everything_on)):
+        failures += not s.passed
+        if not s.passed or args.verbose:
+            print(f"{'PASS' if s.passed else 'FAIL'} sample {s.guardrail}: {s.expected}/{s.sample.name}"
+                  + (f": {s.error}" if s.error else ""))
+    print(f"{len(policies.guardrails)} guardrails: {'all checks passed' if not failures else f'{failures} failed'}")
+    return EXIT_OK if not failures else EXIT_FINDINGS
+
+
+def _exception(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if args.exception_command == "keygen":
+        key_path, pub_path = args.out / "netguard-exception.key", args.out / "netguard-exception.pub"
+        if key_path.exists() and not args.force:
+            raise certs.CertsExistError(f"{key_path} exists; pass --force to replace it")
+        args.out.mkdir(parents=True, exist_ok=True)
+        private = Ed25519PrivateKey.generate()
+        pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        public = exceptions.public_key_text(private.public_key())
+        pub_path.write_text(public + "\n")
+        print(f"wrote {key_path} (keep it with the security team) and {pub_path}", file=sys.stderr)
+        print(f"exception_keys:\n  - id: {args.id}\n    public_key: {public}")
+        return EXIT_OK
+    if args.exception_command == "sign":
+        loaded = serialization.load_pem_private_key(args.key.read_bytes(), password=None)
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise ValueError(f"{args.key} is not an Ed25519 private key")
+        token = exceptions.sign(loaded, args.key_id, rules=args.rule, namespace=args.namespace, name=args.name,
+                                expires=date.fromisoformat(args.expires), reason=args.reason, ticket=args.ticket,
+                                kind=args.kind)
+        print(f"annotate the policy with:\n  {exceptions.ANNOTATION}: {token}", file=sys.stderr)
+        print(token)
+        return EXIT_OK
+    token = sys.stdin.read().strip() if args.token == "-" else args.token
+    if args.public_key:
+        keys: tuple[config.ExceptionKey, ...] = (
+            config.ExceptionKey(id=args.key_id, public_key=args.public_key.read_text()),)
+    else:
+        keys = config.load(args.config).exception_keys
+    granted = exceptions.verify(token, keys)
+    state = "EXPIRED" if granted.expired(date.today()) else "valid"
+    print(f"{state}: rules {', '.join(granted.rules)} for {granted.kind or 'any kind'} "
+          f"{granted.namespace}/{granted.name} until {granted.expires} ({granted.source}); "
+          f"reason: {granted.reason}" + (f"; ticket {granted.ticket}" if granted.ticket else ""))
+    return EXIT_OK if state == "valid" else EXIT_FINDINGS
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,8 @@ from webhook.model import AppliedFinding, Decision, Finding, Mode, Verdict
 from webhook.policies import Guardrail, PolicySet
 
 FindingKey = tuple[str, str, str]
+ENGINE_ERROR = "engine-error"  # pseudo-rule of a fail-closed evaluation failure
+INVALID_OBJECT = "invalid-object"  # pseudo-rule of a malformed object
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def _verdict(applied: list[AppliedFinding], notices: tuple[str, ...], used: tupl
 
 def invalid_object(path: str, problem: str) -> Decision:
     """A malformed object is denied with the field named, never a 500."""
-    finding = Finding(rule="invalid-object", path=path or "(object)", message=problem,
+    finding = Finding(rule=INVALID_OBJECT, path=path or "(object)", message=problem,
                       fix="correct the field so it matches the API schema", severity="high")
     return Decision(verdict=Verdict.DENIED, findings=(AppliedFinding(finding, Mode.ENFORCE, "schema"),))
 
@@ -155,7 +157,7 @@ def invalid_object(path: str, problem: str) -> Decision:
 def engine_failure(message: str, on_error: str) -> Decision:
     if on_error == "allow":
         return Decision(verdict=Verdict.ERROR, reason=f"guardrails not evaluated ({message}); allowed by fail-open")
-    finding = Finding(rule="engine-error", path="(evaluation)", message=f"guardrails could not be evaluated: {message}",
+    finding = Finding(rule=ENGINE_ERROR, path="(evaluation)", message=f"guardrails could not be evaluated: {message}",
                       fix="retry; if it persists, contact the platform team (netguard fails closed)",
                       severity="high")
     return Decision(verdict=Verdict.DENIED, findings=(AppliedFinding(finding, Mode.ENFORCE, "fail-closed"),),

@@ -163,7 +163,11 @@ class OpaEngine:
             response = self._client().query_rule(dict(document), "netguard", "findings")
         except Exception as exc:  # requests' Timeout/ConnectionError/HTTPError
             raise EngineError(f"OPA at {self._url}: {type(exc).__name__}: {exc}") from None
-        return _parse_findings(response.get("result"))
+        if "result" not in response:
+            # A partial object rule is {} when empty; no result means OPA does not have the
+            # netguard policies (not pushed, bundle missing, OPA restarted): never "no findings".
+            raise EngineError(f"OPA at {self._url} has no data.netguard.findings: the netguard policies are not loaded")
+        return _parse_findings(response["result"])
 
     def close(self) -> None:
         client = getattr(self._local, "client", None)

@@ -13,6 +13,7 @@ from typing import Any
 
 import jsonpatch
 
+from webhook.decide import ENGINE_ERROR
 from webhook.model import Decision, Verdict
 
 ANNOTATION_VIOLATIONS = "netguard.io/violations"
@@ -33,6 +34,8 @@ def patch_for(obj: Mapping[str, Any], decision: Decision, revision: str) -> list
     """The JSON Patch that annotates `obj`; empty when there is nothing to change."""
     if decision.verdict in (Verdict.SKIPPED, Verdict.ERROR) or not isinstance(obj.get("metadata"), Mapping):
         return []
+    if any(f.finding.rule == ENGINE_ERROR for f in decision.findings):
+        return []  # a passing failure is not a fact about the object: record nothing
     annotated = copy.deepcopy(dict(obj))
     metadata = annotated["metadata"] = dict(annotated["metadata"])
     annotations = dict(metadata.get("annotations") or {})

@@ -163,7 +163,8 @@ def _port_range(protocol: str, raw_port: Any, raw_end: Any, path: str) -> PortRa
         # No port, or Cilium's port 0: every port of the protocol.
         return PortRange(protocol=protocol, path=path)
     if isinstance(raw_port, bool) or not isinstance(raw_port, (int, str)):
-        raise ShapeError(f"{path}.port", f"must be a number or a port name, got {type_name(raw_port)}")
+        shown = repr(raw_port)[:20] if isinstance(raw_port, float) else type_name(raw_port)
+        raise ShapeError(f"{path}.port", f"must be a whole number from 1 to 65535 or a port name, got {shown}")
     if isinstance(raw_port, str) and not raw_port.isdigit():
         if raw_end is not None:
             raise ShapeError(f"{path}.endPort", "cannot be used with a named port")
@@ -174,7 +175,8 @@ def _port_range(protocol: str, raw_port: Any, raw_end: Any, path: str) -> PortRa
     end = None
     if raw_end is not None:
         if isinstance(raw_end, bool) or not isinstance(raw_end, int):
-            raise ShapeError(f"{path}.endPort", f"must be a number, got {type_name(raw_end)}")
+            shown = repr(raw_end)[:20] if isinstance(raw_end, float) else type_name(raw_end)
+            raise ShapeError(f"{path}.endPort", f"must be a whole number, got {shown}")
         if not start <= raw_end <= 65535:
             raise ShapeError(f"{path}.endPort", f"must be between port ({start}) and 65535, got {raw_end}")
         end = raw_end

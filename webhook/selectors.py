@@ -21,6 +21,7 @@ CILIUM_NAMESPACE_LABELS_PREFIX = "io.cilium.k8s.namespace.labels."
 ALWAYS_PRESENT_NAMESPACE_KEYS = frozenset({NAMESPACE_NAME_LABEL, CILIUM_NAMESPACE_LABEL})
 _SOURCES = ("k8s:", "any:", "container:", "unspec:")
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+_OPERATOR_BY_LOWER = {op.lower(): op for op in OPERATORS}
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,12 @@ def parse_selector(value: Any, path: str) -> Selector:
             where = f"{path}.matchExpressions[{i}]"
             expr = expect_mapping(item, where)
             key = expect_str(expr.get("key"), f"{where}.key")
-            op = expect_str(expr.get("operator"), f"{where}.operator")
-            if op not in OPERATORS:
-                raise ShapeError(f"{where}.operator", f"must be one of {', '.join(OPERATORS)}, got {op!r}")
+            raw_op = expect_str(expr.get("operator"), f"{where}.operator")
+            # Case-insensitive: Cilium's own examples write `operator: in`, and the label
+            # library it converts to uses lowercase operators; read them as what they mean.
+            op = _OPERATOR_BY_LOWER.get(raw_op.lower())
+            if op is None:
+                raise ShapeError(f"{where}.operator", f"must be one of {', '.join(OPERATORS)}, got {raw_op!r}")
             raw_values = expr.get("values") or []
             values = tuple(_label_value(x, f"{where}.values") for x in expect_list(raw_values, f"{where}.values"))
             reqs.append(Requirement(strip_source(key), op, values))

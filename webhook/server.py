@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from webhook import admission, config, logs
 from webhook.admission import ReviewError
-from webhook.decide import engine_failure
+from webhook.decide import ENGINE_ERROR, engine_failure
 from webhook.metrics import Metrics, create_metrics
 from webhook.model import AdmissionRequest, Decision, Mode, Operation, Verdict
 from webhook.mutate import patch_for
@@ -37,6 +37,14 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
     app = Flask("netguard")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.extensions["netguard"] = pipeline
+
+    @app.before_request
+    def bind_request_context() -> None:
+        """Every request, routed or not, logs with its own id and peer (contextvars are per request)."""
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            request_id=(request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16])[:64],
+            peer=request.remote_addr, path=request.path[:100])
 
     @app.post("/validate")
     def validate() -> Response:
@@ -70,7 +78,11 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
         if request.path in ("/validate", "/mutate"):
             metrics.bad_requests.labels(status=str(status)).inc()
             log.warning("admission.bad_request", status=status, error=exc.name, path=request.path)
-        return jsonify(error=exc.name, status=status), status
+        response = jsonify(error=exc.name, status=status)
+        if status == 413:
+            # The unread body stays on the socket (gunicorn drains only 64 KiB): say we close.
+            response.headers["Connection"] = "close"
+        return response, status
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> tuple[Response, int]:
@@ -83,9 +95,7 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
 def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
     endpoint = "mutate" if mutate else "validate"
     started = time.perf_counter()
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16],
-                                           peer=request.remote_addr, endpoint=endpoint)
+    structlog.contextvars.bind_contextvars(endpoint=endpoint)
     settings = pipeline.settings
     try:
         raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
@@ -114,6 +124,7 @@ def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
         modes={f"{f.finding.rule}@{f.finding.path}": f"{f.mode.value}({f.reason})" for f in decision.findings},
         reason=decision.reason or None, latency_ms=round(elapsed * 1000, 3), policy_revision=revision,
         engine=pipeline.engine.name, patched=bool(body["response"].get("patch")),
+        exceptions_used=list(decision.exceptions_used) or None, notices=list(decision.notices) or None,
     )
     resp = Response(_dumps(body), mimetype="application/json")
     return resp
@@ -126,7 +137,7 @@ def _safe_review(pipeline: Pipeline, metrics: Metrics, review: AdmissionRequest)
     except Exception as exc:
         log.error("admission.evaluation_crashed", error_type=type(exc).__name__, error=str(exc)[:200])
         decision = engine_failure(f"internal error ({type(exc).__name__})", pipeline.settings.engine.on_error)
-    if decision.verdict is Verdict.ERROR or any(f.finding.rule == "engine-error" for f in decision.findings):
+    if decision.verdict is Verdict.ERROR or any(f.finding.rule == ENGINE_ERROR for f in decision.findings):
         metrics.engine_errors.labels(engine=pipeline.engine.name).inc()
     return decision
 

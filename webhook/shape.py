@@ -30,9 +30,13 @@ def expect_mapping(value: Any, path: str) -> Mapping[str, Any]:
     return value
 
 
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
 def optional_mapping(parent: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
     value = parent.get(key)
-    return {} if value is None else expect_mapping(value, f"{path}.{key}")
+    return {} if value is None else expect_mapping(value, join(path, key))
 
 
 def expect_list(value: Any, path: str) -> list[Any]:
@@ -43,7 +47,7 @@ def expect_list(value: Any, path: str) -> list[Any]:
 
 def optional_list(parent: Mapping[str, Any], key: str, path: str) -> list[Any]:
     value = parent.get(key)
-    return [] if value is None else expect_list(value, f"{path}.{key}")
+    return [] if value is None else expect_list(value, join(path, key))
 
 
 def expect_str(value: Any, path: str) -> str:
@@ -54,4 +58,4 @@ def expect_str(value: Any, path: str) -> str:
 
 def optional_str(parent: Mapping[str, Any], key: str, path: str, default: str = "") -> str:
     value = parent.get(key)
-    return default if value is None else expect_str(value, f"{path}.{key}")
+    return default if value is None else expect_str(value, join(path, key))
