@@ -251,14 +251,46 @@ def rule_facts(rule: Rule, params: FactParams) -> RuleFacts:
                      all_namespaces=all_ns, metadata=metadata, allows_everything=everything)
 
 
-def _reach(rules: list[Rule], params: FactParams) -> Reach:
-    """Internet coverage of several rules together: 0.0.0.0/1 in one and 128.0.0.0/1 in another."""
+def _combined(rules: list[Rule], params: FactParams, skip: tuple[bool, bool] = (False, False)) -> Reach | None:
+    """The internet families these rules cover together but none covers alone (and not in `skip`)."""
     cov = union(peer_coverage(p) for r in rules for p in r.peers if p.type is PeerType.CIDR)
-    v4 = cov.public_v4_fraction >= params.internet_coverage or any(r.facts.internet_v4 for r in rules)
-    v6 = cov.public_v6_fraction >= params.internet_coverage or any(r.facts.internet_v6 for r in rules)
-    contributing = [r for r in rules if r.facts.internet_cidrs or r.any_peer]
+    entity_v4 = any(p.facts.internet_v4 for r in rules for p in r.peers if p.type is PeerType.ENTITY)
+    entity_v6 = any(p.facts.internet_v6 for r in rules for p in r.peers if p.type is PeerType.ENTITY)
+    v4 = (cov.public_v4_fraction >= params.internet_coverage or entity_v4) and not skip[0] and not any(
+        r.facts.internet_v4 for r in rules)
+    v6 = (cov.public_v6_fraction >= params.internet_coverage or entity_v6) and not skip[1] and not any(
+        r.facts.internet_v6 for r in rules)
+    contributing = [r for r in rules if r.facts.internet_cidrs]
+    if not (v4 or v6) or len(contributing) < 2:
+        return None
     return Reach(internet_v4=v4, internet_v6=v6, rules=tuple(r.path for r in contributing),
-                 cidrs=tuple(c for r in contributing for c in r.facts.internet_cidrs))
+                 cidrs=tuple(c for r in contributing for c in r.facts.internet_cidrs),
+                 ports=tuple(r.ports_label() for r in contributing))
+
+
+def _overlapping_groups(policy: NormalizedPolicy) -> list[tuple[int, ...]]:
+    """Spec entries whose rules can add up for one pod: the same selector, or one that selects all."""
+    groups = set()
+    for s in policy.subjects:
+        groups.add(tuple(t.index for t in policy.subjects if t.selects == s.selects and (
+            t.index == s.index or t.selector.empty or t.selector == s.selector)))
+    return sorted(groups)
+
+
+def _direction_facts(policy: NormalizedPolicy, rules: list[Rule], direction: Direction,
+                     params: FactParams) -> DirectionFacts:
+    all_ports: list[Reach] = []
+    any_ports: list[Reach] = []
+    for group in _overlapping_groups(policy):
+        allowing = [r for r in rules if r.subject in group and r.direction is direction
+                    and r.action is Action.ALLOW and r.effective and not r.matches_nothing]
+        strict = _combined([r for r in allowing if r.all_ports], params)
+        if strict is not None and strict not in all_ports:
+            all_ports.append(strict)
+        loose = _combined(allowing, params, skip=(strict.internet_v4, strict.internet_v6) if strict else (False, False))
+        if loose is not None and loose not in any_ports:
+            any_ports.append(loose)
+    return DirectionFacts(combined_all_ports=tuple(all_ports), combined_any_ports=tuple(any_ports))
 
 
 def enrich(policy: NormalizedPolicy, params: FactParams) -> NormalizedPolicy:
@@ -268,12 +300,5 @@ def enrich(policy: NormalizedPolicy, params: FactParams) -> NormalizedPolicy:
         peers = tuple(replace(p, facts=peer_facts(p, params, policy.namespace)) for p in rule.peers)
         with_peers = replace(rule, peers=peers)
         rules.append(replace(with_peers, facts=rule_facts(with_peers, params)))
-    facts = {}
-    for direction in Direction:
-        allowing = [r for r in rules if r.direction is direction and r.action is Action.ALLOW and r.effective
-                    and not r.matches_nothing]
-        facts[direction.value] = DirectionFacts(
-            internet_all_ports=_reach([r for r in allowing if r.all_ports], params),
-            internet_any_ports=_reach(allowing, params),
-        )
+    facts = {d.value: _direction_facts(policy, rules, d, params) for d in Direction}
     return replace(policy, rules=tuple(rules), facts=facts)

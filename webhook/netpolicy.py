@@ -254,26 +254,34 @@ class Subject:
 
 @dataclass(frozen=True)
 class Reach:
-    """Internet coverage of several rules taken together (one direction of one policy)."""
+    """Several rules that reach the internet only together (0.0.0.0/1 here, 128.0.0.0/1 there).
+
+    Only families that no single contributing rule covers on its own are set: single rules are
+    reported by their own findings.
+    """
 
     internet_v4: bool = False
     internet_v6: bool = False
     rules: tuple[str, ...] = ()  # paths of the rules that contribute
     cidrs: tuple[str, ...] = ()
+    ports: tuple[str, ...] = ()  # ports_label of each contributing rule
 
     def to_input(self) -> dict[str, Any]:
         return {"internet_v4": self.internet_v4, "internet_v6": self.internet_v6,
-                "internet": self.internet_v4 or self.internet_v6, "rules": list(self.rules), "cidrs": list(self.cidrs)}
+                "internet": self.internet_v4 or self.internet_v6, "rules": list(self.rules),
+                "cidrs": list(self.cidrs), "ports": list(self.ports)}
 
 
 @dataclass(frozen=True)
 class DirectionFacts:
-    internet_all_ports: Reach = field(default_factory=Reach)  # allow rules with no port restriction, together
-    internet_any_ports: Reach = field(default_factory=Reach)  # all allow rules together, whatever their ports
+    """Per direction, for each group of spec entries that may select the same pods."""
+
+    combined_all_ports: tuple[Reach, ...] = ()  # rules with no port restriction, together
+    combined_any_ports: tuple[Reach, ...] = ()  # all allow rules together, families not in combined_all_ports
 
     def to_input(self) -> dict[str, Any]:
-        return {"internet_all_ports": self.internet_all_ports.to_input(),
-                "internet_any_ports": self.internet_any_ports.to_input()}
+        return {"combined_all_ports": [r.to_input() for r in self.combined_all_ports],
+                "combined_any_ports": [r.to_input() for r in self.combined_any_ports]}
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,16 @@ def load_sample(sample: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return obj, meta or {}
 
 
-def sample_request(sample: Path) -> AdmissionRequest:
+def sample_review(sample: Path) -> dict[str, Any]:
+    """The AdmissionReview the API server would send for this sample."""
     obj, meta = load_sample(sample)
     operation = str(meta.get("operation", "CREATE"))
     old = meta.get("old_object")
-    review = make_review(None if operation == "DELETE" else obj, operation=operation,
-                         old=obj if operation == "DELETE" and old is None else old,
-                         username=str(meta.get("username", DEFAULT_USER)),
-                         groups=tuple(meta.get("groups", DEFAULT_GROUPS)))
-    return parse_review(review)
+    return make_review(None if operation == "DELETE" else obj, operation=operation,
+                       old=obj if operation == "DELETE" and old is None else old,
+                       username=str(meta.get("username", DEFAULT_USER)),
+                       groups=tuple(meta.get("groups", DEFAULT_GROUPS)))
+
+
+def sample_request(sample: Path) -> AdmissionRequest:
+    return parse_review(sample_review(sample))

@@ -18,7 +18,8 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 # Cilium's label for a pod's namespace; sources (k8s:, any:) are stripped before comparing.
 CILIUM_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
 CILIUM_NAMESPACE_LABELS_PREFIX = "io.cilium.k8s.namespace.labels."
-ALWAYS_PRESENT_NAMESPACE_KEYS = frozenset({NAMESPACE_NAME_LABEL, CILIUM_NAMESPACE_LABEL})
+ALWAYS_PRESENT_NAMESPACE_KEYS = frozenset({NAMESPACE_NAME_LABEL, CILIUM_NAMESPACE_LABEL,
+                                           CILIUM_NAMESPACE_LABELS_PREFIX + NAMESPACE_NAME_LABEL})
 _SOURCES = ("k8s:", "any:", "container:", "unspec:")
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 _OPERATOR_BY_LOWER = {op.lower(): op for op in OPERATORS}

@@ -33,7 +33,10 @@ reach(rule) := sprintf("every %s (the rule names no peers)", [endpoint_word(rule
 	count(rule.facts.internet_cidrs) > 1
 } else := sprintf("%s, which covers %s", [rule.facts.internet_cidrs[0], internet_family(rule)]) if {
 	count(rule.facts.internet_cidrs) == 1
-} else := concat(", ", [p.description | some p in rule.peers])
+} else := d if {
+	# regorus cannot schedule a comprehension as a bare else value; bind it in a body.
+	d := concat(", ", [p.description | some p in rule.peers])
+}
 
 endpoint_word(direction) := "destination" if direction == "egress"
 
@@ -60,3 +63,15 @@ pins(selector, key, value) if {
 	req.operator == "In"
 	req.values == [value]
 }
+
+# The rule of the policy at a rule path (spec.egress[1], specs[0].ingress[2]).
+rule_at(path) := rule if {
+	some rule in input.policy.rules
+	rule.path == path
+}
+
+# The rules of a combined reach (input.policy.facts.<direction>.combined_all_ports/_any_ports)
+# in words, one per contributing rule: "spec.egress[0] (0.0.0.0/1 on TCP/443)".
+combined_parts(reach) := [sprintf("%s (%s on %s)", [path, concat(", ", rule_at(path).facts.internet_cidrs), reach.ports[i]]) |
+	some i, path in reach.rules
+]

@@ -15,7 +15,10 @@ from webhook.engine import RegorusEngine
 from webhook.policies import PolicyLoadError, load_policy_set
 
 FOLDERS = sorted(p for p in POLICIES.iterdir() if p.is_dir() and p.name != "lib")
-SAMPLE_FILES = sorted(p for folder in FOLDERS for p in (folder / "samples").glob("*/*") if p.is_file())
+SAMPLE_FILES = sorted(p for folder in FOLDERS for p in (folder / "samples").glob("*/*")
+                      if p.is_file() and not p.name.endswith(".request.yaml"))
+REQUEST_FILES = sorted(p for folder in FOLDERS for p in (folder / "samples").glob("*/*.request.yaml"))
+REQUEST_KEYS = {"username", "groups", "operation", "old_object"}
 KINDS = {
     "NetworkPolicy": "networking.k8s.io/v1",
     "CiliumNetworkPolicy": "cilium.io/v2",
@@ -51,6 +54,15 @@ def test_ids_and_packages_match_the_folder(folder: Path) -> None:
     package = "guardrails." + folder.name.replace("-", "_")
     assert PACKAGE_RE.findall((folder / "rule.rego").read_text(encoding="utf-8")) == [package]
     assert PACKAGE_RE.findall((folder / "rule_test.rego").read_text(encoding="utf-8")) == [f"{package}_test"]
+
+
+@pytest.mark.parametrize("path", REQUEST_FILES, ids=[_rel(p) for p in REQUEST_FILES])
+def test_request_files_belong_to_a_sample_and_use_known_keys(path: Path) -> None:
+    sample = path.with_name(path.name.removesuffix(".request.yaml") + ".yaml")
+    assert sample.is_file(), f"{_rel(path)} describes no sample"
+    meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(meta, dict) and set(meta) <= REQUEST_KEYS, f"unknown keys: {set(meta) - REQUEST_KEYS}"
+    assert meta.get("operation", "CREATE") in ("CREATE", "UPDATE", "DELETE")
 
 
 @pytest.mark.parametrize("path", SAMPLE_FILES, ids=[_rel(p) for p in SAMPLE_FILES])

@@ -56,7 +56,7 @@ def test_push_uploads_every_module_but_the_tests(policies: PolicySet, standin: O
 
 def test_evaluate_matches_the_embedded_engine(policies: PolicySet, engine: OpaEngine) -> None:
     embedded = RegorusEngine(policies)
-    guardrail = policies.guardrails[0]
+    guardrail = policies.get("no-allow-all-egress")
     doc = document(policies, guardrail.samples("bad")[0])
 
     found = engine.evaluate(doc)
@@ -136,7 +136,7 @@ def test_pipeline_applies_the_failure_policy(policies: PolicySet, standin: OpaSt
     try:
         pipeline = build_pipeline(settings, engine=opa)
         standin.delay_seconds = 30
-        sample = yaml.safe_load(policies.guardrails[0].samples("good")[0].read_text(encoding="utf-8"))
+        sample = yaml.safe_load(policies.get("no-allow-all-egress").samples("good")[0].read_text(encoding="utf-8"))
         started = time.monotonic()
         decision = pipeline.review(parse_review(make_review(sample)))
         assert time.monotonic() - started < FAST

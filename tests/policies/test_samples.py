@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from tests.policies.conftest import POLICIES, SETTINGS, copy_catalog
-from webhook.admission import parse_review
 from webhook.model import Decision, Verdict
 from webhook.pipeline import Pipeline, build_pipeline
 from webhook.policies import load_policy_set
 from webhook.regotest import run_sample_checks
-from webhook.reviews import make_review
+from webhook.samples import sample_request
 
 CATALOG = load_policy_set(POLICIES)
 SAMPLES = [(g.id, which, path) for g in CATALOG.guardrails for which in ("good", "bad") for path in g.samples(which)]
@@ -29,8 +26,7 @@ def pipelines(embedded_pipeline: Pipeline, opa_pipeline: Pipeline) -> dict[str, 
 
 
 def review(pipeline: Pipeline, path: Path) -> Decision:
-    obj: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    decision = pipeline.review(parse_review(make_review(obj, operation="CREATE")))
+    decision = pipeline.review(sample_request(path))
     assert decision.verdict not in (Verdict.SKIPPED, Verdict.ERROR), decision.reason
     assert not {f.finding.rule for f in decision.findings} & {"engine-error", "invalid-object"}, decision
     return decision
@@ -73,7 +69,7 @@ def test_run_sample_checks_passes_on_the_catalog(pipelines: dict[str, Pipeline],
 
 def test_run_sample_checks_reports_misfiled_samples(tmp_path: Path) -> None:
     root = copy_catalog(tmp_path)
-    guardrail = load_policy_set(root).guardrails[0]
+    guardrail = load_policy_set(root).get("no-allow-all-egress")
     bad, good = guardrail.samples("bad")[0], guardrail.samples("good")[0]
     bad.rename(guardrail.folder / "samples" / "good" / f"misfiled-{bad.name}")
     good.rename(guardrail.folder / "samples" / "bad" / f"misfiled-{good.name}")
@@ -87,7 +83,7 @@ def test_run_sample_checks_reports_misfiled_samples(tmp_path: Path) -> None:
 
 def test_run_sample_checks_reports_unreviewable_samples(tmp_path: Path) -> None:
     root = copy_catalog(tmp_path)
-    guardrail = load_policy_set(root).guardrails[0]
+    guardrail = load_policy_set(root).get("no-allow-all-egress")
     good = guardrail.folder / "samples" / "good"
     (good / "zz-excluded-namespace.yaml").write_text(
         "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
