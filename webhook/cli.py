@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     ptest.add_argument("-v", "--verbose", action="store_true", help="list passing checks too")
     pol_sub.add_parser("list", help="the guardrails with their default mode and severity").add_argument(
         "--policies", default="policies")
+    pol_sub.add_parser("docs", help="the catalog as Markdown (docs/guardrails.md)").add_argument(
+        "--policies", default="policies")
 
     exc = sub.add_parser("exception", help="signed, time-limited exceptions (netguard.io/exception)")
     exc_sub = exc.add_subparsers(dest="exception_command", required=True)
@@ -128,6 +130,11 @@ def _policies(args: argparse.Namespace) -> int:
     from webhook.pipeline import build_pipeline
     from webhook.policies import load_policy_set
 
+    if args.policies_command == "docs":
+        from webhook.catalog_docs import render
+
+        sys.stdout.write(render(load_policy_set(args.policies)))
+        return EXIT_OK
     if args.policies_command == "list":
         for g in load_policy_set(args.policies).guardrails:
             print(f"{g.id:36} {g.mode.value:8} {g.severity:8} {g.title}")

@@ -260,12 +260,17 @@ def _combined(rules: list[Rule], params: FactParams, skip: tuple[bool, bool] = (
         r.facts.internet_v4 for r in rules)
     v6 = (cov.public_v6_fraction >= params.internet_coverage or entity_v6) and not skip[1] and not any(
         r.facts.internet_v6 for r in rules)
-    contributing = [r for r in rules if r.facts.internet_cidrs]
+    def adds(peer: Peer) -> bool:  # the peer contributes to a reported family
+        return (v4 and peer.facts.public_v4_fraction > 0) or (v6 and peer.facts.public_v6_fraction > 0)
+
+    contributing = [(r, [p for p in r.peers if p.type in (PeerType.CIDR, PeerType.ENTITY) and adds(p)])
+                    for r in rules]
+    contributing = [(r, peers) for r, peers in contributing if peers]
     if not (v4 or v6) or len(contributing) < 2:
         return None
-    return Reach(internet_v4=v4, internet_v6=v6, rules=tuple(r.path for r in contributing),
-                 cidrs=tuple(c for r in contributing for c in r.facts.internet_cidrs),
-                 ports=tuple(r.ports_label() for r in contributing))
+    return Reach(internet_v4=v4, internet_v6=v6, rules=tuple(r.path for r, _ in contributing),
+                 cidrs=tuple(p.describe() for _, peers in contributing for p in peers),
+                 ports=tuple(r.ports_label() for r, _ in contributing))
 
 
 def _overlapping_groups(policy: NormalizedPolicy) -> list[tuple[int, ...]]:

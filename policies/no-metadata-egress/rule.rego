@@ -11,14 +11,13 @@ violation contains v if {
 	count(addresses) > 0
 	v := {
 		"path": rule.path,
-		"msg": sprintf("%s reaches the cloud metadata %s %s through %s on %s; credentials of the node's cloud identity are served there", [
-			rule.path,
+		"msg": sprintf("reaches the cloud metadata %s %s through %s on %s; credentials of the node's cloud identity are served there", [
 			address_word(addresses),
 			concat(" and ", addresses),
 			through(rule, addresses),
 			on_ports(rule),
 		]),
-		"fix": sprintf("exclude %s: add it to the CIDR's except list (ipBlock.except, toCIDRSet.except) or narrow the CIDR; instead of world/all or a rule without destinations use toCIDRSet 0.0.0.0/0 with that except", [concat(" and ", [host_cidr(a) | some a in addresses])]),
+		"fix": sprintf("exclude %s: add them to the CIDR's except list (ipBlock.except, toCIDRSet.except) or narrow the CIDR; instead of world/all or a rule without destinations use toCIDRSet 0.0.0.0/0 with that except", [concat(" and ", [host_cidr(a) | some a in addresses])]),
 	}
 }
 

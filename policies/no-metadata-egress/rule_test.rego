@@ -26,7 +26,7 @@ test_link_local_range_on_every_port_is_reported_with_the_documented_message if {
 	count(v) == 1
 	some finding in v
 	finding.path == "spec.egress[0]"
-	finding.msg == "spec.egress[0] reaches the cloud metadata address 169.254.169.254 through 169.254.0.0/16 on every port; credentials of the node's cloud identity are served there"
+	finding.msg == "reaches the cloud metadata address 169.254.169.254 through 169.254.0.0/16 on every port; credentials of the node's cloud identity are served there"
 	contains(finding.fix, "169.254.169.254/32")
 }
 

@@ -73,3 +73,12 @@ def test_policies_list_shows_every_guardrail(capsys: pytest.CaptureFixture[str])
     assert main(["policies", "list", "--policies", str(REPO / "policies")]) == 0
     out = capsys.readouterr().out
     assert "no-allow-all-egress" in out and "enforce" in out
+
+
+def test_the_catalog_document_matches_the_guardrail_metadata() -> None:
+    from webhook.catalog_docs import render
+    from webhook.policies import load_policy_set
+
+    expected = render(load_policy_set(REPO / "policies"))
+    actual = (REPO / "docs" / "guardrails.md").read_text(encoding="utf-8")
+    assert actual == expected, "docs/guardrails.md is stale: run `netguard policies docs > docs/guardrails.md`"
