@@ -149,7 +149,8 @@ def _policies(args: argparse.Namespace) -> int:
     for r in regotest.run_rego_tests(policies):
         failures += not r.passed
         if not r.passed or args.verbose:
-            print(f"{'PASS' if r.passed else 'FAIL'} rego   {r.guardrail}: {r.name}" + (f": {r.error}" if r.error else ""))
+            detail = f": {r.error}" if r.error else ""
+            print(f"{'PASS' if r.passed else 'FAIL'} rego   {r.guardrail}: {r.name}{detail}")
     for s in regotest.run_sample_checks(build_pipeline(everything_on)):
         failures += not s.passed
         if not s.passed or args.verbose:

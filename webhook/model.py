@@ -116,7 +116,8 @@ class AppliedFinding:
 
     def line(self) -> str:
         fix = f" Fix: {self.finding.fix}." if self.finding.fix else ""
-        return f"[{self.finding.rule}] {self.finding.path}: {self.finding.message}.{fix} ({self.mode.value}: {self.reason})"
+        head = f"[{self.finding.rule}] {self.finding.path}: {self.finding.message}."
+        return f"{head}{fix} ({self.mode.value}: {self.reason})"
 
     def short(self) -> str:
         """One line for kubectl warnings: no fix text, the mode's reason kept."""

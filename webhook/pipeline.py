@@ -145,7 +145,7 @@ class Pipeline:
 
     def _previous(self, request: AdmissionRequest, old_policy: NormalizedPolicy,
                   rules: list[str]) -> frozenset[decisions.FindingKey]:
-        """The findings the old object had: an unchanged violation is not newly blocked (Kyverno's validateOldObject)."""
+        """The old object's findings: an unchanged violation is not newly blocked (Kyverno's validateOldObject)."""
         assert request.old_object is not None
         old_request = AdmissionRequest(uid=request.uid, kind=request.kind, operation=Operation.UPDATE,
                                        user=request.user, name=request.name, namespace=request.namespace,

@@ -15,8 +15,9 @@ from .conftest import REPO_ROOT, Server, run_server
 
 CONFIG = {
     "overrides": [{"namespaces": ["legacy-*"], "rules": {"*": "warn"}, "reason": "legacy apps (SEC-7)"}],
-    "exceptions": [{"rules": ["no-allow-all-egress", "no-internet-egress-without-ports", "no-metadata-egress"], "namespace": "team-a",
-                    "name": "vendor-agent", "expires": "2099-12-31", "reason": "vendor agent", "ticket": "SEC-42"}],
+    "exceptions": [{"rules": ["no-allow-all-egress", "no-internet-egress-without-ports", "no-metadata-egress"],
+                    "namespace": "team-a", "name": "vendor-agent", "expires": "2099-12-31",
+                    "reason": "vendor agent", "ticket": "SEC-42"}],
 }
 
 

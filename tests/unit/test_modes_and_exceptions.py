@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from webhook import exceptions
 from webhook.admission import parse_review
-from webhook.config import PlatformSettings, GitopsController, from_mapping
+from webhook.config import GitopsController, PlatformSettings, from_mapping
 from webhook.model import Decision, Mode, UserInfo, Verdict
 from webhook.pipeline import Pipeline, build_pipeline
 from webhook.requester import classify
