@@ -17,9 +17,13 @@ violation contains v if {
 			through(rule, addresses),
 			on_ports(rule),
 		]),
-		"fix": sprintf("exclude %s: add them to the CIDR's except list (ipBlock.except, toCIDRSet.except) or narrow the CIDR; instead of world/all or a rule without destinations use toCIDRSet 0.0.0.0/0 with that except", [concat(" and ", [host_cidr(a) | some a in addresses])]),
+		"fix": sprintf("exclude %s: add %s to the CIDR's except list (ipBlock.except, toCIDRSet.except) or narrow the CIDR; instead of world/all or a rule without destinations use toCIDRSet 0.0.0.0/0 with that except", [concat(" and ", [host_cidr(a) | some a in addresses]), pronoun(addresses)]),
 	}
 }
+
+pronoun(addresses) := "it" if count(addresses) == 1
+
+pronoun(addresses) := "them" if count(addresses) > 1
 
 address_word(addresses) := "address" if count(addresses) == 1
 
