@@ -90,19 +90,15 @@ class RegorusEngine:
         return engine
 
     def evaluate(self, document: Mapping[str, Any]) -> RawFindings:
+        # A partial object rule is {} when empty; undefined here can only mean empty too,
+        # since the policies were compiled in this process.
+        return _parse_findings(self.eval_rule(FINDINGS_RULE, document))
+
+    def eval_rule(self, path: str, document: Mapping[str, Any]) -> Any:
+        """Evaluate any rule on this thread's engine; undefined is None."""
         engine = self._engine()
         try:
             # set_input_json, not set_input: the Python conversion turns False into 0.
-            engine.set_input_json(json.dumps(document))
-            raw = engine.eval_rule_as_json(FINDINGS_RULE)
-        except RuntimeError as exc:
-            raise EngineError(clean_error(exc)) from None
-        return _parse_findings(None if raw == _UNDEFINED else json.loads(raw))
-
-    def eval_rule(self, path: str, document: Mapping[str, Any]) -> Any:
-        """Evaluate any rule (used by the Rego test runner); undefined is None."""
-        engine = self._engine()
-        try:
             engine.set_input_json(json.dumps(document))
             raw = engine.eval_rule_as_json(path)
         except RuntimeError as exc:
