@@ -174,3 +174,10 @@ def test_malformed_objects_raise_a_shape_error_naming_the_field(obj: dict[str, A
     with pytest.raises(ShapeError) as err:
         normalize(obj)
     assert err.value.path == path
+
+
+def test_selector_operators_are_read_case_insensitively_as_cilium_examples_write_them() -> None:
+    peer = normalize(cnp({"endpointSelector": {}, "ingress": [{"fromEndpoints": [{"matchExpressions": [
+        {"key": "k8s:io.kubernetes.pod.namespace", "operator": "in", "values": ["prod"]}]}]}]})).rules[0].peers[0]
+    assert peer.namespaces is not None and peer.namespaces.scope is Scope.NAMED
+    assert peer.namespaces.names == ("prod",)
