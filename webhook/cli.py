@@ -11,7 +11,9 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 from webhook import certs, config, exceptions
 from webhook.engine import EngineError
@@ -39,6 +41,40 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default="certs/", type=Path)
     gen.add_argument("--days", type=int, default=365)
     gen.add_argument("--force", action="store_true", help="overwrite existing keys")
+    chk = sub.add_parser("check", help="check manifests against the guardrails before applying them")
+    chk.add_argument("paths", nargs="*", default=["-"], help="files or folders (recursive); - for stdin")
+    chk.add_argument("--namespace", help="namespace for manifests without one (default: default)")
+    chk.add_argument("--user", default="netguard-check", help="evaluate as this requester")
+    chk.add_argument("--group", action="append", help="requester group (repeatable)")
+    chk.add_argument("--config", help="configuration file (default: $NETGUARD_CONFIG)")
+    chk.add_argument("--format", choices=["text", "json", "sarif", "junit"], default="text")
+    chk.add_argument("--output", "-o", type=Path, help="write the report to this file instead of stdout")
+
+    exp = sub.add_parser("explain", help="what a policy really allows, in plain English")
+    exp.add_argument("paths", nargs="*", default=["-"], help="files or folders; - for stdin")
+    exp.add_argument("--namespace", help="namespace for manifests without one (default: default)")
+    exp.add_argument("--format", choices=["text", "json"], default="text")
+
+    base = sub.add_parser("baseline", help="print the recommended default-deny baseline for a namespace")
+    base.add_argument("--namespace", required=True)
+    base.add_argument("--flavor", choices=["kubernetes", "cilium"], default="kubernetes")
+    base.add_argument("--allow-dns", action="store_true", help="allow DNS to kube-dns (UDP/TCP 53)")
+    base.add_argument("--allow-same-namespace", action="store_true", help="allow traffic inside the namespace")
+
+    aud = sub.add_parser("audit", help="what is in a cluster (or in manifests) against the guardrails, with posture")
+    aud.add_argument("--from", dest="from_paths", action="append", metavar="PATH",
+                     help="read manifests instead of a cluster (repeatable; files or folders; - for stdin)")
+    aud.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    aud.add_argument("--context", help="kubeconfig context")
+    aud.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
+    aud.add_argument("--no-workloads", action="store_true", help="do not list pods")
+    aud.add_argument("--decisions", type=Path, help="the webhook's decision log (JSON lines)")
+    aud.add_argument("--since", help="decision log period start (ISO 8601)")
+    aud.add_argument("--until", help="decision log period end (ISO 8601)")
+    aud.add_argument("--config", help="configuration file (default: $NETGUARD_CONFIG)")
+    aud.add_argument("--format", choices=["html", "json", "csv", "markdown", "policyreport"], default="markdown")
+    aud.add_argument("--output", "-o", type=Path, help="write the report to this file instead of stdout")
+
     pol = sub.add_parser("policies", help="the guardrail catalog")
     pol_sub = pol.add_subparsers(dest="policies_command", required=True)
     ptest = pol_sub.add_parser("test", help="run every guardrail's Rego unit tests and sample manifests")
@@ -84,6 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _exception(args)
         if args.command == "policies":
             return _policies(args)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "explain":
+            return _explain(args)
+        if args.command == "baseline":
+            return _baseline(args)
+        if args.command == "audit":
+            return _audit(args)
     except (config.ConfigError, PolicyLoadError, EngineError, certs.CertsExistError, exceptions.TokenError,
             ValueError, OSError) as exc:
         print(f"netguard: {exc}", file=sys.stderr)
@@ -123,6 +167,133 @@ def _certs(args: argparse.Namespace) -> int:
           f"valid until {info['not_valid_after']}", file=sys.stderr)
     print("caBundle (base64 CA certificate, for the webhook configurations):", file=sys.stderr)
     print(certs.ca_bundle(paths.ca_cert))
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from webhook.check import Requester, check_documents
+    from webhook.check_formats import RENDERERS
+    from webhook.pipeline import build_pipeline
+    from webhook.sources import read_paths
+
+    settings = config.load(args.config)
+    pipeline = build_pipeline(settings)
+    documents, errors = read_paths(args.paths, sys.stdin)
+    requester = Requester(args.user, tuple(args.group or ("system:authenticated",)))
+    report = check_documents(pipeline, documents, errors, namespace=args.namespace, requester=requester)
+    text = RENDERERS[args.format](report)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return report.exit_code
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import json
+
+    from webhook.explain import explain, render_text
+    from webhook.facts import FactParams, enrich
+    from webhook.normalize import normalize
+    from webhook.shape import ShapeError
+    from webhook.sources import read_paths
+
+    documents, errors = read_paths(args.paths, sys.stdin)
+    for err in errors:
+        print(f"{err.source}:{err.line}:{err.col}: error: {err.message}", file=sys.stderr)
+    explained = []
+    failed = bool(errors)
+    for doc in documents:
+        if doc.obj.get("kind") not in ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"):
+            continue
+        obj = dict(doc.obj)
+        meta = dict(obj.get("metadata") or {})
+        if obj.get("kind") != "CiliumClusterwideNetworkPolicy" and not meta.get("namespace"):
+            meta["namespace"] = args.namespace or "default"
+            obj["metadata"] = meta
+        try:
+            policy = enrich(normalize(obj), FactParams())
+        except ShapeError as exc:
+            line, col = doc.position(exc.path)
+            print(f"{doc.source}:{line}:{col}: error: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        where = f"{policy.namespace}/{policy.name}" if policy.namespace else policy.name
+        explained.append((f"{where} ({policy.kind}, {doc.source}:{doc.line})", explain(policy)))
+    if args.format == "json":
+        print(json.dumps([{"policy": title, **e.to_json()} for title, e in explained], indent=2))
+    else:
+        sys.stdout.write(render_text(explained))
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from webhook.audit import audit
+    from webhook.audit_report import RENDERERS
+    from webhook.decisionlog import read_decisions
+    from webhook.inventory import from_documents
+    from webhook.pipeline import build_pipeline
+
+    settings = config.load(args.config)
+    if args.from_paths:
+        from webhook.sources import read_paths
+
+        documents, errors = read_paths(args.from_paths, sys.stdin)
+        inventory = from_documents(documents, errors, "files " + ", ".join(args.from_paths))
+    else:
+        from webhook.kube import ClusterError, load_inventory
+
+        try:
+            inventory = load_inventory(args.kubeconfig, args.context, in_cluster=args.in_cluster,
+                                       include_workloads=not args.no_workloads)
+        except ClusterError as exc:
+            print(f"netguard: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    # Namespace labels from the inventory drive namespace overrides, as they will in the webhook.
+    settings = config.with_overrides(settings, namespace_labels={
+        **inventory.namespace_labels(), **settings.namespace_labels})
+    pipeline = build_pipeline(settings)
+    decisions = None
+    if args.decisions:
+        since, until = _instant(args.since), _instant(args.until)
+        with args.decisions.open(encoding="utf-8", errors="replace") as handle:
+            decisions = read_decisions(handle, since, until)
+    on_terminal = sys.stderr.isatty()
+    report = audit(pipeline, inventory, decisions=decisions,
+                   progress=lambda docs: tqdm(docs, desc="auditing", unit="policy", disable=not on_terminal,
+                                              file=sys.stderr))
+    text = RENDERERS[args.format](report)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        if on_terminal:
+            print(f"wrote {args.output}: {len(report.findings)} findings in {report.policies} policies",
+                  file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _instant(text: str | None) -> Any:
+    """An ISO 8601 time for the decision-log period; a time without a zone is UTC (the log's zone)."""
+    from datetime import datetime
+
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time (e.g. 2026-11-01 or 2026-11-01T12:00:00Z)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from webhook.baseline import BaselineOptions, baseline_objects, render_yaml
+
+    options = BaselineOptions(namespace=args.namespace, flavor=args.flavor, allow_dns=args.allow_dns,
+                              allow_same_namespace=args.allow_same_namespace)
+    sys.stdout.write(render_yaml(baseline_objects(options)))
     return EXIT_OK
 
 

@@ -18,11 +18,16 @@ from webhook.model import Decision, Verdict
 
 ANNOTATION_VIOLATIONS = "netguard.io/violations"
 ANNOTATION_REVISION = "netguard.io/policy-revision"
+# Who made the last change, so the audit can name whom to talk to about a finding.
+ANNOTATION_LAST_MODIFIED_BY = "netguard.io/last-modified-by"
 
 
-def annotations_for(obj: Mapping[str, Any], decision: Decision, revision: str) -> dict[str, str]:
+def annotations_for(obj: Mapping[str, Any], decision: Decision, revision: str,
+                    requester: str = "") -> dict[str, str]:
     existing = (obj.get("metadata") or {}).get("annotations") or {}
     out = {ANNOTATION_REVISION: revision}
+    if requester:
+        out[ANNOTATION_LAST_MODIFIED_BY] = requester
     if decision.findings or ANNOTATION_VIOLATIONS in existing:  # clear a stale record with []
         out[ANNOTATION_VIOLATIONS] = json.dumps(
             [{"rule": f.finding.rule, "path": f.finding.path, "mode": f.mode.value} for f in decision.findings],
@@ -30,7 +35,7 @@ def annotations_for(obj: Mapping[str, Any], decision: Decision, revision: str) -
     return out
 
 
-def patch_for(obj: Mapping[str, Any], decision: Decision, revision: str) -> list[dict[str, Any]]:
+def patch_for(obj: Mapping[str, Any], decision: Decision, revision: str, requester: str = "") -> list[dict[str, Any]]:
     """The JSON Patch that annotates `obj`; empty when there is nothing to change."""
     if decision.verdict in (Verdict.SKIPPED, Verdict.ERROR) or not isinstance(obj.get("metadata"), Mapping):
         return []
@@ -39,7 +44,7 @@ def patch_for(obj: Mapping[str, Any], decision: Decision, revision: str) -> list
     annotated = copy.deepcopy(dict(obj))
     metadata = annotated["metadata"] = dict(annotated["metadata"])
     annotations = dict(metadata.get("annotations") or {})
-    annotations.update(annotations_for(obj, decision, revision))
+    annotations.update(annotations_for(obj, decision, revision, requester))
     metadata["annotations"] = annotations
     patch: list[dict[str, Any]] = jsonpatch.make_patch(dict(obj), annotated).patch
     return patch

@@ -183,6 +183,10 @@ class RuleFacts:
     metadata: tuple[str, ...] = ()  # metadata addresses reachable on a metadata port
     allows_everything: bool = False  # every peer on every port
 
+    @property
+    def internet(self) -> bool:
+        return self.internet_v4 or self.internet_v6
+
     def to_input(self) -> dict[str, Any]:
         return {"internet_v4": self.internet_v4, "internet_v6": self.internet_v6,
                 "internet": self.internet_v4 or self.internet_v6, "internet_cidrs": list(self.internet_cidrs),

@@ -67,6 +67,29 @@ class Selector:
                 pinned = set(r.values) if pinned is None else pinned & set(r.values)
         return None if pinned is None else tuple(sorted(pinned))
 
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Kubernetes label-selector semantics (an empty selector matches everything)."""
+        for r in self.requirements:
+            present = r.key in labels
+            if r.operator == "In" and not (present and labels[r.key] in r.values):
+                return False
+            if r.operator == "NotIn" and present and labels[r.key] in r.values:
+                return False
+            if r.operator == "Exists" and not present:
+                return False
+            if r.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+    def namespace_part(self) -> Selector:
+        """The requirements about the namespace (Cilium's namespace label and namespace-label keys)."""
+        return Selector(tuple(r for r in self.requirements if r.key == CILIUM_NAMESPACE_LABEL
+                              or r.key.startswith(CILIUM_NAMESPACE_LABELS_PREFIX)))
+
+    def pod_part(self) -> Selector:
+        """The requirements about the pod itself."""
+        return self.without(CILIUM_NAMESPACE_LABEL)
+
     def to_input(self) -> dict[str, Any]:
         return {
             "empty": self.empty,

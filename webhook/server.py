@@ -54,6 +54,10 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
     def mutate() -> Response:
         return _admit(pipeline, metrics, mutate=True)
 
+    @app.post("/v1/check")
+    def check_endpoint() -> Response:
+        return _check(pipeline)
+
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok")
@@ -109,8 +113,8 @@ def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
     decision = _safe_review(pipeline, metrics, review)
     revision = pipeline.revision
     if mutate:
-        patch = patch_for(review.subject or {}, decision, revision) if review.operation is not Operation.DELETE and \
-            review.object is not None else []
+        writes = review.operation is not Operation.DELETE and review.object is not None
+        patch = patch_for(review.object or {}, decision, revision, review.user.username) if writes else []
         body = admission.build_response(admission.Response(uid=review.uid, allowed=True, patch=patch or None))
     else:
         body = admission.build_response(admission.response_for(review.uid, decision, revision))
@@ -128,6 +132,34 @@ def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
     )
     resp = Response(_dumps(body), mimetype="application/json")
     return resp
+
+
+CHECK_MEDIA_TYPES = ("application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml",
+                     "text/plain")
+
+
+def _check(pipeline: Pipeline) -> Response:
+    """POST /v1/check: the same report as `netguard check --format json`; evaluates only, changes nothing."""
+    from webhook.check import Requester, check_documents
+    from webhook.check_formats import render_json
+    from webhook.sources import read_text
+
+    media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+    if media_type not in CHECK_MEDIA_TYPES:
+        return _json_error(415, f"unsupported Content-Type; use one of {', '.join(CHECK_MEDIA_TYPES)}")
+    raw = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _json_error(400, f"body is not UTF-8 (byte {exc.start})")
+    namespace = request.args.get("namespace") or None
+    requester = Requester(request.args.get("user") or "netguard-check",
+                          tuple(request.args.getlist("group")) or ("system:authenticated",))
+    documents, errors = read_text(text, "<request>")
+    report = check_documents(pipeline, documents, errors, namespace=namespace, requester=requester)
+    log.info("check.report", documents=len(documents), policies=len(report.results), errors=len(report.errors),
+             enforce=report.count(Mode.ENFORCE), user=requester.username)
+    return Response(render_json(report), mimetype="application/json")
 
 
 def _safe_review(pipeline: Pipeline, metrics: Metrics, review: AdmissionRequest) -> Decision:

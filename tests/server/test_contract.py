@@ -242,10 +242,12 @@ def test_mutate_keeps_existing_annotations_and_escapes_the_annotation_keys(serve
     patch = _decode_patch(response)
     assert all(op["op"] in ("add", "replace") for op in patch), patch
     assert {op["path"] for op in patch} == {"/metadata/annotations/netguard.io~1violations",
-                                            "/metadata/annotations/netguard.io~1policy-revision"}
+                                            "/metadata/annotations/netguard.io~1policy-revision",
+                                            "/metadata/annotations/netguard.io~1last-modified-by"}
     annotations = jsonpatch.apply_patch(obj, patch)["metadata"]["annotations"]
     assert annotations["team"] == "a" and annotations["owner/contact"] == "alice"
     assert annotations[ANNOTATION_REVISION] == _revision(server)
+    assert annotations["netguard.io/last-modified-by"] == "alice"  # the requester, for the audit's attribution
 
 
 def test_mutate_is_idempotent_on_reinvocation(server: Server) -> None:

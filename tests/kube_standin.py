@@ -1,0 +1,412 @@
+"""A stand-in Kubernetes API server for the tests of webhook/kube.py.
+
+No real API server (kind, k3s, envtest) can run on this machine, so this is NOT kube-apiserver. It
+serves, over HTTPS on 127.0.0.1 with a CA from webhook.certs.generate, the few read-only endpoints
+that `netguard audit` uses, with recorded objects written the way the API server writes them:
+
+  GET /api, /apis, /apis/cilium.io/v2           discovery (APIVersions, APIGroupList, APIResourceList)
+  GET /api/v1/namespaces                         NamespaceList
+  GET /apis/networking.k8s.io/v1/networkpolicies NetworkPolicyList (all namespaces)
+  GET /apis/cilium.io/v2/ciliumnetworkpolicies   CiliumNetworkPolicyList (all namespaces)
+  GET /apis/cilium.io/v2/ciliumclusterwidenetworkpolicies
+  GET /api/v1/pods                               PodList (all namespaces)
+
+As on a real server: lists carry kind/apiVersion and metadata.resourceVersion, built-in items carry
+no apiVersion/kind of their own (custom resources do), `limit` pages with an opaque `continue`
+token and metadata.remainingItemCount, errors are `Status` objects (401 without the bearer token,
+403 Forbidden for resources listed in `forbidden`, 404 NotFound for unknown paths, including
+every cilium.io path when `cilium=False`, 410 Expired for a stale continue token).
+
+So it tests kube.py's use of the official client (auth, TLS, paging, error mapping, raw JSON), not
+the API server's own semantics (no watch, selectors, RBAC evaluation or defaulting).
+
+`page_size` caps every page below the client's `limit` (a server may return fewer items than
+asked), so paging is exercised with a handful of objects. `expire_continue_once` answers the
+first request carrying a continue token with 410, as after an etcd compaction; `ignore_continue`
+serves the first page again and again, as a broken proxy might.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import ssl
+import threading
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from flask import Flask, Response, request
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from webhook.certs import generate
+
+TOKEN = "standin-token-9f3c1e"  # the bearer token the stand-in accepts and its kubeconfig carries
+CONTEXT = "standin"
+USER = "system:serviceaccount:netguard:netguard-audit"
+RESOURCE_VERSION = "48213"
+
+# -- recorded objects (from a kind cluster with Cilium 1.16; uids and timestamps kept, managedFields dropped) --
+
+NAMESPACES: list[dict[str, Any]] = [
+    {"metadata": {"name": "default", "uid": "0b0a7c4e-5d52-4b83-9e1b-2f0b1c7d9a11", "resourceVersion": "41",
+                  "creationTimestamp": "2025-03-02T08:14:05Z", "labels": {"kubernetes.io/metadata.name": "default"}},
+     "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
+    {"metadata": {"name": "kube-system", "uid": "5c1e3b2a-6f0d-4e55-a3f7-1d2e9b8c4f02", "resourceVersion": "11",
+                  "creationTimestamp": "2025-03-02T08:14:03Z",
+                  "labels": {"kubernetes.io/metadata.name": "kube-system"}},
+     "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
+    {"metadata": {"name": "team-a", "uid": "9e4f1d6c-2b7a-4c3e-8f5d-6a1b2c3d4e5f", "resourceVersion": "1874",
+                  "creationTimestamp": "2025-03-02T08:31:40Z",
+                  "labels": {"kubernetes.io/metadata.name": "team-a", "team": "a", "tier": "frontend"},
+                  "annotations": {"netguard.io/owner": "team-a@example.com"}},
+     "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
+    {"metadata": {"name": "team-b", "uid": "1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9", "resourceVersion": "1880",
+                  "creationTimestamp": "2025-03-02T08:31:41Z",
+                  "labels": {"kubernetes.io/metadata.name": "team-b", "team": "b"}},
+     "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}},
+]
+
+# As stored: the API server has defaulted policyTypes and protocol.
+NETWORK_POLICIES: list[dict[str, Any]] = [
+    {"metadata": {"name": "default-deny", "namespace": "team-a", "uid": "3a9d2c4b-8e1f-4a6d-b7c5-0e2f4a6c8d10",
+                  "resourceVersion": "2210", "generation": 1, "creationTimestamp": "2025-03-02T08:40:12Z"},
+     "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}},
+    {"metadata": {"name": "web", "namespace": "team-a", "uid": "7b6c5d4e-3f2a-4b1c-9d8e-7f6a5b4c3d2e",
+                  "resourceVersion": "2214", "generation": 2, "creationTimestamp": "2025-03-02T08:40:13Z",
+                  "labels": {"app.kubernetes.io/part-of": "shop"}},
+     "spec": {"podSelector": {"matchLabels": {"app": "web"}},
+              "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "b"}}}],
+                           "ports": [{"protocol": "TCP", "port": 8080}]}],
+              "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "api"}},
+                                  "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-b"}}}],
+                          "ports": [{"protocol": "TCP", "port": 8443}]}],
+              "policyTypes": ["Ingress", "Egress"]}},
+    {"metadata": {"name": "allow-dns", "namespace": "team-b", "uid": "c4d3e2f1-0a9b-4c8d-8e7f-6a5b4c3d2e1f",
+                  "resourceVersion": "2230", "generation": 1, "creationTimestamp": "2025-03-02T08:41:02Z"},
+     "spec": {"podSelector": {},
+              "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                  "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                          "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}],
+              "policyTypes": ["Egress"]}},
+]
+
+# Custom resources are stored whole: their list items keep apiVersion and kind.
+CILIUM_NETWORK_POLICIES: list[dict[str, Any]] = [
+    {"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+     "metadata": {"name": "api-egress", "namespace": "team-b", "uid": "e1d2c3b4-a596-4877-9685-74a3b2c1d0e9",
+                  "resourceVersion": "2301", "generation": 1, "creationTimestamp": "2025-03-02T08:45:30Z"},
+     "spec": {"endpointSelector": {"matchLabels": {"app": "api"}},
+              "egress": [{"toFQDNs": [{"matchName": "payments.example.com"}],
+                          "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}]},
+     "status": {"conditions": [{"lastTransitionTime": "2025-03-02T08:45:30Z", "message": "Policy validation succeeded",
+                                "status": "True", "type": "Valid"}]}},
+]
+
+CILIUM_CLUSTERWIDE_NETWORK_POLICIES: list[dict[str, Any]] = [
+    {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy",
+     "metadata": {"name": "deny-metadata", "uid": "a0b1c2d3-e4f5-4607-8819-2a3b4c5d6e7f", "resourceVersion": "2290",
+                  "generation": 1, "creationTimestamp": "2025-03-02T08:44:00Z",
+                  "labels": {"netguard.io/baseline": "true"}},
+     "spec": {"endpointSelector": {},
+              "egressDeny": [{"toCIDR": ["169.254.169.254/32"]}]},
+     "status": {"conditions": [{"lastTransitionTime": "2025-03-02T08:44:00Z", "message": "Policy validation succeeded",
+                                "status": "True", "type": "Valid"}]}},
+]
+
+
+def _pod(namespace: str, name: str, labels: dict[str, str], owner: tuple[str, str], image: str, uid: str,
+         ip: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "generateName": name.rsplit("-", 1)[0] + "-", "namespace": namespace, "uid": uid,
+                     "resourceVersion": "3012", "creationTimestamp": "2025-03-02T09:02:11Z", "labels": labels,
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1],
+                                          "uid": "6d5c4b3a-2918-4706-b5a4-93827160f5e4", "controller": True,
+                                          "blockOwnerDeletion": True}]},
+        "spec": {"containers": [{"name": "main", "image": image, "resources": {},
+                                 "terminationMessagePath": "/dev/termination-log",
+                                 "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"}],
+                 "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+                 "serviceAccountName": "default", "nodeName": "kind-worker", "schedulerName": "default-scheduler",
+                 "enableServiceLinks": True, "preemptionPolicy": "PreemptLowerPriority"},
+        "status": {"phase": "Running", "hostIP": "172.18.0.3", "podIP": ip, "podIPs": [{"ip": ip}],
+                   "startTime": "2025-03-02T09:02:11Z", "qosClass": "BestEffort"},
+    }
+
+
+PODS: list[dict[str, Any]] = [
+    _pod("kube-system", "coredns-7db6d8ff4d-5xk2p", {"k8s-app": "kube-dns", "pod-template-hash": "7db6d8ff4d"},
+         ("ReplicaSet", "coredns-7db6d8ff4d"), "registry.k8s.io/coredns/coredns:v1.11.1",
+         "d3c2b1a0-9f8e-4d7c-a6b5-c4d3e2f1a0b9", "10.244.0.3"),
+    _pod("team-a", "web-6b8f9c7d5-q7w2e", {"app": "web", "pod-template-hash": "6b8f9c7d5"},
+         ("ReplicaSet", "web-6b8f9c7d5"), "nginx:1.27", "f0e1d2c3-b4a5-4968-8776-5a4b3c2d1e0f", "10.244.1.7"),
+    _pod("team-b", "api-5f7d8c9b6-m3n4p", {"app": "api", "pod-template-hash": "5f7d8c9b6"},
+         ("ReplicaSet", "api-5f7d8c9b6"), "ghcr.io/example/api:2.3.1", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+         "10.244.1.9"),
+]
+
+
+@dataclass(frozen=True)
+class _Collection:
+    list_kind: str
+    api_version: str
+    group: str  # for Forbidden messages; "" is the core group
+    resource: str
+    items: tuple[dict[str, Any], ...]
+    cilium: bool = False
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    authorization: str | None
+
+
+@dataclass
+class Objects:
+    """What the stand-in serves; defaults are the recorded objects above (deep-copied per stand-in)."""
+
+    namespaces: list[dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(NAMESPACES))
+    network_policies: list[dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(NETWORK_POLICIES))
+    cilium_network_policies: list[dict[str, Any]] = field(
+        default_factory=lambda: copy.deepcopy(CILIUM_NETWORK_POLICIES))
+    cilium_clusterwide_network_policies: list[dict[str, Any]] = field(
+        default_factory=lambda: copy.deepcopy(CILIUM_CLUSTERWIDE_NETWORK_POLICIES))
+    pods: list[dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(PODS))
+
+
+def _key(item: Mapping[str, Any]) -> str:
+    """etcd key order: namespace, then name; what the server pages by."""
+    meta = item.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def _status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> Response:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "details": details if details is not None else {}, "code": code}
+    return _json(body, code)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    response = Response(json.dumps(body, separators=(",", ":")) + "\n", status=status, mimetype="application/json")
+    response.headers["Audit-Id"] = str(uuid.uuid4())
+    response.headers["Cache-Control"] = "no-cache, private"
+    return response
+
+
+def _continue_token(start_key: str) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": int(RESOURCE_VERSION), "start": start_key + "\x00"},
+                     separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_continue(token: str) -> str | None:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except ValueError:
+        return None
+    start = raw.get("start") if isinstance(raw, dict) else None
+    return start if isinstance(start, str) else None
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log lines in the test output."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+def write_kubeconfig(path: Path, server: str, ca_pem: bytes | None, token: str = TOKEN,
+                     context: str = CONTEXT) -> Path:
+    """A kubeconfig like `kind get kubeconfig` writes, with a bearer-token user instead of client certs."""
+    cluster: dict[str, Any] = {"server": server}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode("ascii")
+    config = {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": context, "cluster": cluster}],
+        "users": [{"name": "netguard-audit", "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": "netguard-audit"}}],
+        "current-context": context,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+class KubeStandIn:
+    """Serve the stand-in on https://127.0.0.1:<free port> from a background thread until stop().
+
+    `directory` receives the PKI (pki/) and `kubeconfig`, pointing at this server with TOKEN.
+    Options may be changed while running (they are read per request).
+    """
+
+    def __init__(self, directory: Path, *, cilium: bool = True, forbidden: Collection[str] = (),
+                 page_size: int | None = None, expire_continue_once: bool = False, ignore_continue: bool = False,
+                 objects: Objects | None = None) -> None:
+        self.cilium = cilium
+        self.forbidden = frozenset(forbidden)  # resources answered with 403, e.g. {"pods"}
+        self.page_size = page_size
+        self.expire_continue_once = expire_continue_once
+        self.ignore_continue = ignore_continue  # a broken server/proxy that always sends the first page
+        self.objects = objects or Objects()
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._stopped = False
+        pki = generate("kubernetes", "default", directory / "pki")
+        self.ca_pem = pki.ca_cert.read_bytes()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pki.cert, pki.key)
+        self._server = make_server("127.0.0.1", 0, self._app(), threaded=True, request_handler=_QuietHandler,
+                                   ssl_context=context)
+        self.url = f"https://127.0.0.1:{self._server.server_port}"
+        self.kubeconfig = write_kubeconfig(directory / "kubeconfig", self.url, self.ca_pem)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="kube-standin", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket (idempotent); later connections are refused."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> KubeStandIn:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def _collections(self) -> dict[str, _Collection]:
+        o = self.objects
+        return {
+            "/api/v1/namespaces": _Collection("NamespaceList", "v1", "", "namespaces", tuple(o.namespaces)),
+            "/apis/networking.k8s.io/v1/networkpolicies": _Collection(
+                "NetworkPolicyList", "networking.k8s.io/v1", "networking.k8s.io", "networkpolicies",
+                tuple(o.network_policies)),
+            "/apis/cilium.io/v2/ciliumnetworkpolicies": _Collection(
+                "CiliumNetworkPolicyList", "cilium.io/v2", "cilium.io", "ciliumnetworkpolicies",
+                tuple(o.cilium_network_policies), cilium=True),
+            "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies": _Collection(
+                "CiliumClusterwideNetworkPolicyList", "cilium.io/v2", "cilium.io", "ciliumclusterwidenetworkpolicies",
+                tuple(o.cilium_clusterwide_network_policies), cilium=True),
+            "/api/v1/pods": _Collection("PodList", "v1", "", "pods", tuple(o.pods)),
+        }
+
+    def _discovery(self, path: str) -> Any:
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "172.18.0.2:6443"}]}
+        if path == "/apis":
+            groups = [{"name": "networking.k8s.io",
+                       "versions": [{"groupVersion": "networking.k8s.io/v1", "version": "v1"}],
+                       "preferredVersion": {"groupVersion": "networking.k8s.io/v1", "version": "v1"}}]
+            if self.cilium:
+                groups.append({"name": "cilium.io",
+                               "versions": [{"groupVersion": "cilium.io/v2", "version": "v2"},
+                                            {"groupVersion": "cilium.io/v2alpha1", "version": "v2alpha1"}],
+                               "preferredVersion": {"groupVersion": "cilium.io/v2", "version": "v2"}})
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+        if path == "/apis/cilium.io/v2" and self.cilium:
+            verbs = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
+            return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "cilium.io/v2", "resources": [
+                {"name": "ciliumclusterwidenetworkpolicies", "singularName": "ciliumclusterwidenetworkpolicy",
+                 "namespaced": False, "kind": "CiliumClusterwideNetworkPolicy", "verbs": verbs,
+                 "shortNames": ["ccnp"], "categories": ["cilium", "ciliumpolicy"],
+                 "storageVersionHash": "mFVcv0CMqkU="},
+                {"name": "ciliumclusterwidenetworkpolicies/status", "singularName": "", "namespaced": False,
+                 "kind": "CiliumClusterwideNetworkPolicy", "verbs": ["get", "patch", "update"]},
+                {"name": "ciliumnetworkpolicies", "singularName": "ciliumnetworkpolicy", "namespaced": True,
+                 "kind": "CiliumNetworkPolicy", "verbs": verbs, "shortNames": ["cnp", "ciliumnp"],
+                 "categories": ["cilium", "ciliumpolicy"], "storageVersionHash": "Zq9dVrrYa7Y="},
+                {"name": "ciliumnetworkpolicies/status", "singularName": "", "namespaced": True,
+                 "kind": "CiliumNetworkPolicy", "verbs": ["get", "patch", "update"]},
+            ]}
+        return None
+
+    def _list(self, col: _Collection, query: Mapping[str, str]) -> Response:
+        if col.resource in self.forbidden:
+            group = f' in API group "{col.group}"'
+            details: dict[str, Any] = {"kind": col.resource}
+            if col.group:
+                details["group"] = col.group
+            return _status(403, "Forbidden", f'{col.resource}{"." + col.group if col.group else ""} is forbidden: '
+                           f'User "{USER}" cannot list resource "{col.resource}"{group} at the cluster scope',
+                           details)
+        items: Sequence[dict[str, Any]] = sorted(col.items, key=_key)
+        token = None if self.ignore_continue else query.get("continue")
+        if token:
+            start = _decode_continue(token)
+            if start is None:
+                return _status(400, "BadRequest", "continue key is not valid: illegal base64 data")
+            with self._lock:
+                expire, self.expire_continue_once = self.expire_continue_once, False
+            if expire:
+                return _status(410, "Expired", "The provided continue parameter is too old to display a consistent "
+                               "list result. You can start a new list without the continue parameter, or use the "
+                               "continue token in this response to retrieve the remainder of the results. "
+                               "Continuing with the provided token results in an inconsistent list - objects that "
+                               "were created, modified, or deleted between the time the first chunk was returned "
+                               "and now may show up in the list.")
+            items = [i for i in items if _key(i) + "\x00" > start]
+        limit = int(query.get("limit") or 0) or len(items)
+        if self.page_size:
+            limit = min(limit, self.page_size)
+        page, rest = items[:limit], items[limit:]
+        meta: dict[str, Any] = {"resourceVersion": RESOURCE_VERSION}
+        if rest:
+            meta["continue"] = _continue_token(_key(page[-1]))
+            meta["remainingItemCount"] = len(rest)
+        out = []
+        for item in page:
+            item = copy.deepcopy(item)
+            if not col.cilium:  # built-in types: the list says what its items are
+                item.pop("apiVersion", None)
+                item.pop("kind", None)
+            out.append(item)
+        return _json({"kind": col.list_kind, "apiVersion": col.api_version, "metadata": meta, "items": out})
+
+    def _app(self) -> Flask:
+        app = Flask("kube-standin")
+
+        @app.before_request
+        def authenticate() -> Response | None:
+            with self._lock:
+                self.requests.append(RecordedRequest(request.method, request.path, request.args.to_dict(),
+                                                     request.headers.get("Authorization")))
+            # kube-apiserver's bearer-token authenticator takes the scheme in any case.
+            scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or token != TOKEN:
+                return _status(401, "Unauthorized", "Unauthorized")
+            return None
+
+        @app.get("/<path:path>")
+        def get(path: str) -> Response:
+            full = "/" + path
+            if full.startswith("/apis/cilium.io") and not self.cilium:
+                return _status(404, "NotFound", "the server could not find the requested resource")
+            discovery = self._discovery(full)
+            if discovery is not None:
+                return _json(discovery)
+            col = self._collections().get(full)
+            if col is None:
+                return _status(404, "NotFound", "the server could not find the requested resource")
+            return self._list(col, request.args.to_dict())
+
+        return app

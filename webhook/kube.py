@@ -1,0 +1,282 @@
+"""Read a live cluster into an Inventory: namespaces, network policies (Kubernetes and Cilium), pods.
+
+The only module that imports the kubernetes client, so the rest of netguard stays testable without
+a cluster. Lists are fetched raw (`_preload_content=False`) and JSON-decoded: the client's models
+would rename fields to snake_case and drop the ones they do not know (a newer Cilium's), while
+normalize() and the Rego catalog read the API's own JSON.
+
+Permissions needed (what deploy/ RBAC must grant), all cluster-wide `list`:
+namespaces, networking.k8s.io networkpolicies, cilium.io ciliumnetworkpolicies and
+ciliumclusterwidenetworkpolicies (when Cilium is installed), and pods (optional: without it the
+audit reports workloads as not available). Discovery of /apis/cilium.io/v2 is allowed to every
+authenticated user by the default system:discovery role.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes
+import urllib3
+
+from webhook.inventory import Inventory, Namespace, Workload
+from webhook.sources import Document
+
+PAGE_SIZE = 500
+CILIUM_GROUP = "cilium.io"
+CILIUM_VERSION = "v2"
+NO_CILIUM = "Cilium CRDs not installed: only Kubernetes NetworkPolicies were read"
+PODS_FORBIDDEN = "not allowed to list pods: workloads not available"
+# (apiGroup, resource) pairs load_inventory lists, cluster-wide, verb "list"; pods are optional.
+REQUIRED_PERMISSIONS = (
+    ("", "namespaces"),
+    ("networking.k8s.io", "networkpolicies"),
+    (CILIUM_GROUP, "ciliumnetworkpolicies"),
+    (CILIUM_GROUP, "ciliumclusterwidenetworkpolicies"),
+    ("", "pods"),
+)
+# Retry refused/reset connections briefly, but never a read: a timed-out list would otherwise cost
+# several timeouts, and a list that got an answer is not worth repeating.
+_RETRIES = urllib3.Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0.2)
+
+
+class ClusterError(Exception):
+    """The cluster could not be read; the message names the call, the server and the cause."""
+
+
+@dataclass(frozen=True)
+class _Resource:
+    what: str  # for messages: "NetworkPolicies"
+    path: str  # the collection's URL path, for messages
+    kind: str  # the item kind, filled in where the list omits it
+    api_version: str
+
+
+_NAMESPACES = _Resource("namespaces", "/api/v1/namespaces", "Namespace", "v1")
+_NETWORK_POLICIES = _Resource("NetworkPolicies", "/apis/networking.k8s.io/v1/networkpolicies", "NetworkPolicy",
+                              "networking.k8s.io/v1")
+_CILIUM = {
+    "ciliumnetworkpolicies": _Resource("CiliumNetworkPolicies", "/apis/cilium.io/v2/ciliumnetworkpolicies",
+                                       "CiliumNetworkPolicy", "cilium.io/v2"),
+    "ciliumclusterwidenetworkpolicies": _Resource(
+        "CiliumClusterwideNetworkPolicies", "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies",
+        "CiliumClusterwideNetworkPolicy", "cilium.io/v2"),
+}
+_PODS = _Resource("pods", "/api/v1/pods", "Pod", "v1")
+
+
+class _ApiError(Exception):
+    """The API server answered with an error status; callers decide what it means for them."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status} {message}")
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _Conn:
+    host: str
+    timeout: float
+
+    def fail(self, res: _Resource, err: _ApiError) -> ClusterError:
+        call = f"GET {self.host}{res.path}"
+        if err.status == 401:
+            return ClusterError(f"the API server at {self.host} rejected the credentials (401 Unauthorized) "
+                                f"listing {res.what} ({call}): {err.message}; check the token or certificate "
+                                "of the kubeconfig user (or the service account)")
+        if err.status == 403:
+            return ClusterError(f"not allowed to list {res.what} ({call}): {err.message}; netguard audit needs "
+                                f"cluster-wide list on {res.what}")
+        return ClusterError(f"listing {res.what} failed ({call}): {err.status} {err.message}")
+
+
+def _status_message(status: int, reason: str, body: str | None) -> str:
+    """The Status object's message when the server sent one, else the HTTP reason."""
+    try:
+        decoded = json.loads(body or "")
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
+        return str(decoded["message"])
+    return reason or f"HTTP {status}"
+
+
+def _transport_reason(exc: BaseException, timeout: float) -> str:
+    reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+    if isinstance(reason, urllib3.exceptions.SSLError):
+        return f"TLS failed ({reason}); check the certificate-authority of the cluster in the kubeconfig"
+    # Before TimeoutError: urllib3 makes NewConnectionError a subclass of ConnectTimeoutError.
+    if isinstance(reason, urllib3.exceptions.NewConnectionError) and isinstance(reason.__cause__, OSError):
+        return reason.__cause__.strerror or str(reason.__cause__)
+    if isinstance(reason, urllib3.exceptions.TimeoutError):
+        return f"no answer within {timeout:g}s"
+    return str(reason)
+
+
+def _get(conn: _Conn, res: _Resource, fetch: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+    """One GET, JSON-decoded; _ApiError for an error status, ClusterError when there is no answer."""
+    call = f"GET {conn.host}{res.path}"
+    try:
+        response = fetch(**kwargs, _preload_content=False, _request_timeout=conn.timeout)
+    except kubernetes.client.ApiException as e:
+        status = int(e.status or 0)
+        if status == 0:  # the client's own wrapping of a TLS error
+            raise ClusterError(f"cannot reach the API server at {conn.host} ({call}): "
+                               f"{str(e.reason).replace(chr(10), ': ')}") from None
+        raise _ApiError(status, _status_message(status, str(e.reason or ""), e.body)) from None
+    except urllib3.exceptions.HTTPError as e:
+        raise ClusterError(f"cannot reach the API server at {conn.host} ({call}): "
+                           f"{_transport_reason(e, conn.timeout)}") from None
+    try:
+        data = response.data
+    except urllib3.exceptions.HTTPError as e:
+        raise ClusterError(f"reading the answer to {call} failed: {_transport_reason(e, conn.timeout)}") from None
+    finally:
+        response.release_conn()
+    try:
+        decoded = json.loads(data)
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, dict):
+        raise ClusterError(f"{call} did not answer with a Kubernetes JSON object; is {conn.host} an API server?")
+    return decoded
+
+
+def _list(conn: _Conn, res: _Resource, fetch: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a collection, page by page, with apiVersion/kind set on each (lists omit them).
+
+    An error status ends the list with _ApiError (the caller knows whether it is fatal).
+    """
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    restarted = False
+    while True:
+        try:
+            page = _get(conn, res, fetch, **kwargs, limit=PAGE_SIZE, _continue=token)
+        except _ApiError as e:
+            if e.status == 410 and token and not restarted:
+                # The continue token expired (a long list, etcd compaction): start over once, from a new snapshot.
+                items, token, restarted = [], None, True
+                continue
+            raise
+        for item in page.get("items") or ():
+            if isinstance(item, dict):
+                items.append({"apiVersion": item.get("apiVersion", res.api_version),
+                              "kind": item.get("kind", res.kind), **item})
+        meta = page.get("metadata")
+        previous, token = token, meta.get("continue") if isinstance(meta, dict) else None
+        if not token:
+            return items
+        if token == previous:  # a server (or proxy) ignoring `continue` would page forever
+            raise ClusterError(f"GET {conn.host}{res.path} returned the same continue token twice")
+
+
+def _list_required(conn: _Conn, res: _Resource, fetch: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
+    try:
+        return _list(conn, res, fetch, **kwargs)
+    except _ApiError as e:
+        raise conn.fail(res, e) from None
+
+
+def _meta(obj: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    labels = meta.get("labels")
+    labels = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or ""), labels
+
+
+def _served_cilium(conn: _Conn, api: Any) -> frozenset[str]:
+    """The Cilium policy plurals this cluster serves; empty when the cilium.io/v2 group does not exist."""
+    res = _Resource("the cilium.io/v2 API (discovery)", "/apis/cilium.io/v2", "APIResourceList", "v1")
+    try:
+        body = _get(conn, res, api.get_api_resources, group=CILIUM_GROUP, version=CILIUM_VERSION)
+    except _ApiError as e:
+        if e.status == 404:
+            return frozenset()
+        raise conn.fail(res, e) from None
+    resources = body.get("resources")
+    names = {r.get("name") for r in resources if isinstance(r, dict)} if isinstance(resources, list) else set()
+    return frozenset(plural for plural in _CILIUM if plural in names)
+
+
+def _client(kubeconfig: str | None, context: str | None, in_cluster: bool) -> tuple[Any, str]:
+    """A private ApiClient (no global client configuration is touched) and a label for the cluster."""
+    configuration = kubernetes.client.Configuration()
+    configuration.retries = _RETRIES
+    try:
+        if in_cluster:
+            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return kubernetes.client.ApiClient(configuration), "in-cluster"
+        if context is None:
+            _, current = kubernetes.config.list_kube_config_contexts(kubeconfig)  # type: ignore[no-untyped-call]
+            label = str(current.get("name", "")) if isinstance(current, dict) else ""
+        else:
+            label = context
+        # persist_config=False: a read-only audit never rewrites the user's kubeconfig (token refreshes).
+        client = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, persist_config=False, client_configuration=configuration)
+        return client, label
+    except (kubernetes.config.ConfigException, OSError, ValueError) as e:
+        where = "in-cluster service account" if in_cluster else f"kubeconfig {kubeconfig or '(default)'}"
+        raise ClusterError(f"cannot load the {where}: {e}") from None
+
+
+def load_inventory(kubeconfig: str | None = None, context: str | None = None, *, in_cluster: bool = False,
+                   include_workloads: bool = True, timeout_seconds: float = 30) -> Inventory:
+    """List namespaces, all network policies and (if allowed) pods of the cluster into an Inventory.
+
+    Namespaces and policies are required (ClusterError without them: an audit of a partial set
+    would report a wrong posture); Cilium kinds are read only when their CRDs are served, and a
+    403 on pods yields workloads=None ("not available") rather than a failure.
+    """
+    if timeout_seconds <= 0:
+        raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
+    client, label = _client(kubeconfig, context, in_cluster)
+    with client:
+        conn = _Conn(host=str(client.configuration.host), timeout=float(timeout_seconds))
+        core = kubernetes.client.CoreV1Api(client)
+        custom = kubernetes.client.CustomObjectsApi(client)
+
+        namespaces = []
+        for obj in _list_required(conn, _NAMESPACES, core.list_namespace):
+            _, name, labels = _meta(obj)
+            namespaces.append(Namespace(name, {"kubernetes.io/metadata.name": name, **labels}))
+
+        networking = kubernetes.client.NetworkingV1Api(client)
+        objects = _list_required(conn, _NETWORK_POLICIES, networking.list_network_policy_for_all_namespaces)
+        served = _served_cilium(conn, custom)
+        for plural, res in _CILIUM.items():
+            if plural in served:
+                objects += _list_required(conn, res, custom.list_cluster_custom_object,
+                                          group=CILIUM_GROUP, version=CILIUM_VERSION, plural=plural)
+        policies = []
+        for index, obj in enumerate(objects):
+            ns, name, _ = _meta(obj)
+            ref = f"{ns}/{name}" if ns else name
+            policies.append(Document(source=f"cluster:{obj['kind']}/{ref}", index=index, obj=obj, line=0,
+                                     positions={}))
+
+        notes = [conn.host]
+        if not served:
+            notes.append(NO_CILIUM)
+        else:
+            notes += [f"{_CILIUM[p].kind} CRD not installed" for p in _CILIUM if p not in served]
+
+        workloads: tuple[Workload, ...] | None = None
+        if include_workloads:
+            try:
+                pods = _list(conn, _PODS, core.list_pod_for_all_namespaces)
+            except _ApiError as e:
+                if e.status != 403:
+                    raise conn.fail(_PODS, e) from None
+                notes.append(PODS_FORBIDDEN)
+            else:
+                workloads = tuple(Workload(ns, "Pod", name, labels) for ns, name, labels in map(_meta, pods))
+
+    return Inventory(source=f"cluster {label} ({'; '.join(notes)})", namespaces=tuple(namespaces),
+                     policies=tuple(policies), workloads=workloads)
