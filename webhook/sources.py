@@ -96,7 +96,7 @@ class Document:
 
 
 class _Stop(Exception):
-    """Ends reading a stream at a node, with the reason."""
+    """What is wrong, at a node or mark: skips the document, or ends the stream when raised while composing."""
 
     def __init__(self, node_or_mark: Any, message: str) -> None:
         super().__init__(message)
@@ -201,14 +201,16 @@ def _file(source: str) -> Iterator[tuple[str, str, SourceError | None]]:
         yield source, "", SourceError(source, 0, 0, f"larger than {MAX_BYTES // (1024 * 1024)} MiB")
         return
     try:
-        yield source, data.decode("utf-8"), None
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1  # in bytes: the line is not text
         hint = " (it starts with a UTF-16 byte-order mark; save it as UTF-8)" if data[:2] in (
             b"\xff\xfe", b"\xfe\xff") else ""
         yield source, "", SourceError(source, line, col,
                                       f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}{hint}")
+        return
+    yield source, text, None
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -356,7 +358,7 @@ class _Builder:
         self.budget = budget
 
     def build(self, node: Node, path: str, positions: dict[str, tuple[int, int]], depth: int) -> Any:
-        pass
+        self.budget -= 1
         if self.budget < 0:
             raise _Stop(node, "aliases expand this document beyond the node limit")
         if depth > MAX_DEPTH:  # aliases can nest deeper than what was written
