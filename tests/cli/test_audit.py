@@ -73,7 +73,9 @@ def manifests(tmp_path: Path) -> Path:
 
 def audit(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     assert main(["audit", *args]) == 0
-    return capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert err == ""  # no progress bar or chatter when stderr is not a terminal
+    return out
 
 
 def test_json_report_has_findings_posture_and_attribution(manifests: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -185,6 +187,14 @@ def test_a_cluster_is_audited_through_the_kubernetes_client(tmp_path: Path, caps
     assert posture["no_default_deny_egress"]["count"] == 0
     assert posture["workloads"]["count"] == 3
     assert [w["namespace"] for w in posture["workloads"]["without_ingress_policy"]] == ["team-b"]
+
+
+def test_a_terminal_gets_a_progress_bar(manifests: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert main(["audit", "--from", str(manifests), "--format", "json", "-o", str(tmp_path / "r.json")]) == 0
+    err = capsys.readouterr().err
+    assert "auditing" in err and "policy" in err and "wrote" in err
 
 
 def test_an_unreachable_cluster_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
