@@ -56,5 +56,5 @@ def test_broken_input_is_reported_in_the_report_not_as_a_server_error(server: Se
 
 def test_wrong_media_type_and_oversized_bodies_are_refused(server: Server) -> None:
     assert server.post("/v1/check", b"x", content_type="application/xml").status == 415
-    assert server.post("/v1/check", b"a" * (3 * 1024 * 1024 + 10), content_type="text/yaml").status == 413
+    assert server.post_oversized("/v1/check", b"a" * (3 * 1024 * 1024 + 10), content_type="text/yaml").status == 413
     assert server.post("/v1/check", b"\xff\xfe", content_type="text/yaml").status == 400

@@ -10,7 +10,6 @@ line per request that never carries the object.
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import json
 import re
@@ -26,7 +25,7 @@ import yaml
 
 from webhook.reviews import make_review
 
-from .conftest import GUARDRAILS, REPO_ROOT, Reply, Server
+from .conftest import GUARDRAILS, REPO_ROOT, Server
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -353,30 +352,13 @@ def test_a_wrong_method_or_path_gets_a_short_json_error(server: Server, method: 
     assert reply.json() == {"error": reply.json()["error"], "status": expected}
 
 
-def _post_oversized(server: Server, path: str, body: bytes) -> Reply:
-    """Send all of `body` like the API server would, but read the answer even if the server
-    stops reading after its early 413 (gunicorn drains at most 64 KiB of an unread body)."""
-    conn = server.connection()
-    try:
-        conn.putrequest("POST", path)
-        conn.putheader("Content-Type", "application/json")
-        conn.putheader("Content-Length", str(len(body)))
-        conn.endheaders()
-        with contextlib.suppress(OSError):  # EOF/reset once the server has answered and closed
-            conn.send(body)
-        with conn.getresponse() as resp:
-            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-    finally:
-        conn.close()
-
-
 @pytest.mark.parametrize("path", ["/validate", "/mutate"])
 def test_a_body_over_3_mib_is_refused_with_413(server: Server, path: str) -> None:
     review = _valid_review()
     review["request"]["object"]["metadata"]["annotations"] = {"padding": "x" * (3 * 1024 * 1024)}
     body = json.dumps(review).encode()
     assert len(body) > 3 * 1024 * 1024
-    reply = _post_oversized(server, path, body)
+    reply = server.post_oversized(path, body)
     assert reply.status == 413, reply.body[:300]
     assert reply.headers.get("content-type", "").startswith("application/json")
     assert len(reply.body) < 512
