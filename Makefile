@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv certs lint typecheck bench lock clean
+.PHONY: run test venv certs lint typecheck bench lock clean deploy-policies
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,13 +23,17 @@ certs: certs/tls.crt
 run: $(STAMP) certs/tls.crt
 	NETGUARD_BIND=$${NETGUARD_BIND:-127.0.0.1:8443} $(BIN)/netguard serve
 
-## The whole test suite (the same command .ci/run runs).
-test: $(STAMP)
+## The whole test suite (the same command .ci/run runs): lint, strict typing, then pytest.
+test: lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check webhook tests bench
+	$(BIN)/ruff check webhook tests bench deploy
 	$(BIN)/mypy
+
+## Copy policies/ into deploy/base/policies/ and regenerate the ConfigMap and volume files (a test fails when stale).
+deploy-policies:
+	$(PYTHON) deploy/sync_policies.py
 
 bench: $(STAMP) certs/tls.crt
 	$(BIN)/python bench/admission_bench.py

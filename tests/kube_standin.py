@@ -10,6 +10,13 @@ that `netguard audit` uses, with recorded objects written the way the API server
   GET /apis/cilium.io/v2/ciliumnetworkpolicies   CiliumNetworkPolicyList (all namespaces)
   GET /apis/cilium.io/v2/ciliumclusterwidenetworkpolicies
   GET /api/v1/pods                               PodList (all namespaces)
+  GET, PATCH /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{name}
+  GET, PATCH /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}
+                                                 `netguard certs install --cluster`: objects from
+                                                 Objects.webhook_configurations; PATCH takes only
+                                                 application/json-patch+json (415 otherwise), applies
+                                                 it with jsonpatch (a failed `test` is 422, as on the
+                                                 real server) and is recorded in `patches`
 
 As on a real server: lists carry kind/apiVersion and metadata.resourceVersion, built-in items carry
 no apiVersion/kind of their own (custom resources do), `limit` pages with an opaque `continue`
@@ -18,7 +25,16 @@ token and metadata.remainingItemCount, errors are `Status` objects (401 without 
 every cilium.io path when `cilium=False`, 410 Expired for a stale continue token).
 
 So it tests kube.py's use of the official client (auth, TLS, paging, error mapping, raw JSON), not
-the API server's own semantics (no watch, selectors, RBAC evaluation or defaulting).
+the API server's own semantics (no selectors, RBAC evaluation or defaulting).
+
+Watches (for the webhook's cluster view): `?watch=true` on a collection streams chunked JSON lines
+`{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": ...}` after the given resourceVersion
+(without one: synthetic ADDED events for every object first), until `timeoutSeconds` ends the
+stream cleanly. One resourceVersion counter for everything, as etcd has. The test drives it:
+`push()` changes an object and sends the event, `bookmark()` sends a BOOKMARK to open watches,
+`compact()` forgets the history so older resourceVersions get a 410 Expired ERROR event,
+`drop_watches()` cuts open watch connections (abruptly, or by ending the chunked stream), and
+`refuse = True` cuts every new connection before any answer (an API server gone away).
 
 `page_size` caps every page below the client's `limit` (a server may return fewer items than
 asked), so paging is exercised with a handful of objects. `expire_continue_once` answers the
@@ -29,17 +45,22 @@ serves the first page again and again, as a broken proxy might.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
+import socket
 import ssl
 import threading
+import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import jsonpatch
+import jsonpointer
 import yaml
 from flask import Flask, Response, request
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -169,6 +190,18 @@ class RecordedRequest:
     authorization: str | None
 
 
+@dataclass(frozen=True)
+class RecordedPatch:
+    path: str
+    content_type: str
+    query: dict[str, str]
+    body: Any  # the decoded JSON Patch
+
+
+WEBHOOK_CONFIGURATION_KINDS = {"validatingwebhookconfigurations": "ValidatingWebhookConfiguration",
+                               "mutatingwebhookconfigurations": "MutatingWebhookConfiguration"}
+
+
 @dataclass
 class Objects:
     """What the stand-in serves; defaults are the recorded objects above (deep-copied per stand-in)."""
@@ -180,6 +213,8 @@ class Objects:
     cilium_clusterwide_network_policies: list[dict[str, Any]] = field(
         default_factory=lambda: copy.deepcopy(CILIUM_CLUSTERWIDE_NETWORK_POLICIES))
     pods: list[dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(PODS))
+    # plural (validatingwebhookconfigurations, mutatingwebhookconfigurations) -> name -> object as applied
+    webhook_configurations: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 def _key(item: Mapping[str, Any]) -> str:
@@ -257,8 +292,19 @@ class KubeStandIn:
         self.ignore_continue = ignore_continue  # a broken server/proxy that always sends the first page
         self.objects = objects or Objects()
         self.requests: list[RecordedRequest] = []
+        self.patches: list[RecordedPatch] = []
         self._lock = threading.Lock()
         self._stopped = False
+        self.refuse = False  # cut every new connection before any answer
+        self._events = threading.Condition()  # guards the watch state below
+        self._version = int(RESOURCE_VERSION)
+        self._seq = 0
+        self._history: list[tuple[int, int, str, dict[str, Any]]] = []  # (seq, resourceVersion, resource, event)
+        self._compacted = 0  # resourceVersions below this are gone: watches from them get 410
+        self._drops = 0  # incremented by drop_watches(); open streams end when it changes
+        self._drop_abrupt = True
+        self.watches_open = 0
+        self.watches_served = 0
         pki = generate("kubernetes", "default", directory / "pki")
         self.ca_pem = pki.ca_cert.read_bytes()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -276,6 +322,8 @@ class KubeStandIn:
         if self._stopped:
             return
         self._stopped = True
+        with self._events:
+            self._events.notify_all()  # open watch streams end
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -369,7 +417,7 @@ class KubeStandIn:
         if self.page_size:
             limit = min(limit, self.page_size)
         page, rest = items[:limit], items[limit:]
-        meta: dict[str, Any] = {"resourceVersion": RESOURCE_VERSION}
+        meta: dict[str, Any] = {"resourceVersion": self.resource_version}
         if rest:
             meta["continue"] = _continue_token(_key(page[-1]))
             meta["remainingItemCount"] = len(rest)
@@ -391,6 +439,8 @@ class KubeStandIn:
                 self.requests.append(RecordedRequest(request.method, request.path, request.args.to_dict(),
                                                      request.headers.get("Authorization")))
             # kube-apiserver's bearer-token authenticator takes the scheme in any case.
+            if self.refuse:
+                return _cut(request.environ)
             scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
             if scheme.lower() != "bearer" or token != TOKEN:
                 return _status(401, "Unauthorized", "Unauthorized")
@@ -407,6 +457,204 @@ class KubeStandIn:
             col = self._collections().get(full)
             if col is None:
                 return _status(404, "NotFound", "the server could not find the requested resource")
+            if request.args.get("watch") in ("true", "1"):
+                return self._watch(col, request.args.to_dict(), request.environ)
             return self._list(col, request.args.to_dict())
 
+        webhook_configuration = "/apis/admissionregistration.k8s.io/v1/<plural>/<name>"
+
+        @app.get(webhook_configuration)
+        def get_webhook_configuration(plural: str, name: str) -> Response:
+            return self._webhook_configuration(plural, name, "get")
+
+        @app.patch(webhook_configuration)
+        def patch_webhook_configuration(plural: str, name: str) -> Response:
+            return self._webhook_configuration(plural, name, "patch")
+
         return app
+
+    def _webhook_configuration(self, plural: str, name: str, verb: str) -> Response:
+        group = "admissionregistration.k8s.io"
+        details: dict[str, Any] = {"name": name, "group": group, "kind": plural}
+        if plural not in WEBHOOK_CONFIGURATION_KINDS:
+            return _status(404, "NotFound", "the server could not find the requested resource")
+        if plural in self.forbidden:
+            return _status(403, "Forbidden", f'{plural}.{group} "{name}" is forbidden: User "{USER}" cannot {verb} '
+                           f'resource "{plural}" in API group "{group}" at the cluster scope', details)
+        with self._lock:
+            stored = self.objects.webhook_configurations.get(plural, {}).get(name)
+            if stored is None:
+                return _status(404, "NotFound", f'{plural}.{group} "{name}" not found', details)
+            stored.setdefault("apiVersion", f"{group}/v1")
+            stored.setdefault("kind", WEBHOOK_CONFIGURATION_KINDS[plural])
+            meta = stored.setdefault("metadata", {})
+            meta.setdefault("uid", str(uuid.uuid5(uuid.NAMESPACE_URL, f"{plural}/{name}")))
+            meta.setdefault("resourceVersion", RESOURCE_VERSION)
+            meta.setdefault("generation", 1)
+            meta.setdefault("creationTimestamp", "2025-03-02T08:20:00Z")
+            if verb == "get":
+                return _json(copy.deepcopy(stored))
+            content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+            if content_type != "application/json-patch+json":
+                return _status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                               f"accepted media types include: application/json-patch+json (stand-in), got "
+                               f"{content_type!r}")
+            body = request.get_json(silent=True)
+            self.patches.append(RecordedPatch(request.path, content_type, request.args.to_dict(), body))
+            try:
+                patched = jsonpatch.apply_patch(stored, body)
+            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError) as exc:
+                return _status(422, "Invalid", str(exc))
+            patched["metadata"]["resourceVersion"] = str(int(meta["resourceVersion"]) + 1)
+            if patched.get("webhooks") != stored.get("webhooks"):
+                patched["metadata"]["generation"] = int(meta["generation"]) + 1
+            self.objects.webhook_configurations[plural][name] = patched
+            return _json(copy.deepcopy(patched))
+
+    # -- watches ---------------------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> str:
+        with self._events:
+            return str(self._version)
+
+    def _items_of(self, resource: str) -> list[dict[str, Any]]:
+        lists = {"namespaces": self.objects.namespaces, "networkpolicies": self.objects.network_policies,
+                 "ciliumnetworkpolicies": self.objects.cilium_network_policies,
+                 "ciliumclusterwidenetworkpolicies": self.objects.cilium_clusterwide_network_policies,
+                 "pods": self.objects.pods}
+        return lists[resource]
+
+    def _record(self, version: int, resource: str, event: dict[str, Any]) -> None:
+        self._seq += 1
+        self._history.append((self._seq, version, resource, event))
+
+    def push(self, resource: str, event_type: str, obj: dict[str, Any]) -> str:
+        """Store a change (ADDED/MODIFIED replace by namespace/name, DELETED removes) and send the event to
+        open watches of `resource` (a collection's plural: "networkpolicies"); returns its resourceVersion."""
+        assert event_type in ("ADDED", "MODIFIED", "DELETED"), event_type
+        col = next(c for c in self._collections().values() if c.resource == resource)
+        obj = copy.deepcopy(obj)
+        with self._events:
+            self._version += 1
+            obj.setdefault("metadata", {})["resourceVersion"] = str(self._version)
+            items = self._items_of(resource)
+            items[:] = [i for i in items if _key(i) != _key(obj)]
+            if event_type != "DELETED":
+                items.append(obj)
+            kind = col.list_kind.removesuffix("List")
+            self._record(self._version, resource,
+                         {"type": event_type, "object": {"apiVersion": col.api_version, "kind": kind, **obj}})
+            self._events.notify_all()
+            return str(self._version)
+
+    def bookmark(self) -> None:
+        """A BOOKMARK with the current resourceVersion to every open watch."""
+        with self._events:
+            for col in self._collections().values():
+                self._record(self._version, col.resource, {"type": "BOOKMARK", "object": {
+                    "kind": col.list_kind.removesuffix("List"), "apiVersion": col.api_version,
+                    "metadata": {"resourceVersion": str(self._version)}}})
+            self._events.notify_all()
+
+    def compact(self) -> None:
+        """Forget the history (etcd compaction): a watch from an older resourceVersion gets 410 Expired."""
+        with self._events:
+            self._history.clear()
+            self._compacted = self._version
+            self._events.notify_all()
+
+    def drop_watches(self, abrupt: bool = True) -> None:
+        """End every open watch: abruptly (the connection is cut mid-stream) or cleanly (the stream ends)."""
+        with self._events:
+            self._drops += 1
+            self._drop_abrupt = abrupt
+            self._events.notify_all()
+
+    def wait_for_watches(self, count: int, timeout: float = 10.0) -> bool:
+        """True once at least `count` watch streams are open."""
+        deadline = time.monotonic() + timeout
+        with self._events:
+            while self.watches_open < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._events.wait(min(remaining, 0.05))
+            return True
+
+    def _watch(self, col: _Collection, query: Mapping[str, str], environ: Mapping[str, Any]) -> Response:
+        if col.resource in self.forbidden:
+            return _status(403, "Forbidden", f'{col.resource} is forbidden: User "{USER}" cannot watch resource '
+                           f'"{col.resource}" at the cluster scope', {"kind": col.resource})
+        since = query.get("resourceVersion") or ""
+        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
+        kind = col.list_kind.removesuffix("List")
+        with self._events:
+            if since and int(since) < self._compacted:
+                gone = {"type": "ERROR", "object": {
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": f"too old resource version: {since} ({self._compacted})", "reason": "Expired",
+                    "code": 410}}
+                return Response(_line(gone), mimetype="application/json")
+            generation = self._drops
+            after = int(since) if since else self._version
+            # Replay what happened after `since`, then follow: a cursor over the history's sequence.
+            cursor = min((seq for seq, version, _, event in self._history
+                          if version > after and event["type"] != "BOOKMARK"), default=self._seq + 1)
+            initial = [] if since else [{"type": "ADDED", "object": {"apiVersion": col.api_version, "kind": kind,
+                                                                      **copy.deepcopy(i)}}
+                                        for i in sorted(self._items_of(col.resource), key=_key)]
+            self.watches_open += 1
+            self.watches_served += 1
+            self._events.notify_all()
+
+        def stream() -> Iterator[str]:
+            nonlocal cursor
+            try:
+                yield ""  # werkzeug sends the headers with the first item: answer at once, as the API server does
+                for event in initial:
+                    yield _line(event)
+                while True:
+                    with self._events:
+                        pending = [e for seq, _, r, e in self._history if seq >= cursor and r == col.resource]
+                        cursor = self._seq + 1
+                        dropped, abrupt = self._drops != generation, self._drop_abrupt
+                        if not pending:
+                            if dropped and abrupt:
+                                _shut(environ)
+                                raise ConnectionResetError("the stand-in dropped the watch")
+                            if dropped or self._stopped or time.monotonic() >= deadline:
+                                return
+                            self._events.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+                            continue
+                    for event in pending:
+                        yield _line(event)
+            finally:
+                with self._events:
+                    self.watches_open -= 1
+                    self._events.notify_all()
+
+        return Response(stream(), mimetype="application/json")
+
+
+def _line(event: Mapping[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":")) + "\n"
+
+
+def _shut(environ: Mapping[str, Any]) -> None:
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _cut(environ: Mapping[str, Any]) -> Response:
+    """A response that never starts: the connection is shut before any byte of an answer (werkzeug then
+    treats it as a dropped connection and stays quiet)."""
+    def body() -> Iterator[bytes]:
+        _shut(environ)
+        raise ConnectionResetError("the stand-in refuses connections")
+        yield b""  # pragma: no cover - makes this a generator
+
+    return Response(body(), mimetype="application/json")
+

@@ -19,10 +19,10 @@ from webhook.check import CheckReport, Requester, check_documents
 from webhook.decisionlog import DecisionStats
 from webhook.facts import enrich
 from webhook.inventory import Inventory, Workload
-from webhook.netpolicy import NormalizedPolicy, Scope, Subject
+from webhook.netpolicy import NormalizedPolicy, Subject
 from webhook.normalize import normalize
 from webhook.pipeline import Pipeline
-from webhook.selectors import Selector
+from webhook.posture import has_default_deny, subject_covers_namespace
 from webhook.shape import ShapeError
 from webhook.sources import Document, SourceError
 
@@ -258,8 +258,8 @@ def _posture(pipeline: Pipeline, inventory: Inventory, normalized: list[tuple[Do
     return Posture(
         namespaces=namespaces,
         no_default_deny_ingress=tuple(n for n in namespaces
-                                      if not _has_default_deny(n, "ingress", policies, ns_labels)),
-        no_default_deny_egress=tuple(n for n in namespaces if not _has_default_deny(n, "egress", policies, ns_labels)),
+                                      if not has_default_deny(n, "ingress", policies, ns_labels)),
+        no_default_deny_egress=tuple(n for n in namespaces if not has_default_deny(n, "egress", policies, ns_labels)),
         internet_egress_all_ports=tuple(lists["egress_all"]),
         internet_egress_ports_limited=tuple(lists["egress_limited"]),
         internet_ingress_all_ports=tuple(lists["ingress_all"]),
@@ -269,48 +269,6 @@ def _posture(pipeline: Pipeline, inventory: Inventory, normalized: list[tuple[Do
         workloads=None if inventory.workloads is None else len(inventory.workloads),
         workloads_without_ingress=gaps[0], workloads_without_egress=gaps[1],
     )
-
-
-def _subject_covers_namespace(policy: NormalizedPolicy, subject: Subject, namespace: str,
-                              ns_labels: Mapping[str, Mapping[str, str]]) -> bool:
-    """Does this subject's namespace scope include `namespace`?"""
-    if subject.selects != "pods":
-        return False
-    scope = subject.namespaces
-    if not policy.clusterwide:
-        return policy.namespace == namespace and scope.scope is Scope.OWN
-    if scope.scope is Scope.ALL:
-        return namespace not in scope.names
-    if scope.scope is Scope.NAMED:
-        return namespace in scope.names
-    return matches(scope.selector.namespace_part(), _cilium_namespace_labels(namespace, ns_labels))
-
-
-def _cilium_namespace_labels(namespace: str, ns_labels: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-    from webhook.selectors import CILIUM_NAMESPACE_LABEL, CILIUM_NAMESPACE_LABELS_PREFIX
-
-    labels = {CILIUM_NAMESPACE_LABEL: namespace}
-    labels.update({CILIUM_NAMESPACE_LABELS_PREFIX + k: v for k, v in ns_labels.get(namespace, {}).items()})
-    return labels
-
-
-def _has_default_deny(namespace: str, direction: str, policies: Sequence[NormalizedPolicy],
-                      ns_labels: Mapping[str, Mapping[str, str]]) -> bool:
-    """A default-deny baseline: a policy that selects every pod of the namespace, isolates the direction
-    and allows nothing in it (kubeaudit's definition), so only what other policies allow gets through."""
-    for policy in policies:
-        for subject in policy.subjects:
-            if not subject.isolates.get(direction) or not subject.selector.pod_part().empty:
-                continue
-            opens = [r for r in policy.rules if r.subject == subject.index and r.direction.value == direction
-                     and r.action.value == "allow" and r.effective and not r.matches_nothing]
-            if not opens and _subject_covers_namespace(policy, subject, namespace, ns_labels):
-                return True
-    return False
-
-
-def matches(selector: Selector, labels: Mapping[str, str]) -> bool:
-    return selector.matches(labels)
 
 
 def _workload_gaps(workloads: Sequence[Workload] | None, policies: Sequence[NormalizedPolicy],
@@ -331,7 +289,7 @@ def _workload_gaps(workloads: Sequence[Workload] | None, policies: Sequence[Norm
 
 def _selects(policy: NormalizedPolicy, subject: Subject, workload: Workload,
              ns_labels: Mapping[str, Mapping[str, str]]) -> bool:
-    if not _subject_covers_namespace(policy, subject, workload.namespace, ns_labels):
+    if not subject_covers_namespace(policy, subject, workload.namespace, ns_labels):
         return False
     return subject.selector.pod_part().matches(workload.labels)
 

@@ -41,6 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default="certs/", type=Path)
     gen.add_argument("--days", type=int, default=365)
     gen.add_argument("--force", action="store_true", help="overwrite existing keys")
+    inst = cert_sub.add_parser("install", help="put the CA into the caBundle of netguard's webhook configurations")
+    inst.add_argument("--ca", type=Path, required=True, help="the CA certificate (e.g. certs/ca.crt); never a key")
+    target = inst.add_mutually_exclusive_group(required=True)
+    target.add_argument("--files", nargs="+", type=Path, metavar="FILE",
+                        help="edit these manifests in place (e.g. deploy/base/validating-webhook.yaml)")
+    target.add_argument("--cluster", action="store_true", help="patch the configurations in the cluster")
+    inst.add_argument("--kubeconfig", help="with --cluster: kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    inst.add_argument("--context", help="with --cluster: kubeconfig context")
+    inst.add_argument("--name", default="netguard", help="name of the webhook configurations (default: netguard)")
     chk = sub.add_parser("check", help="check manifests against the guardrails before applying them")
     chk.add_argument("paths", nargs="*", default=["-"], help="files or folders (recursive); - for stdin")
     chk.add_argument("--namespace", help="namespace for manifests without one (default: default)")
@@ -160,6 +169,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _certs(args: argparse.Namespace) -> int:
+    if args.certs_command == "install":
+        return _certs_install(args)
     paths = certs.generate(args.service, args.namespace, args.out, force=args.force, days=args.days)
     info = certs.describe(paths.cert)
     print(f"wrote {paths.ca_cert}, {paths.ca_key}, {paths.cert}, {paths.key}", file=sys.stderr)
@@ -167,6 +178,36 @@ def _certs(args: argparse.Namespace) -> int:
           f"valid until {info['not_valid_after']}", file=sys.stderr)
     print("caBundle (base64 CA certificate, for the webhook configurations):", file=sys.stderr)
     print(certs.ca_bundle(paths.ca_cert))
+    return EXIT_OK
+
+
+def _certs_install(args: argparse.Namespace) -> int:
+    from webhook import install
+
+    if args.files and (args.kubeconfig or args.context):
+        raise ValueError("--kubeconfig and --context go with --cluster, not --files")
+    bundle = install.read_ca_bundle(args.ca)
+    if args.files:
+        edits = install.plan_files(args.files, args.name, bundle)
+        install.write_files(edits)
+        for edit in edits:
+            for c in edit.changes:
+                state = "caBundle set" if c.changed else "caBundle already set"
+                print(f"{edit.path}: {c.kind} {c.configuration}, webhook {c.webhook}: {state}", file=sys.stderr)
+        return EXIT_OK
+    from webhook.kube import ClusterError, patch_webhook_configurations
+
+    try:
+        results = patch_webhook_configurations(args.name, lambda obj: install.ca_bundle_patch(obj, bundle),
+                                               args.kubeconfig, args.context)
+    except ClusterError as exc:
+        print(f"netguard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for r in results:
+        changed = install.patched_webhooks(r.patch)
+        state = f"caBundle set on {changed} of {r.webhooks} webhooks" if changed else \
+            f"caBundle already set on all {r.webhooks} webhooks"
+        print(f"{r.kind} {r.name}: {state}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -34,6 +34,9 @@ ENV_OVERRIDES = {
     "NETGUARD_LOG_FORMAT": ("logging", "format"),
     "NETGUARD_POLICIES_DIR": ("policies_dir",),
 }
+# NETGUARD_CLUSTER turns the cluster view on: "in-cluster" (the pod's service account) or a kubeconfig path;
+# "off" turns it off.
+ENV_CLUSTER = "NETGUARD_CLUSTER"
 
 
 class ConfigError(Exception):
@@ -54,6 +57,11 @@ class EngineSettings:
     type: str = "regorus"
     on_error: str = "deny"
     opa: OpaSettings = field(default_factory=OpaSettings)
+    # Time for all evaluations of one admission request; must stay below the webhook configuration's
+    # timeoutSeconds (5) so netguard answers (with on_error) before the API server gives up on it.
+    budget_seconds: float = 2.0
+    # regorus evaluator processes per gunicorn worker (webhook/evalpool.py), about 12 MB each.
+    evaluators: int = 2
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,17 @@ class ExceptionKey:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """The webhook's watch of the cluster (webhook/cluster_view.py); off by default: `make run` needs no cluster."""
+
+    enabled: bool = False
+    kubeconfig: str = ""  # "" with in_cluster false: the client's default ($KUBECONFIG, ~/.kube/config)
+    in_cluster: bool = False
+    stale_after_seconds: float = 60.0
+    resync_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class Settings:
     policies_dir: str = "policies"
     dry_run: bool = False
@@ -135,6 +154,7 @@ class Settings:
     existing_violations: str = "warn"
     exceptions: tuple[ConfigException, ...] = ()
     exception_keys: tuple[ExceptionKey, ...] = ()
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     source: str = "(defaults)"
 
 
@@ -193,6 +213,8 @@ def from_mapping(doc: Mapping[str, Any], source: str = "(inline)") -> Settings:
         engine=EngineSettings(
             type=engine.get("type", "regorus"), on_error=engine.get("on_error", "deny"),
             opa=OpaSettings(**engine.get("opa", {})),
+            budget_seconds=float(engine.get("budget_seconds", defaults.engine.budget_seconds)),
+            evaluators=engine.get("evaluators", defaults.engine.evaluators),
         ),
         server=server,
         logging=LoggingSettings(**doc.get("logging", {})),
@@ -210,6 +232,7 @@ def from_mapping(doc: Mapping[str, Any], source: str = "(inline)") -> Settings:
             for e in doc.get("exceptions", [])),
         exception_keys=tuple(ExceptionKey(id=k["id"], public_key=k["public_key"])
                              for k in doc.get("exception_keys", [])),
+        cluster=ClusterSettings(**doc.get("cluster", {})),
         source=source,
     )
 
@@ -266,6 +289,15 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         for key in keys[:-1]:
             node = node.setdefault(key, {})
         node[keys[-1]] = value
+    cluster = env.get(ENV_CLUSTER, "")
+    if cluster:
+        section = out.setdefault("cluster", {})
+        if cluster == "off":
+            section["enabled"] = False
+        elif cluster == "in-cluster":
+            section.update(enabled=True, in_cluster=True, kubeconfig="")
+        else:
+            section.update(enabled=True, in_cluster=False, kubeconfig=cluster)
     return out
 
 

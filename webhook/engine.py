@@ -3,6 +3,11 @@
 Both evaluate the same query, `data.netguard.findings`, over the same input document and
 return {package name: [violation, ...]}. The Rego is written once (import rego.v1, no net.*
 built-ins) and must give the same results on both.
+
+The webhook evaluates under a deadline (engine.budget_seconds): regorus in evaluator processes
+that are killed past it (webhook/evalpool.py), OPA with an HTTP timeout cut to it. Failures are
+EngineErrors with a reason (timeout, unreachable, error) that the decision layer and the
+metrics use.
 """
 
 from __future__ import annotations
@@ -10,13 +15,16 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import regorus
+import requests
 from opa_client import OpaClient
 
+from webhook import evalpool
 from webhook.config import OpaSettings
 from webhook.policies import PolicyLoadError, PolicySet, RegoModule
 
@@ -25,14 +33,24 @@ RawFindings = dict[str, list[dict[str, Any]]]
 _UNDEFINED = '"<undefined>"'
 
 
+# Why an evaluation failed: the `reason` label of netguard_engine_errors_total.
+TIMEOUT, UNREACHABLE, ERROR = "timeout", "unreachable", "error"
+
+
 class EngineError(Exception):
     """Evaluation failed (engine error, OPA unreachable or too slow); the decision layer applies on_error."""
+
+    def __init__(self, message: str, reason: str = ERROR) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Engine(Protocol):
     name: str
 
-    def evaluate(self, document: Mapping[str, Any]) -> RawFindings: ...
+    def evaluate(self, document: Mapping[str, Any], deadline: float | None = None) -> RawFindings:
+        """Findings by package; `deadline` (time.monotonic()) bounds the wait where the engine can keep it."""
+        ...
 
     def close(self) -> None: ...
 
@@ -59,20 +77,28 @@ def _parse_findings(raw: Any) -> RawFindings:
 
 
 class RegorusEngine:
-    """regorus, one engine per thread, each compiled from the same sources.
+    """regorus, one engine per thread, each compiled from the same sources; or a pool of evaluator processes.
 
     regoruspy marks its Engine `unsendable` (pyo3): touching one from any thread but its
     creator, even to call clone(), panics and kills the worker. So every thread compiles its
     own engine on first use (about a millisecond for this catalog); the constructor compiles
     once up front so a Rego error stops start-up with the file and line.
+
+    In-thread evaluation cannot keep a deadline: regorus holds the GIL until it is done, so not
+    even a waiting thread runs. The CLI and the audit accept that; the webhook passes
+    `evaluators` > 0 and evaluates in that many processes (evalpool), which it can stop.
     """
 
     name = "regorus"
 
-    def __init__(self, policies: PolicySet, extra_modules: tuple[RegoModule, ...] = ()) -> None:
+    def __init__(self, policies: PolicySet, extra_modules: tuple[RegoModule, ...] = (), *,
+                 evaluators: int = 0, default_timeout: float = 2.0) -> None:
         self._modules = policies.modules + extra_modules
         self._local = threading.local()
         self._local.engine = self._compile()
+        self._default_timeout = default_timeout  # a call without a deadline (warm-up, readiness)
+        self._pool = (evalpool.EvaluatorPool([(str(m.path), m.text) for m in self._modules], evaluators)
+                      if evaluators > 0 else None)
 
     def _compile(self) -> Any:
         engine = regorus.Engine()
@@ -89,24 +115,47 @@ class RegorusEngine:
             engine = self._local.engine = self._compile()
         return engine
 
-    def evaluate(self, document: Mapping[str, Any]) -> RawFindings:
+    def evaluate(self, document: Mapping[str, Any], deadline: float | None = None) -> RawFindings:
         # A partial object rule is {} when empty; undefined here can only mean empty too,
         # since the policies were compiled in this process.
-        return _parse_findings(self.eval_rule(FINDINGS_RULE, document))
+        return _parse_findings(self.eval_rule(FINDINGS_RULE, document, deadline))
 
-    def eval_rule(self, path: str, document: Mapping[str, Any]) -> Any:
-        """Evaluate any rule on this thread's engine; undefined is None."""
-        engine = self._engine()
-        try:
-            # set_input_json, not set_input: the Python conversion turns False into 0.
-            engine.set_input_json(json.dumps(document))
-            raw = engine.eval_rule_as_json(path)
-        except RuntimeError as exc:
-            raise EngineError(clean_error(exc)) from None
+    def eval_rule(self, path: str, document: Mapping[str, Any], deadline: float | None = None) -> Any:
+        """Evaluate any rule (in an evaluator process, or on this thread's engine); undefined is None."""
+        # set_input_json, not set_input: the Python conversion turns False into 0.
+        text = json.dumps(document)
+        if self._pool is not None:
+            raw = self._pooled(path, text, deadline)
+        else:
+            engine = self._engine()
+            try:
+                engine.set_input_json(text)
+                raw = engine.eval_rule_as_json(path)
+            except RuntimeError as exc:
+                raise EngineError(clean_error(exc)) from None
         return None if raw == _UNDEFINED else json.loads(raw)
 
+    def _pooled(self, path: str, text: str, deadline: float | None) -> str:
+        assert self._pool is not None
+        timeout = self._default_timeout if deadline is None else deadline - time.monotonic()
+        if timeout <= 0:
+            raise EngineError("no time left in the budget for regorus", TIMEOUT)
+        try:
+            return self._pool.evaluate(path, text, timeout)
+        except evalpool.EvaluatorBusy:
+            raise EngineError(f"all {self._pool.size} regorus evaluators of this worker stayed busy until the "
+                              "deadline", TIMEOUT) from None
+        except evalpool.EvaluatorTimeout:
+            raise EngineError("regorus was still evaluating at the deadline; its evaluator was stopped and replaced",
+                              TIMEOUT) from None
+        except evalpool.EvaluatorDied as exc:
+            raise EngineError(f"regorus evaluator failed: {exc}") from None
+        except evalpool.EvaluatorFailed as exc:
+            raise EngineError(clean_error(exc)) from None
+
     def close(self) -> None:
-        return None
+        if self._pool is not None:
+            self._pool.close()
 
 
 class OpaEngine:
@@ -115,19 +164,23 @@ class OpaEngine:
     Policies are pushed at start-up (PUT /v1/policies/<id>) unless OPA loads them from a bundle;
     evaluation is POST /v1/data/netguard/findings with a timeout and no retries, so a slow or
     absent OPA becomes an EngineError within the budget instead of a hung admission request.
+    The timeout is opa.timeout_seconds cut to what is left of the budget; requests applies it to
+    the connect and to each read, so a stalled connect followed by a slow answer can take up to
+    twice that (a sidecar on loopback connects or refuses at once).
     """
 
     name = "opa"
 
-    def __init__(self, policies: PolicySet, settings: OpaSettings) -> None:
+    def __init__(self, policies: PolicySet, settings: OpaSettings, budget_seconds: float | None = None) -> None:
         parts = urlsplit(settings.url)
         if not parts.hostname:
             raise EngineError(f"engine.opa.url {settings.url!r} has no host")
+        self._timeout = min(settings.timeout_seconds, budget_seconds or settings.timeout_seconds)
         self._kwargs: dict[str, Any] = {
             "host": parts.hostname,
             "port": parts.port or (443 if parts.scheme == "https" else 8181),
             "ssl": parts.scheme == "https",
-            "timeout": settings.timeout_seconds,
+            "timeout": self._timeout,
             "retries": 0,
         }
         if settings.token:
@@ -154,11 +207,18 @@ class OpaEngine:
             except Exception as exc:  # connection errors and OPA's compile errors alike
                 raise EngineError(f"pushing {module.path} to OPA at {self._url} failed: {exc}") from None
 
-    def evaluate(self, document: Mapping[str, Any]) -> RawFindings:
+    def evaluate(self, document: Mapping[str, Any], deadline: float | None = None) -> RawFindings:
+        client = self._client()
+        client.timeout = self._timeout  # this thread's client: no other request sees the change
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise EngineError(f"no time left to ask OPA at {self._url}", TIMEOUT)
+            client.timeout = min(self._timeout, left)
         try:
-            response = self._client().query_rule(dict(document), "netguard", "findings")
+            response = client.query_rule(dict(document), "netguard", "findings")
         except Exception as exc:  # requests' Timeout/ConnectionError/HTTPError
-            raise EngineError(f"OPA at {self._url}: {type(exc).__name__}: {exc}") from None
+            raise EngineError(f"OPA at {self._url}: {_opa_cause(exc)}", _opa_reason(exc)) from None
         if "result" not in response:
             # A partial object rule is {} when empty; no result means OPA does not have the
             # netguard policies (not pushed, bundle missing, OPA restarted): never "no findings".
@@ -171,7 +231,34 @@ class OpaEngine:
             client.close_connection()
 
 
-def build_engine(policies: PolicySet, engine_type: str, opa: OpaSettings) -> Engine:
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^\"'()]+)")
+
+
+def _opa_cause(exc: Exception) -> str:
+    """Short enough for a kubectl warning (256 characters): requests' texts repeat the URL twice."""
+    name = type(exc).__name__
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"no connection within the timeout ({name})"
+    if isinstance(exc, requests.ConnectionError):
+        found = _ERRNO.search(str(exc))
+        return f"unreachable, {found.group(1).strip().lower() if found else 'connection failed'} ({name})"
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within the timeout ({name})"
+    return f"{name}: {str(exc)[:160]}"
+
+
+def _opa_reason(exc: Exception) -> str:
+    """A connect that timed out is unreachable (no OPA there), a read that timed out is slow."""
+    if isinstance(exc, requests.ConnectionError):  # ConnectTimeout is both; it lands here
+        return UNREACHABLE
+    if isinstance(exc, requests.Timeout):
+        return TIMEOUT
+    return ERROR
+
+
+def build_engine(policies: PolicySet, engine_type: str, opa: OpaSettings, *, budget_seconds: float | None = None,
+                 evaluators: int = 0) -> Engine:
+    """`evaluators` > 0: regorus in that many processes, so `budget_seconds` can be kept (the webhook)."""
     if engine_type == "opa":
-        return OpaEngine(policies, opa)
-    return RegorusEngine(policies)
+        return OpaEngine(policies, opa, budget_seconds)
+    return RegorusEngine(policies, evaluators=evaluators, default_timeout=budget_seconds or 2.0)

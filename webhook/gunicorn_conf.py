@@ -13,6 +13,7 @@ import tempfile
 from typing import Any
 
 from webhook import config as _config
+from webhook import tls
 
 _settings = _config.load()
 _server = _settings.server
@@ -27,9 +28,17 @@ def _cpu_count() -> int:
 
 bind = [_server.bind]
 workers = _server.workers or _cpu_count()
-worker_class = "gthread"
+worker_class = "webhook.worker.ThreadWorker"  # gthread, counting connections right (see webhook/worker.py)
 threads = _server.threads
 keepalive = _server.keepalive_seconds
+# SIGTERM: the master closes its listening socket and each worker stops accepting, finishes the
+# requests it has, answers a request on a kept-alive connection within 2 s with "Connection:
+# close", and exits (webhook/worker.py keeps its count of open connections right). Connections
+# that arrive meanwhile wait in the backlog and are reset when the workers exit, so new
+# connections must already go to other replicas: in Kubernetes the Deployment's preStop sleep
+# keeps the pod serving until its endpoint removal has reached kube-proxy and the API servers,
+# and only then does the kubelet send SIGTERM. terminationGracePeriodSeconds must cover the sleep
+# plus this timeout (deploy/base/deployment.yaml: 10 s + 20 s < 40 s).
 graceful_timeout = _server.graceful_timeout_seconds
 timeout = 30
 certfile = _server.tls_cert
@@ -39,13 +48,18 @@ errorlog = "-"
 loglevel = "warning" if _settings.logging.level == "info" else _settings.logging.level
 limit_request_line = 8190
 proc_name = "netguard"
+# gunicorn 25.1+ opens a control socket in $XDG_RUNTIME_DIR or $HOME/.gunicorn/ by default: an admin
+# interface netguard does not use, and a write outside $TMPDIR (the image's root filesystem is read-only).
+control_socket_disable = True
 
 
 def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
-    """TLS 1.2 or newer only."""
-    context: ssl.SSLContext = default_ssl_context_factory()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+    """TLS 1.2 or newer only, and a renewed certificate is served without a restart (webhook/tls.py).
+
+    gthread calls this for every connection; it returns the cached context, reloaded when the
+    certificate or key file changes.
+    """
+    return tls.server_context(conf.certfile, conf.keyfile, default_ssl_context_factory)
 
 
 def on_starting(server: Any) -> None:
@@ -54,6 +68,14 @@ def on_starting(server: Any) -> None:
         path = tempfile.mkdtemp(prefix="netguard-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
         server._netguard_metrics_dir = path
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Stop this worker's regorus evaluator processes (they would stop at EOF anyway, a little later)."""
+    app = getattr(worker, "wsgi", None)
+    pipeline = getattr(app, "extensions", {}).get("netguard")
+    if pipeline is not None:
+        pipeline.engine.close()
 
 
 def child_exit(server: Any, worker: Any) -> None:

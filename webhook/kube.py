@@ -14,8 +14,11 @@ authenticated user by the default system:discovery role.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,10 +149,12 @@ def _get(conn: _Conn, res: _Resource, fetch: Callable[..., Any], **kwargs: Any) 
     return decoded
 
 
-def _list(conn: _Conn, res: _Resource, fetch: Callable[..., Any], **kwargs: Any) -> list[dict[str, Any]]:
+def _list(conn: _Conn, res: _Resource, fetch: Callable[..., Any], *, versions: list[str] | None = None,
+          **kwargs: Any) -> list[dict[str, Any]]:
     """Every item of a collection, page by page, with apiVersion/kind set on each (lists omit them).
 
-    An error status ends the list with _ApiError (the caller knows whether it is fatal).
+    An error status ends the list with _ApiError (the caller knows whether it is fatal). `versions`,
+    when given, receives the list's resourceVersion (of its first page: the snapshot a watch resumes from).
     """
     items: list[dict[str, Any]] = []
     token: str | None = None
@@ -163,6 +168,9 @@ def _list(conn: _Conn, res: _Resource, fetch: Callable[..., Any], **kwargs: Any)
                 items, token, restarted = [], None, True
                 continue
             raise
+        if versions is not None and token is None:
+            first = page.get("metadata")
+            versions[:] = [str(first.get("resourceVersion") or "")] if isinstance(first, dict) else [""]
         for item in page.get("items") or ():
             if isinstance(item, dict):
                 items.append({"apiVersion": item.get("apiVersion", res.api_version),
@@ -280,3 +288,264 @@ def load_inventory(kubeconfig: str | None = None, context: str | None = None, *,
 
     return Inventory(source=f"cluster {label} ({'; '.join(notes)})", namespaces=tuple(namespaces),
                      policies=tuple(policies), workloads=workloads)
+
+
+# -- watching: the webhook's cluster view (webhook/cluster_view.py) ------------------------------------
+#
+# Permissions (what deploy/ RBAC must grant the webhook's service account), all cluster-wide `list` and
+# `watch`: namespaces, networking.k8s.io networkpolicies and, when Cilium is installed, cilium.io
+# ciliumnetworkpolicies and ciliumclusterwidenetworkpolicies.
+
+WATCHED: dict[str, _Resource] = {"namespaces": _NAMESPACES, "networkpolicies": _NETWORK_POLICIES, **_CILIUM}
+WATCH_GRACE_SECONDS = 10  # a watch window plus this before the client stops waiting for the server to end it
+WATCH_LIST_TIMEOUT_SECONDS = 30.0
+
+
+class WatchExpired(ClusterError):
+    """410 Gone: the resourceVersion the watch resumed from is too old (etcd compacted it): list again."""
+
+
+class WatchBrokeOff(ClusterError):
+    """An open watch stream ended in an error. Unless it `timed_out` (nothing arrived for longer than the
+    window: the connection may have been dead for a while), everything up to that moment was received."""
+
+    def __init__(self, message: str, timed_out: bool) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+def _watch_failure(conn: _Conn, res: _Resource, verb: str, err: _ApiError) -> ClusterError:
+    call = f"{verb.upper()} {conn.host}{res.path}"
+    if err.status == 401:
+        return ClusterError(f"the API server at {conn.host} rejected the credentials (401 Unauthorized) "
+                            f"({call}): {err.message}")
+    if err.status == 403:
+        return ClusterError(f"not allowed to {verb} {res.what} ({call}): {err.message}; the cluster view needs "
+                            f"cluster-wide list and watch on {res.what}")
+    return ClusterError(f"{call} failed: {err.status} {err.message}")
+
+
+class ClusterReader:
+    """Lists and watches namespaces and network policies as raw JSON; one per watcher thread.
+
+    `watch` uses the client's watch.Watch().stream with the list's resourceVersion and a server-side
+    timeout, so every watch ends by itself and the caller decides whether to resume or list again.
+    """
+
+    def __init__(self, client: Any, timeout_seconds: float = WATCH_LIST_TIMEOUT_SECONDS) -> None:
+        self._client = client
+        self.conn = _Conn(host=str(client.configuration.host), timeout=float(timeout_seconds))
+        self._core = kubernetes.client.CoreV1Api(client)
+        self._networking = kubernetes.client.NetworkingV1Api(client)
+        self._custom = kubernetes.client.CustomObjectsApi(client)
+        self._active: Any = None  # the HTTP response of the watch being read, for interrupt()
+        self._interrupted = False
+        self._lock = threading.Lock()
+
+    def _fetch(self, resource: str) -> tuple[_Resource, Callable[..., Any], dict[str, Any]]:
+        res = WATCHED[resource]
+        if resource == "namespaces":
+            return res, self._core.list_namespace, {}
+        if resource == "networkpolicies":
+            return res, self._networking.list_network_policy_for_all_namespaces, {}
+        return res, self._custom.list_cluster_custom_object, {"group": CILIUM_GROUP, "version": CILIUM_VERSION,
+                                                              "plural": resource}
+
+    def served(self, resource: str) -> bool:
+        """Built-in resources always; a Cilium kind only when its CRD is installed (discovery)."""
+        return resource not in _CILIUM or resource in _served_cilium(self.conn, self._custom)
+
+    def list(self, resource: str) -> tuple[list[dict[str, Any]], str]:
+        """Every object of `resource` (apiVersion/kind set) and the list's resourceVersion."""
+        res, fetch, kwargs = self._fetch(resource)
+        versions: list[str] = []
+        try:
+            items = _list(self.conn, res, fetch, versions=versions, **kwargs)
+        except _ApiError as e:
+            raise _watch_failure(self.conn, res, "list", e) from None
+        return items, (versions[0] if versions else "")
+
+    def watch(self, resource: str, resource_version: str,
+              timeout_seconds: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(type, object) events after `resource_version` until the server ends the window.
+
+        WatchExpired on 410 (as a status or an ERROR event); ClusterError when the stream cannot be
+        opened; WatchBrokeOff when it breaks off (reset, truncated chunk, read timeout, undecodable line).
+        """
+        res, fetch, kwargs = self._fetch(resource)
+        call = f"WATCH {self.conn.host}{res.path}"
+        read_timeout = float(timeout_seconds + WATCH_GRACE_SECONDS)
+        watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
+
+        opened = False
+
+        def untyped(**params: Any) -> Any:  # no return type to find: events stay raw JSON (see below)
+            nonlocal opened
+            response = fetch(**params)
+            opened = True
+            with self._lock:
+                self._active, interrupted = response, self._interrupted
+            if interrupted:  # interrupt() came while the request was on its way
+                _shut(response)
+            return response
+
+        try:
+            # The client deserializes watched objects into models named by the list function's return
+            # type (renaming fields, dropping unknown ones), and with deserialize=False it fails on ERROR
+            # events (KeyError 'raw_object', client 37.0). A function without a return type gets neither:
+            # raw objects, and ERROR events raised as ApiException (410 included, as timeout_seconds is set).
+            for event in watch.stream(  # type: ignore[no-untyped-call]
+                    untyped, **kwargs, resource_version=resource_version or None,
+                    timeout_seconds=int(timeout_seconds), allow_watch_bookmarks=True,
+                    _request_timeout=(self.conn.timeout, read_timeout)):
+                obj = event.get("raw_object") if isinstance(event, dict) else None
+                if isinstance(obj, dict):
+                    yield str(event.get("type")), {"apiVersion": obj.get("apiVersion", res.api_version),
+                                                   "kind": obj.get("kind", res.kind), **obj}
+        except kubernetes.client.ApiException as e:
+            status = int(e.status or 0)
+            if status == 410:
+                raise WatchExpired(f"{call}: resourceVersion {resource_version} is too old (410 Gone)") from None
+            if status == 0:
+                raise ClusterError(f"cannot reach the API server at {self.conn.host} ({call}): "
+                                   f"{str(e.reason).replace(chr(10), ': ')}") from None
+            message = _status_message(status, str(e.reason or ""), e.body if isinstance(e.body, str) else None)
+            raise _watch_failure(self.conn, res, "watch", _ApiError(status, message)) from None
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as e:
+            if not opened:
+                raise ClusterError(f"cannot reach the API server at {self.conn.host} ({call}): "
+                                   f"{_transport_reason(e, read_timeout)}") from None
+            reason = e.reason if isinstance(e, urllib3.exceptions.MaxRetryError) and e.reason else e
+            raise WatchBrokeOff(f"{call} broke off: {_transport_reason(e, read_timeout)}",
+                                timed_out=isinstance(reason, urllib3.exceptions.TimeoutError)) from None
+        finally:
+            with self._lock:
+                self._active = None
+
+    def interrupt(self) -> None:
+        """From another thread, for good (the reader is being closed): end the watch being read now and any
+        watch about to start. Its socket is shut, so the blocked read fails at once (closing would not wake it)."""
+        with self._lock:
+            active, self._interrupted = self._active, True
+        _shut(active)
+
+    def close(self) -> None:
+        self._client.close()
+        self._client.rest_client.pool_manager.clear()
+
+
+def _shut(response: Any) -> None:
+    """Shut the socket under a streaming urllib3 response: on the connection while it is kept alive, else (the
+    server said Connection: close, so http.client handed the socket to the response) under its file. Best
+    effort: without a socket the watch ends with its window."""
+    if response is None:
+        return
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    if sock is None:
+        sock = getattr(getattr(getattr(getattr(response, "_fp", None), "fp", None), "raw", None), "_sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def open_reader(kubeconfig: str | None = None, *, in_cluster: bool = False,
+                timeout_seconds: float = WATCH_LIST_TIMEOUT_SECONDS) -> ClusterReader:
+    """A ClusterReader on the kubeconfig's current context or the in-cluster service account."""
+    client, _ = _client(kubeconfig, None, in_cluster)
+    return ClusterReader(client, timeout_seconds)
+
+
+# -- installing the CA: `netguard certs install --cluster` (webhook/install.py computes the patches) ------
+#
+# Permissions (the person running it, not netguard's service account): get and patch on
+# admissionregistration.k8s.io validatingwebhookconfigurations and mutatingwebhookconfigurations.
+
+WEBHOOK_CONFIGURATION_RESOURCES = {
+    "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+    "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
+}
+JSON_PATCH = "application/json-patch+json"
+FIELD_MANAGER = "netguard-certs-install"
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    kind: str
+    name: str
+    webhooks: int  # in the configuration
+    patch: tuple[dict[str, Any], ...]  # the JSON Patch sent; empty: nothing to change, no PATCH request
+
+
+def _webhook_failure(conn: _Conn, verb: str, res: _Resource, name: str, err: _ApiError) -> ClusterError:
+    call = f"{verb} {conn.host}{res.path}"
+    if err.status == 404:
+        return ClusterError(f"{res.kind} {name} not found ({call}); apply the manifests first "
+                            "(kubectl apply -k deploy/base), or pass --name")
+    if err.status == 403:
+        return ClusterError(f"not allowed to {verb.lower()} {res.kind} {name} ({call}): {err.message}; installing "
+                            f"the CA needs get and patch on admissionregistration.k8s.io {res.what}")
+    if err.status == 401:
+        return ClusterError(f"the API server at {conn.host} rejected the credentials (401 Unauthorized) "
+                            f"({call}): {err.message}")
+    if err.status == 422:
+        return ClusterError(f"{call} was refused (422): {err.message}; the webhooks changed while installing: "
+                            "run the command again")
+    return ClusterError(f"{call} failed: {err.status} {err.message}")
+
+
+def _send_patch(conn: _Conn, res: _Resource, fetch: Callable[..., Any], **kwargs: Any) -> None:
+    """One PATCH; _ApiError for an error status, ClusterError when there is no answer."""
+    call = f"PATCH {conn.host}{res.path}"
+    try:
+        response = fetch(**kwargs, _preload_content=False, _request_timeout=conn.timeout)
+    except kubernetes.client.ApiException as e:
+        status = int(e.status or 0)
+        if status == 0:
+            raise ClusterError(f"cannot reach the API server at {conn.host} ({call}): "
+                               f"{str(e.reason).replace(chr(10), ': ')}") from None
+        raise _ApiError(status, _status_message(status, str(e.reason or ""), e.body)) from None
+    except urllib3.exceptions.HTTPError as e:
+        raise ClusterError(f"cannot reach the API server at {conn.host} ({call}): "
+                           f"{_transport_reason(e, conn.timeout)}") from None
+    response.release_conn()
+
+
+def patch_webhook_configurations(name: str, make_patch: Callable[[dict[str, Any]], list[dict[str, Any]]],
+                                 kubeconfig: str | None = None, context: str | None = None, *,
+                                 timeout_seconds: float = 30) -> list[PatchResult]:
+    """Read the Validating and Mutating webhook configurations `name`, then JSON-patch each with make_patch(obj).
+
+    Both are read before either is patched, so a missing one (ClusterError) changes nothing; a
+    configuration whose patch is empty is not written.
+    """
+    if timeout_seconds <= 0:
+        raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
+    client, _ = _client(kubeconfig, context, in_cluster=False)
+    with client:
+        conn = _Conn(host=str(client.configuration.host), timeout=float(timeout_seconds))
+        api = kubernetes.client.AdmissionregistrationV1Api(client)
+        calls = {
+            "ValidatingWebhookConfiguration": (api.read_validating_webhook_configuration,
+                                               api.patch_validating_webhook_configuration),
+            "MutatingWebhookConfiguration": (api.read_mutating_webhook_configuration,
+                                             api.patch_mutating_webhook_configuration),
+        }
+        current: list[tuple[_Resource, dict[str, Any]]] = []
+        for kind, plural in WEBHOOK_CONFIGURATION_RESOURCES.items():
+            res = _Resource(plural, f"/apis/admissionregistration.k8s.io/v1/{plural}/{name}", kind,
+                            "admissionregistration.k8s.io/v1")
+            try:
+                current.append((res, _get(conn, res, calls[kind][0], name=name)))
+            except _ApiError as e:
+                raise _webhook_failure(conn, "GET", res, name, e) from None
+        results = []
+        for res, obj in current:
+            ops = make_patch(obj)
+            if ops:
+                try:
+                    _send_patch(conn, res, calls[res.kind][1], name=name, body=ops, field_manager=FIELD_MANAGER,
+                                _content_type=JSON_PATCH)
+                except _ApiError as e:
+                    raise _webhook_failure(conn, "PATCH", res, name, e) from None
+            results.append(PatchResult(res.kind, name, len(obj.get("webhooks") or []), tuple(ops)))
+    return results

@@ -41,8 +41,9 @@ def create_metrics() -> Metrics:
                           ["endpoint"], buckets=LATENCY_BUCKETS, registry=registry),
         violations=Counter("netguard_violations_total", "Guardrail findings by rule and applied mode",
                            ["rule", "mode"], registry=registry),
-        engine_errors=Counter("netguard_engine_errors_total", "Evaluations that failed", ["engine"],
-                              registry=registry),
+        engine_errors=Counter("netguard_engine_errors_total",
+                              "Admission requests answered by engine.on_error: reason timeout (over the budget), "
+                              "unreachable (OPA) or error", ["engine", "reason"], registry=registry),
         bad_requests=Counter("netguard_bad_requests_total", "Webhook calls rejected before evaluation",
                              ["status"], registry=registry),
     )

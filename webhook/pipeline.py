@@ -7,6 +7,7 @@ function of the request apart from the engine call.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -14,6 +15,7 @@ from typing import Any
 
 from webhook import decide as decisions
 from webhook import exceptions
+from webhook.cluster_view import DISABLED, ClusterSnapshot, ClusterView
 from webhook.config import Settings
 from webhook.engine import Engine, EngineError, build_engine
 from webhook.facts import FactParams, enrich
@@ -35,6 +37,9 @@ from webhook.requester import classify
 from webhook.shape import ShapeError
 
 SKIP_OPERATIONS = frozenset({Operation.CONNECT})
+# Guardrails that decide from the cluster view; while it cannot be trusted they stay silent and the
+# requester gets a notice instead (a notice is never a denial, whatever the guardrail's mode).
+CLUSTER_GUARDRAILS = {"namespace-has-default-deny": "default-deny status unknown"}
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,18 @@ class Pipeline:
     parameters: Mapping[str, Mapping[str, Any]]
     fact_params: FactParams
     config_exemptions: tuple[exceptions.Exemption, ...] = field(default=())
+    cluster: ClusterView | None = None  # the watched cluster (webhook with cluster.enabled), read from memory
 
     @property
     def revision(self) -> str:
         return self.policies.revision
 
-    def review(self, request: AdmissionRequest, today: date | None = None) -> Decision:
+    def snapshot(self) -> ClusterSnapshot:
+        return self.cluster.snapshot() if self.cluster is not None else DISABLED
+
+    def review(self, request: AdmissionRequest, today: date | None = None,
+               cluster: ClusterSnapshot | None = None) -> Decision:
+        """`cluster` replaces the pipeline's own view for this request (sample files, tests)."""
         skip = self.skip_reason(request)
         if skip:
             return Decision(verdict=Verdict.SKIPPED, reason=skip)
@@ -63,18 +74,22 @@ class Pipeline:
                 return Decision(verdict=Verdict.ALLOWED, reason=f"old object unreadable: {exc}")
             return decisions.invalid_object(exc.path, exc.problem)
         old_policy = self._old_policy(request)
-        ctx = self._context(request, policy, today or date.today())
+        snapshot = cluster or self.snapshot()
+        ctx, labels = self._context(request, policy, today or date.today(), snapshot)
         rules = self._rules_to_run(request.operation, policy.kind, ctx)
+        ctx = replace(ctx, notices=ctx.notices + self._cluster_notices(snapshot, rules))
+        context = snapshot.to_input(policy.namespace or request.namespace, policy, request.operation, labels)
+        deadline = time.monotonic() + self.settings.engine.budget_seconds  # for every evaluation of this request
         try:
-            raw = self.engine.evaluate(self.document(request, policy, old_policy, rules))
+            raw = self.engine.evaluate(self.document(request, policy, old_policy, rules, context), deadline)
         except EngineError as exc:
-            return decisions.engine_failure(str(exc), self.settings.engine.on_error)
+            return self._engine_failure(exc)
         findings = decisions.findings_from_raw(raw, self.policies)
         if old_policy is not None and self._may_be_lenient(findings, ctx):
             try:
-                ctx = replace(ctx, previous=self._previous(request, old_policy, rules))
+                ctx = replace(ctx, previous=self._previous(request, old_policy, rules, context, deadline))
             except EngineError as exc:
-                return decisions.engine_failure(str(exc), self.settings.engine.on_error)
+                return self._engine_failure(exc)
         return decisions.apply_modes(findings, self.policies, self.settings, ctx)
 
     def skip_reason(self, request: AdmissionRequest) -> str:
@@ -92,10 +107,13 @@ class Pipeline:
         return ""
 
     def document(self, request: AdmissionRequest, policy: NormalizedPolicy, old_policy: NormalizedPolicy | None,
-                 rules: list[str]) -> dict[str, Any]:
+                 rules: list[str], cluster: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The engine's input (docs/input.md)."""
         namespace = policy.namespace or request.namespace
         requester = classify(request.user, namespace, self.settings.platform)
+        if cluster is None:
+            cluster = DISABLED.to_input(namespace, policy, request.operation,
+                                        self.settings.namespace_labels.get(namespace, {}))
         return {
             "request": {
                 "operation": request.operation.value, "user": request.user.as_input(),
@@ -109,6 +127,7 @@ class Pipeline:
             "old_object": request.old_object if request.operation is Operation.UPDATE else None,
             "rules": rules,
             "parameters": self.parameters,
+            "cluster": cluster,
         }
 
     def _old_policy(self, request: AdmissionRequest) -> NormalizedPolicy | None:
@@ -119,17 +138,37 @@ class Pipeline:
         except ShapeError:
             return None
 
-    def _context(self, request: AdmissionRequest, policy: NormalizedPolicy, today: date) -> decisions.ModeContext:
+    def _context(self, request: AdmissionRequest, policy: NormalizedPolicy, today: date,
+                 snapshot: ClusterSnapshot) -> tuple[decisions.ModeContext, Mapping[str, str]]:
         namespace = policy.namespace or request.namespace
         name = policy.name or request.name
         granted = exceptions.from_annotation(policy.annotations, self.settings.exception_keys, namespace, name,
                                              policy.kind)
+        labels, notices = self._namespace_labels(namespace, snapshot)
         ctx = decisions.ModeContext(
-            namespace=namespace, name=name, kind=policy.kind,
-            namespace_labels=self.settings.namespace_labels.get(namespace, {}),
-            exemptions=self.config_exemptions + granted.exemptions, today=today, notices=granted.notices,
+            namespace=namespace, name=name, kind=policy.kind, namespace_labels=labels,
+            exemptions=self.config_exemptions + granted.exemptions, today=today,
+            notices=granted.notices + notices,
         )
-        return ctx
+        return ctx, labels
+
+    def _namespace_labels(self, namespace: str, snapshot: ClusterSnapshot) -> tuple[Mapping[str, str], tuple[str, ...]]:
+        """The namespace's labels from the cluster view when it can be trusted, else from `namespace_labels` in
+        the configuration; falling back because the view is stale is told (it may change which override applies)."""
+        watched = snapshot.labels(namespace)
+        if watched is not None:
+            return watched, ()
+        configured = self.settings.namespace_labels.get(namespace, {})
+        if snapshot.enabled and not snapshot.usable and any(o.namespace_labels for o in self.settings.overrides):
+            return configured, (f"{snapshot.status()}: namespace labels for overrides come from the configuration",)
+        return configured, ()
+
+    def _cluster_notices(self, snapshot: ClusterSnapshot, rules: list[str]) -> tuple[str, ...]:
+        """What the cluster-dependent guardrails that run could not judge, and why."""
+        if not snapshot.enabled or snapshot.usable:
+            return ()
+        return tuple(f"[{rule}] {snapshot.status()}: {unknown}" for rule, unknown in CLUSTER_GUARDRAILS.items()
+                     if rule.replace("-", "_") in rules)
 
     def _rules_to_run(self, operation: Operation, kind: str, ctx: decisions.ModeContext) -> list[str]:
         return [g.package_name for g in self.policies.guardrails
@@ -143,14 +182,18 @@ class Pipeline:
                    and decisions.rule_mode(self.policies.get(f.rule), self.settings, ctx)[0] is Mode.ENFORCE
                    for f in findings)
 
-    def _previous(self, request: AdmissionRequest, old_policy: NormalizedPolicy,
-                  rules: list[str]) -> frozenset[decisions.FindingKey]:
+    def _engine_failure(self, exc: EngineError) -> Decision:
+        engine = self.settings.engine
+        return decisions.engine_failure(str(exc), engine.on_error, exc.reason, engine.budget_seconds)
+
+    def _previous(self, request: AdmissionRequest, old_policy: NormalizedPolicy, rules: list[str],
+                  cluster: Mapping[str, Any], deadline: float | None = None) -> frozenset[decisions.FindingKey]:
         """The old object's findings: an unchanged violation is not newly blocked (Kyverno's validateOldObject)."""
         assert request.old_object is not None
         old_request = AdmissionRequest(uid=request.uid, kind=request.kind, operation=Operation.UPDATE,
                                        user=request.user, name=request.name, namespace=request.namespace,
                                        object=request.old_object, old_object=request.old_object)
-        raw = self.engine.evaluate(self.document(old_request, old_policy, old_policy, rules))
+        raw = self.engine.evaluate(self.document(old_request, old_policy, old_policy, rules, cluster), deadline)
         return frozenset(decisions.key(f) for f in decisions.findings_from_raw(raw, self.policies))
 
     def modes(self) -> dict[str, tuple[Mode, str]]:
@@ -169,11 +212,17 @@ def fact_params(parameters: Mapping[str, Mapping[str, Any]]) -> FactParams:
     )
 
 
-def build_pipeline(settings: Settings, engine: Engine | None = None) -> Pipeline:
-    """Load, compile and warm up; raises PolicyLoadError/ConfigError/EngineError with a clear message."""
+def build_pipeline(settings: Settings, engine: Engine | None = None, *, isolate: bool = False) -> Pipeline:
+    """Load, compile and warm up; raises PolicyLoadError/ConfigError/EngineError with a clear message.
+
+    `isolate` (the webhook): regorus evaluates in engine.evaluators processes, so engine.budget_seconds
+    is kept even by a runaway evaluation; the CLI and the audit evaluate on their own thread.
+    """
     policies = load_policy_set(settings.policies_dir)
     parameters = resolve_parameters(policies, settings)
-    engine = engine or build_engine(policies, settings.engine.type, settings.engine.opa)
+    engine = engine or build_engine(policies, settings.engine.type, settings.engine.opa,
+                                    budget_seconds=settings.engine.budget_seconds,
+                                    evaluators=settings.engine.evaluators if isolate else 0)
     pipeline = Pipeline(settings=settings, policies=policies, engine=engine, parameters=parameters,
                         fact_params=fact_params(parameters),
                         config_exemptions=exceptions.from_config(settings.exceptions))
@@ -193,7 +242,9 @@ def warm_up(pipeline: Pipeline) -> None:
                                object=WARM_UP_OBJECT)
     policy = enrich(normalize(WARM_UP_OBJECT), pipeline.fact_params)
     rules = [g.package_name for g in pipeline.policies.guardrails]
+    # A synced, empty cluster: the guardrails that read input.cluster run their whole body too.
+    cluster = ClusterSnapshot(synced=True, age_seconds=0.0).to_input("warm-up", policy, Operation.CREATE, {})
     try:
-        pipeline.engine.evaluate(pipeline.document(request, policy, None, rules))
+        pipeline.engine.evaluate(pipeline.document(request, policy, None, rules, cluster))
     except EngineError as exc:
         raise PolicyLoadError(f"policies compiled but failed on a sample evaluation:\n{exc}") from None

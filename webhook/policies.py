@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,14 +125,34 @@ def load_policy_set(root: str | Path) -> PolicySet:
     library = tuple(_read_module(p) for p in sorted((root / "lib").glob("*.rego"))
                     if not p.name.endswith("_test.rego"))
     guardrails = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "lib"):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "lib" and not p.name.startswith(".")):
         guardrails.append(_load_guardrail(folder, validator))
     if not guardrails:
         raise PolicyLoadError(f"{root}: no guardrail folders")
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".rego", ".yaml", ".yml")):
+    for path in _catalog_files(root):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return PolicySet(root=root, guardrails=tuple(guardrails), library=library, revision=digest.hexdigest()[:12])
+
+
+def _catalog_files(root: Path) -> list[Path]:
+    """The .rego and .yaml files below root, hidden names skipped, symlinked folders followed.
+
+    A ConfigMap volume (deploy/) holds each file twice: in kubelet's hidden `..<timestamp>/` folder
+    and through the symlinked folders pointing into it; the revision must be the same as for policies/.
+    """
+    found: list[Path] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found += [Path(dirpath, f) for f in filenames
+                  if not f.startswith(".") and Path(f).suffix in (".rego", ".yaml", ".yml")]
+    return sorted(found)
 
 
 def _load_guardrail(folder: Path, validator: jsonschema.Draft202012Validator) -> Guardrail:

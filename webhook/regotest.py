@@ -23,7 +23,7 @@ from webhook.engine import clean_error
 from webhook.model import Verdict
 from webhook.pipeline import Pipeline
 from webhook.policies import Guardrail, PolicySet, RegoModule
-from webhook.samples import load_sample, sample_request
+from webhook.samples import load_sample, sample_cluster, sample_request
 
 # A test is a rule whose name starts with test_ at the start of a line. Functions
 # (`test_x(arg)`) are not tests, as in `opa test`; \b stops \w+ backtracking past "(".
@@ -137,7 +137,7 @@ def _check_sample(pipeline: Pipeline, guardrail: Guardrail, sample: Path, expect
     if not isinstance(obj, dict):
         return failed("sample is not a YAML mapping")
     try:
-        decision = pipeline.review(sample_request(sample))
+        decision = pipeline.review(sample_request(sample), cluster=sample_cluster(sample))
     except (ReviewError, ValueError) as exc:
         return failed(f"not a valid admission request: {getattr(exc, 'message', exc)}")
     if decision.verdict in (Verdict.SKIPPED, Verdict.ERROR):

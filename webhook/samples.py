@@ -7,6 +7,11 @@ how it arrives (defaults: CREATE by `alice`, groups [system:authenticated]):
     groups: [team-a]
     operation: UPDATE        # CREATE, UPDATE or DELETE
     old_object: {...}        # the object before the change (UPDATE, DELETE)
+    cluster:                 # what netguard's cluster view holds (omit: netguard does not watch the cluster)
+      namespaces: {team-a: {team: a}}   # namespace -> labels
+      policies: [{...}, ...]            # network policies already in the cluster (any of the three kinds)
+      stale: false                      # true: the view lost its watch (cluster-dependent rules must not guess)
+      age_seconds: 0                    # how long ago the view was last current
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import yaml
 
 from webhook.admission import parse_review
+from webhook.cluster_view import ClusterSnapshot
 from webhook.model import AdmissionRequest
 from webhook.reviews import make_review
 
@@ -48,3 +54,20 @@ def sample_review(sample: Path) -> dict[str, Any]:
 
 def sample_request(sample: Path) -> AdmissionRequest:
     return parse_review(sample_review(sample))
+
+
+def sample_cluster(sample: Path) -> ClusterSnapshot | None:
+    """The cluster view the sample is reviewed against, from its request file's `cluster:` key."""
+    _, meta = load_sample(sample)
+    spec = meta.get("cluster")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise ValueError("cluster: must be a mapping")
+    namespaces = spec.get("namespaces") or {}
+    policies = spec.get("policies") or []
+    if not isinstance(namespaces, dict) or not isinstance(policies, list):
+        raise ValueError("cluster: namespaces must be a mapping and policies a list")
+    return ClusterSnapshot.from_objects(
+        {str(ns): {str(k): str(v) for k, v in (labels or {}).items()} for ns, labels in namespaces.items()},
+        policies, stale=bool(spec.get("stale", False)), age_seconds=float(spec.get("age_seconds", 0)))

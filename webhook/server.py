@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -18,9 +19,9 @@ from werkzeug.exceptions import HTTPException
 
 from webhook import admission, config, logs
 from webhook.admission import ReviewError
-from webhook.decide import ENGINE_ERROR, engine_failure
+from webhook.decide import engine_failure, engine_failure_kind
 from webhook.metrics import Metrics, create_metrics
-from webhook.model import AdmissionRequest, Decision, Mode, Operation, Verdict
+from webhook.model import AdmissionRequest, Decision, Mode, Operation
 from webhook.mutate import patch_for
 from webhook.pipeline import Pipeline, build_pipeline, warm_up
 
@@ -32,7 +33,9 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
     if settings is None:
         settings = pipeline.settings if pipeline else config.load()
     logs.configure(settings.logging.level, settings.logging.format)
-    pipeline = pipeline or build_pipeline(settings)
+    pipeline = pipeline or build_pipeline(settings, isolate=True)  # regorus in processes: the budget holds
+    if settings.cluster.enabled and pipeline.cluster is None:
+        pipeline = _watch_cluster(pipeline, settings)
     metrics = create_metrics()
     app = Flask("netguard")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
@@ -64,13 +67,23 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
+        # The cluster view gates readiness only until its first complete list: a webhook that has never seen
+        # the cluster would judge every request without context. Once synced, a lost watch does not make the
+        # pod unready: every replica loses the same API server together, and an unready webhook with
+        # failurePolicy Fail blocks every policy change in the cluster, while a stale view only makes the
+        # cluster-dependent checks say "unknown" (see cluster_view.py).
+        if pipeline.cluster is not None and not pipeline.cluster.synced:
+            status = pipeline.cluster.status()
+            log.warning("readiness.failed", error="cluster view not synced yet", watches_down=status["watches_down"])
+            return jsonify(status="not ready", error="cluster view not synced yet", cluster=status), 503
         try:
             warm_up(pipeline)
         except Exception as exc:  # any failure means "do not send me traffic"
             log.warning("readiness.failed", error=str(exc).splitlines()[0])
             return jsonify(status="not ready", error=str(exc).splitlines()[0]), 503
         return jsonify(status="ready", engine=pipeline.engine.name, policy_revision=pipeline.revision,
-                       guardrails=len(pipeline.policies.guardrails)), 200
+                       guardrails=len(pipeline.policies.guardrails),
+                       cluster=pipeline.cluster.status() if pipeline.cluster is not None else None), 200
 
     @app.get("/metrics")
     def metrics_endpoint() -> Response:
@@ -94,6 +107,17 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
         return jsonify(error="internal error", status=500), 500
 
     return app
+
+
+def _watch_cluster(pipeline: Pipeline, settings: config.Settings) -> Pipeline:
+    """Start the cluster watch for this process. gunicorn calls the app factory in each worker after the fork
+    (no preload_app), so every worker has its own view and threads: threads started before a fork would not
+    exist in the child."""
+    from webhook.cluster_view import ClusterView, Watcher
+
+    view = ClusterView(settings.cluster.stale_after_seconds)
+    Watcher(view, settings.cluster).start()
+    return replace(pipeline, cluster=view)
 
 
 def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
@@ -169,8 +193,9 @@ def _safe_review(pipeline: Pipeline, metrics: Metrics, review: AdmissionRequest)
     except Exception as exc:
         log.error("admission.evaluation_crashed", error_type=type(exc).__name__, error=str(exc)[:200])
         decision = engine_failure(f"internal error ({type(exc).__name__})", pipeline.settings.engine.on_error)
-    if decision.verdict is Verdict.ERROR or any(f.finding.rule == ENGINE_ERROR for f in decision.findings):
-        metrics.engine_errors.labels(engine=pipeline.engine.name).inc()
+    kind = engine_failure_kind(decision)
+    if kind is not None:
+        metrics.engine_errors.labels(engine=pipeline.engine.name, reason=kind).inc()
     return decision
 
 

@@ -18,7 +18,7 @@ FOLDERS = sorted(p for p in POLICIES.iterdir() if p.is_dir() and p.name != "lib"
 SAMPLE_FILES = sorted(p for folder in FOLDERS for p in (folder / "samples").glob("*/*")
                       if p.is_file() and not p.name.endswith(".request.yaml"))
 REQUEST_FILES = sorted(p for folder in FOLDERS for p in (folder / "samples").glob("*/*.request.yaml"))
-REQUEST_KEYS = {"username", "groups", "operation", "old_object"}
+REQUEST_KEYS = {"username", "groups", "operation", "old_object", "cluster"}
 KINDS = {
     "NetworkPolicy": "networking.k8s.io/v1",
     "CiliumNetworkPolicy": "cilium.io/v2",

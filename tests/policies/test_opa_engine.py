@@ -74,9 +74,10 @@ def test_evaluation_goes_to_the_findings_document(standin: OpaStandIn, engine: O
 def test_slow_opa_is_an_engine_error_within_the_timeout(standin: OpaStandIn, engine: OpaEngine) -> None:
     standin.delay_seconds = 30
     started = time.monotonic()
-    with pytest.raises(EngineError, match=r"(?i)timeout|timed out"):
+    with pytest.raises(EngineError, match=r"(?i)timeout|timed out") as excinfo:
         engine.evaluate({"rules": []})
     assert time.monotonic() - started < FAST
+    assert excinfo.value.reason == "timeout"
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 404])
@@ -91,9 +92,27 @@ def test_opa_error_status_is_an_engine_error(standin: OpaStandIn, engine: OpaEng
 def test_stopped_opa_is_an_engine_error(standin: OpaStandIn, engine: OpaEngine) -> None:
     standin.stop()
     started = time.monotonic()
-    with pytest.raises(EngineError, match="ConnectionError"):
+    with pytest.raises(EngineError, match="ConnectionError") as excinfo:
         engine.evaluate({"rules": []})
     assert time.monotonic() - started < FAST
+    assert excinfo.value.reason == "unreachable"
+
+
+def test_the_http_timeout_is_cut_to_the_budget_and_to_the_deadline(policies: PolicySet, standin: OpaStandIn) -> None:
+    opa = OpaEngine(policies, opa_settings(standin, timeout=5), budget_seconds=0.3)  # 0.3 s, not 5 s
+    try:
+        standin.delay_seconds = 30
+        for deadline in (None, time.monotonic() + 0.2):
+            started = time.monotonic()
+            with pytest.raises(EngineError) as excinfo:
+                opa.evaluate({"rules": []}, deadline)
+            assert excinfo.value.reason == "timeout"
+            assert time.monotonic() - started < 0.3 + 0.5
+        with pytest.raises(EngineError, match="no time left") as excinfo:
+            opa.evaluate({"rules": []}, time.monotonic() - 1)
+        assert excinfo.value.reason == "timeout"
+    finally:
+        opa.close()
 
 
 def test_unreachable_opa_stops_start_up(policies: PolicySet) -> None:

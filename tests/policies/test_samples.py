@@ -12,7 +12,7 @@ from webhook.model import Decision, Verdict
 from webhook.pipeline import Pipeline, build_pipeline
 from webhook.policies import load_policy_set
 from webhook.regotest import run_sample_checks
-from webhook.samples import sample_request
+from webhook.samples import sample_cluster, sample_request
 
 CATALOG = load_policy_set(POLICIES)
 SAMPLES = [(g.id, which, path) for g in CATALOG.guardrails for which in ("good", "bad") for path in g.samples(which)]
@@ -26,7 +26,7 @@ def pipelines(embedded_pipeline: Pipeline, opa_pipeline: Pipeline) -> dict[str, 
 
 
 def review(pipeline: Pipeline, path: Path) -> Decision:
-    decision = pipeline.review(sample_request(path))
+    decision = pipeline.review(sample_request(path), cluster=sample_cluster(path))
     assert decision.verdict not in (Verdict.SKIPPED, Verdict.ERROR), decision.reason
     assert not {f.finding.rule for f in decision.findings} & {"engine-error", "invalid-object"}, decision
     return decision

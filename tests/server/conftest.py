@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class Server:
     port: int
     ca_path: Path
     log_path: Path
+    # The gunicorn master (`netguard serve` execs it), for tests that signal it and read its exit status.
+    process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
 
     def ssl_context(self) -> ssl.SSLContext:
         """What the API server does: trust only the webhook's CA, check the host name."""
@@ -141,10 +143,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _ready(host: str, port: int, context: ssl.SSLContext) -> bool:
+def _ready(host: str, port: int, context: ssl.SSLContext, path: str = "/readyz") -> bool:
     conn = http.client.HTTPSConnection(host, port, context=context, timeout=2.0)
     try:
-        conn.request("GET", "/readyz")
+        conn.request("GET", path)
         with conn.getresponse() as resp:
             resp.read()
             return resp.status == 200
@@ -167,8 +169,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def run_server(workdir: Path, certs: CertPaths, policies: Path,
-               config: Mapping[str, Any] | None = None) -> Iterator[Server]:
-    """Start `python -m webhook.cli serve` on a free loopback port; stop it (SIGTERM, then kill) after."""
+               config: Mapping[str, Any] | None = None, workers: int = 2,
+               wait_for: str = "/readyz") -> Iterator[Server]:
+    """Start `python -m webhook.cli serve` on a free loopback port; stop it (SIGTERM, then kill) after.
+
+    It is yielded once `wait_for` answers 200: /healthz for tests of readiness itself."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     env = {k: v for k, v in os.environ.items()
@@ -177,7 +182,7 @@ def run_server(workdir: Path, certs: CertPaths, policies: Path,
         "NETGUARD_BIND": f"127.0.0.1:{port}",
         "NETGUARD_TLS_CERT": str(certs.cert),
         "NETGUARD_TLS_KEY": str(certs.key),
-        "NETGUARD_WORKERS": "2",
+        "NETGUARD_WORKERS": str(workers),
         "NETGUARD_LOG_FORMAT": "json",
         "NETGUARD_POLICIES_DIR": str(policies),
         "PYTHONUNBUFFERED": "1",
@@ -194,10 +199,11 @@ def run_server(workdir: Path, certs: CertPaths, policies: Path,
             [sys.executable, "-m", "webhook.cli", "serve"], cwd=REPO_ROOT, env=env,
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
+    server = replace(server, process=proc)
     try:
         context = server.ssl_context()
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _ready(HOSTNAME, port, context):
+        while not _ready(HOSTNAME, port, context, wait_for):
             if proc.poll() is not None:
                 pytest.fail(f"netguard serve exited with {proc.returncode}:\n{server.log_text()[-4000:]}")
             if time.monotonic() > deadline:

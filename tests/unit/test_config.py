@@ -26,6 +26,12 @@ def test_defaults_apply_without_a_file() -> None:
     assert "kube-system" in settings.excluded_namespaces
 
 
+def test_the_evaluation_budget_defaults_below_the_webhook_timeout(tmp_path: Path) -> None:
+    assert load(None, env={}).engine.budget_seconds == 2.0  # the webhook configurations say timeoutSeconds: 5
+    engine = load(write(tmp_path, "engine: {budget_seconds: 0.5, evaluators: 3}\n"), env={}).engine
+    assert (engine.budget_seconds, engine.evaluators) == (0.5, 3)
+
+
 def test_a_file_sets_modes_and_parameters(tmp_path: Path) -> None:
     settings = load(write(tmp_path, "dry_run: true\nrules:\n  no-allow-all-egress:\n    mode: warn\n"), env={})
     assert settings.dry_run is True
@@ -37,6 +43,9 @@ def test_a_file_sets_modes_and_parameters(tmp_path: Path) -> None:
     ("engine: {type: wasm}\n", "engine.type: 'wasm' is not one of"),
     ("rules: {no-allow-all-egress: {mode: block}}\n", "rules.no-allow-all-egress.mode: 'block' is not one of"),
     ("server: {max_body_bytes: 10}\n", "server.max_body_bytes: 10 is less than the minimum"),
+    ("engine: {budget_seconds: 0}\n", "engine.budget_seconds: 0 is less than or equal to the minimum of 0"),
+    ("engine: {budget_seconds: 10}\n", "engine.budget_seconds: 10 is greater than or equal to the maximum of 10"),
+    ("engine: {evaluators: 0}\n", "engine.evaluators: 0 is less than the minimum of 1"),
     ("- a list\n", "(top level)"),
 ])
 def test_invalid_files_are_rejected_naming_the_key(tmp_path: Path, text: str, fragment: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from webhook.config import from_mapping
-from webhook.decide import decide, engine_failure, resolve_mode
+from webhook.decide import decide, engine_failure, engine_failure_kind, resolve_mode
 from webhook.model import Finding, Mode, Verdict
 from webhook.policies import load_policy_set
 
@@ -38,3 +38,24 @@ def test_engine_failures_fail_closed_or_open_as_configured() -> None:
     assert closed.verdict is Verdict.DENIED and "OPA unreachable" in closed.findings[0].finding.message
     opened = engine_failure("OPA unreachable", "allow")
     assert opened.allowed and "fail-open" in opened.reason
+
+
+def test_an_evaluation_over_the_budget_names_the_budget_and_the_failure_policy() -> None:
+    closed = engine_failure("regorus was still evaluating at the deadline", "deny", "timeout", 2.0)
+    assert closed.verdict is Verdict.DENIED
+    assert closed.findings[0].finding.message == "guardrails could not be evaluated within 2.0 s; failing closed"
+    assert closed.reason == "engine timeout: regorus was still evaluating at the deadline; failing closed"
+    opened = engine_failure("regorus was still evaluating at the deadline", "allow", "timeout", 2.0)
+    assert opened.verdict is Verdict.ERROR and opened.allowed
+    assert opened.reason == ("engine timeout: guardrails could not be evaluated within 2.0 s (regorus was still "
+                             "evaluating at the deadline); allowed by fail-open")
+
+
+def test_the_failure_kind_is_read_back_for_the_metrics() -> None:
+    for kind in ("timeout", "unreachable", "error"):
+        assert engine_failure_kind(engine_failure("x", "deny", kind, 1.0)) == kind
+        assert engine_failure_kind(engine_failure("x", "allow", kind, 1.0)) == kind
+    assert engine_failure_kind(decide([], {})) is None
+    modes = {"no-allow-all-egress": (Mode.ENFORCE, "default")}
+    denied = decide([Finding(rule="no-allow-all-egress", path="spec", message="m", fix="f", severity="high")], modes)
+    assert denied.verdict is Verdict.DENIED and engine_failure_kind(denied) is None

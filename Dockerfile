@@ -1,0 +1,40 @@
+# netguard admission webhook image.
+#   docker build -t REGISTRY/netguard:0.1.0 .
+# Two stages: the builder installs netguard and its pinned dependencies (constraints.txt, no dev
+# extras) into a virtual environment; the final stage copies only that venv, the guardrail catalog and
+# the default configuration. No compilers, no pip cache, no certificates or keys: TLS comes from a
+# Secret at run time. tests/deploy/test_image_entrypoint.py runs this file's final-stage ENTRYPOINT
+# with its ENV (there is no container engine where the tests run).
+
+FROM python:3.11-slim AS builder
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/netguard/venv
+WORKDIR /src
+COPY pyproject.toml README.md constraints.txt ./
+COPY webhook/ webhook/
+RUN /opt/netguard/venv/bin/pip install -c constraints.txt . \
+ && /opt/netguard/venv/bin/pip uninstall --yes pip setuptools wheel
+
+FROM python:3.11-slim
+LABEL org.opencontainers.image.title="netguard" \
+      org.opencontainers.image.description="Kubernetes admission guardrails for NetworkPolicy and Cilium policies" \
+      org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=builder /opt/netguard/venv /opt/netguard/venv
+COPY policies/ /etc/netguard/policies/
+COPY deploy/base/config.yaml /etc/netguard/config.yaml
+# Writable paths: only $TMPDIR (/tmp, an emptyDir in the Deployment) for gunicorn's worker heartbeat
+# files and the Prometheus multiprocess directory; the root filesystem is read-only.
+ENV PATH=/opt/netguard/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    NETGUARD_POLICIES_DIR=/etc/netguard/policies \
+    NETGUARD_CONFIG=/etc/netguard/config.yaml \
+    NETGUARD_TLS_CERT=/etc/netguard/tls/tls.crt \
+    NETGUARD_TLS_KEY=/etc/netguard/tls/tls.key
+# A read-only working directory: nothing is written relative to it.
+WORKDIR /
+# Numeric, so Kubernetes can verify runAsNonRoot without reading /etc/passwd.
+USER 65532:65532
+EXPOSE 8443
+# Validates the configuration and compiles every policy, then execs gunicorn (webhook/gunicorn_conf.py).
+ENTRYPOINT ["netguard", "serve"]

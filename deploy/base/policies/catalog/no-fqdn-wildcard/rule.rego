@@ -1,0 +1,29 @@
+package guardrails.no_fqdn_wildcard
+
+import rego.v1
+
+# toFQDNs matchPattern whose wildcard reaches a public suffix: anyone can register a name
+# under it, so the pod can reach any host an attacker sets up. L7 DNS rules
+# (toPorts[].rules.dns) only control which lookups are allowed and are not peers.
+
+violation contains v if {
+	some rule in data.netguard.lib.allow_rules("egress")
+	some peer in rule.peers
+	peer.type == "fqdn"
+	peer.facts.fqdn_public_suffix
+	v := {
+		"path": peer.path,
+		"msg": sprintf("allows egress on %s to %s (matchPattern \"%s\"), %s", [
+			rule.ports_label, names(peer.facts.fqdn_suffix), peer.fqdn.pattern, effect(peer.facts.fqdn_suffix),
+		]),
+		"fix": "use matchName for the exact hosts, or a pattern under a domain you control (*.example.com)",
+	}
+}
+
+effect(suffix) := "so the FQDN rule restricts nothing: the pod can reach any host whose name resolves" if {
+	suffix == ""
+} else := "where anyone can register a name: the pod can reach any host, an attacker's included"
+
+names(suffix) := "every DNS name" if {
+	suffix == ""
+} else := sprintf("every domain under the public suffix .%s", [suffix])

@@ -1,0 +1,32 @@
+package guardrails.no_internet_ingress_without_ports
+
+import rego.v1
+
+# One rule admits the internet on every port.
+violation contains v if {
+	some rule in data.netguard.lib.allow_rules("ingress")
+	rule.all_ports
+	rule.facts.internet
+	v := {
+		"path": rule.path,
+		"msg": sprintf("allows ingress from %s, on every port", [data.netguard.lib.reach(rule)]),
+		"fix": "limit the rule to the ports the workload serves (ports/toPorts) and the sources that must connect (a load balancer's or partner's CIDRs, fromEntities cluster)",
+	}
+}
+
+# Several rules without a port restriction cover the internet only together (0.0.0.0/1 in
+# spec.ingress[0], 128.0.0.0/1 in spec.ingress[1]). Python (webhook/facts.py) computes one entry per
+# group of spec entries that may select the same pods, with only the families no single rule covers
+# alone (those are the finding above): one finding per entry, at the first contributing rule.
+violation contains v if {
+	some reach in input.policy.facts.ingress.combined_all_ports
+	v := {
+		"path": reach.rules[0],
+		"msg": sprintf("%s allow ingress from %s on every port; together they cover %s", [
+			concat(" and ", reach.rules),
+			concat(", ", reach.cidrs),
+			data.netguard.lib.internet_family({"facts": reach}),
+		]),
+		"fix": sprintf("limit %s to the ports the workload serves (ports/toPorts) and the sources that must connect", [concat(" and ", reach.rules)]),
+	}
+}

@@ -1,0 +1,114 @@
+package guardrails.no_metadata_egress
+
+import rego.v1
+
+# rule.facts.metadata is computed in Python (facts.py) from this guardrail's parameters
+# `addresses` and `ports`: the metadata addresses the rule's peers contain (after `except`),
+# when the rule allows a metadata port or every port.
+violation contains v if {
+	some rule in data.netguard.lib.allow_rules("egress")
+	addresses := [a | some a in rule.facts.metadata; not denied(rule, a)]
+	count(addresses) > 0
+	v := {
+		"path": rule.path,
+		"msg": sprintf("reaches the cloud metadata %s %s through %s on %s; credentials of the node's cloud identity are served there", [
+			address_word(addresses),
+			concat(" and ", addresses),
+			through(rule, addresses),
+			on_ports(rule),
+		]),
+		"fix": sprintf("exclude %s: add %s to the CIDR's except list (ipBlock.except, toCIDRSet.except) or narrow the CIDR; instead of world/all or a rule without destinations use toCIDRSet 0.0.0.0/0 with that except", [concat(" and ", [host_cidr(a) | some a in addresses]), pronoun(addresses)]),
+	}
+}
+
+pronoun(addresses) := "it" if count(addresses) == 1
+
+pronoun(addresses) := "them" if count(addresses) > 1
+
+address_word(addresses) := "address" if count(addresses) == 1
+
+address_word(addresses) := "addresses" if count(addresses) > 1
+
+host_cidr(address) := sprintf("%s/128", [address]) if contains(address, ":")
+
+host_cidr(address) := sprintf("%s/32", [address]) if not contains(address, ":")
+
+# The peers that contain the addresses, as written.
+through(rule, _) := "a rule that names no destinations" if rule.any_peer
+
+through(rule, addresses) := concat(", ", descriptions) if {
+	not rule.any_peer
+	descriptions := [peer.description | some peer in rule.peers; holds_any(peer, addresses)]
+	count(descriptions) > 0
+}
+
+through(rule, addresses) := concat(", ", [p.description | some p in rule.peers]) if {
+	not rule.any_peer
+	count([peer | some peer in rule.peers; holds_any(peer, addresses)]) == 0
+}
+
+holds_any(peer, addresses) if {
+	some a in addresses
+	a in peer.facts.metadata_ips
+}
+
+on_ports(rule) := "every port" if rule.all_ports
+
+on_ports(rule) := concat(", ", labels) if {
+	not rule.all_ports
+	labels := [sprintf("TCP/%v", [port]) |
+		some port in metadata_ports
+		some entry in rule.ports
+		covers(entry, port)
+	]
+	count(labels) > 0
+}
+
+on_ports(rule) := rule.ports_label if {
+	not rule.all_ports
+	count([port | some port in metadata_ports; some entry in rule.ports; covers(entry, port)]) == 0
+}
+
+metadata_ports := object.get(input, ["parameters", "no-metadata-egress", "ports"], [80])
+
+# A port entry lets TCP traffic to `port` through (named ports resolve against destination pods,
+# so a metadata address never matches them).
+covers(entry, _) if {
+	entry.protocol in {"TCP", "ANY"}
+	entry.name == ""
+	entry.all_ports
+}
+
+covers(entry, port) if {
+	entry.protocol in {"TCP", "ANY"}
+	entry.name == ""
+	not entry.all_ports
+	entry.port <= port
+	port <= last_port(entry)
+}
+
+last_port(entry) := entry.end_port if entry.end_port != null
+
+last_port(entry) := entry.port if entry.end_port == null
+
+# A Cilium egressDeny rule of the same subject that blocks the address on every metadata port
+# (deny rules take precedence over allow rules in Cilium).
+denied(rule, address) if {
+	some deny in input.policy.rules
+	deny.direction == "egress"
+	deny.action == "deny"
+	deny.subject == rule.subject
+	deny.effective
+	not deny.matches_nothing
+	address in deny.facts.metadata
+	every port in metadata_ports {
+		deny_covers(deny, port)
+	}
+}
+
+deny_covers(deny, _) if deny.all_ports
+
+deny_covers(deny, port) if {
+	some entry in deny.ports
+	covers(entry, port)
+}

@@ -1,0 +1,47 @@
+package guardrails.no_sensitive_entities
+
+import rego.v1
+
+# Egress to Cilium entities that stand for the cluster's own infrastructure is for the
+# platform team: nodes, the API server, Cilium health and not-yet-identified endpoints.
+
+entities := e if {
+	e := input.parameters["no-sensitive-entities"].entities
+} else := ["host", "remote-node", "kube-apiserver", "health", "init"]
+
+meaning := {
+	"host": "the pod's own node (kubelet, host-network pods)",
+	"remote-node": "every other node (kubelets, host-network pods)",
+	"kube-apiserver": "the Kubernetes API server",
+	"health": "Cilium's health endpoints on every node",
+	"init": "endpoints whose identity is not known yet",
+}
+
+violation contains v if {
+	not data.netguard.lib.requester_is_platform
+	some rule in data.netguard.lib.allow_rules("egress")
+	some peer in rule.peers
+	peer.type == "entity"
+	lower(peer.entity) in {lower(e) | some e in entities}
+	v := {
+		"path": peer.path,
+		"msg": sprintf("allows egress on %s to entity %s, %s; only the platform team may allow that (%s: %s)", [
+			rule.ports_label, peer.entity, object.get(meaning, peer.entity, "part of the cluster's infrastructure"),
+			who, why_not_platform,
+		]),
+		"fix": fix(peer.entity),
+	}
+}
+
+fix(entity) := "remove the entity; if the workload needs the API server, ask the platform team (it grants kube-apiserver on TCP/443 centrally)" if {
+	entity == "kube-apiserver"
+} else := "remove the entity and name the pods or services the workload needs (toEndpoints/toServices); ask the platform team if the workload really needs this entity"
+
+# Missing requester details (a caller that sends only the policy) must not silence the rule.
+who := name if {
+	name := input.requester.username
+} else := "an unidentified requester"
+
+why_not_platform := reason if {
+	reason := input.requester.reason
+} else := "not identified as the platform team"

@@ -1,0 +1,47 @@
+package guardrails.no_sensitive_entities_test
+
+import data.guardrails.no_sensitive_entities
+import rego.v1
+
+entity(i, name) := {"path": sprintf("spec.egress[0].toEntities[%d]", [i]), "type": "entity", "entity": name, "facts": {}}
+
+rule(direction, action, peers) := {
+	"path": sprintf("spec.%s[0]", [direction]), "direction": direction, "action": action, "effective": true,
+	"matches_nothing": false, "any_peer": false, "all_ports": false, "ports_label": "TCP/443",
+	"peers": peers, "facts": {},
+}
+
+doc(rules, platform) := {
+	"requester": {"username": "alice", "platform": platform, "reason": "not in the platform users or groups"},
+	"parameters": {"no-sensitive-entities": {"entities": ["host", "remote-node", "kube-apiserver", "health", "init"]}},
+	"policy": {"flavor": "cilium", "rules": rules},
+}
+
+test_kube_apiserver_is_reported if {
+	vs := no_sensitive_entities.violation with input as doc([rule("egress", "allow", [entity(0, "kube-apiserver")])], false)
+	count(vs) == 1
+	some v in vs
+	v.path == "spec.egress[0].toEntities[0]"
+	contains(v.msg, "entity kube-apiserver, the Kubernetes API server")
+	contains(v.msg, "alice: not in the platform users or groups")
+}
+
+test_each_sensitive_entity_is_reported_separately if {
+	r := rule("egress", "allow", [entity(0, "host"), entity(1, "world"), entity(2, "remote-node")])
+	vs := no_sensitive_entities.violation with input as doc([r], false)
+	{v.path | some v in vs} == {"spec.egress[0].toEntities[0]", "spec.egress[0].toEntities[2]"}
+}
+
+test_entities_parameter_is_used if {
+	inp := object.union(doc([rule("egress", "allow", [entity(0, "host")])], false), {"parameters": {"no-sensitive-entities": {"entities": ["kube-apiserver"]}}})
+	count(no_sensitive_entities.violation) == 0 with input as inp
+}
+
+test_platform_is_not_reported if {
+	count(no_sensitive_entities.violation) == 0 with input as doc([rule("egress", "allow", [entity(0, "host")])], true)
+}
+
+test_ingress_and_deny_are_not_reported if {
+	rules := [rule("ingress", "allow", [entity(0, "host")]), rule("egress", "deny", [entity(0, "kube-apiserver")])]
+	count(no_sensitive_entities.violation) == 0 with input as doc(rules, false)
+}

@@ -1,0 +1,532 @@
+"""The cluster view: the pure state (events, lists, synced, stale with an injected clock), the one shared
+default-deny definition, the pipeline reading it, and the Watcher against the stand-in API server.
+
+No API server can run here: the Watcher tests use tests/kube_standin.py (list + chunked watch streams over
+TLS on loopback, with events, compaction, dropped and refused connections driven by the test).
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kube_standin import KubeStandIn, Objects
+from webhook import audit, posture
+from webhook.admission import parse_review
+from webhook.cluster_view import (
+    DISABLED,
+    RESOURCES,
+    ClusterSnapshot,
+    ClusterView,
+    Watcher,
+    backoff_seconds,
+)
+from webhook.config import ClusterSettings, ConfigError, Override, Settings, from_mapping, load
+from webhook.kube import ClusterError, WatchBrokeOff
+from webhook.model import NETWORK_POLICY, AdmissionRequest, Mode, Operation, UserInfo
+from webhook.normalize import normalize
+from webhook.pipeline import Pipeline, build_pipeline
+from webhook.reviews import make_review
+
+REPO = Path(__file__).resolve().parents[2]
+RULE = "namespace-has-default-deny"
+
+
+def netpol(name: str, namespace: str, spec: dict[str, Any], labels: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labels:
+        meta["labels"] = labels
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta, "spec": spec}
+
+
+def ns(name: str, **labels: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name, **labels}}}
+
+
+DENY_ALL = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+DENY_INGRESS = {"podSelector": {}, "policyTypes": ["Ingress"]}
+WEB = {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"],
+       "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "frontend"}}}]}]}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def synced_view(clock: Clock | None = None, stale_after: float = 60) -> ClusterView:
+    view = ClusterView(stale_after, clock=clock or Clock())
+    view.replace("namespaces", [ns("team-a", team="a"), ns("team-b")])
+    for resource in RESOURCES[1:]:
+        view.replace(resource, [])
+    return view
+
+
+# -- the state ---------------------------------------------------------------------------------------
+
+
+def test_the_view_is_synced_only_once_every_resource_has_been_listed() -> None:
+    view = ClusterView()
+    for resource in RESOURCES:
+        assert not view.synced
+        view.replace(resource, [])
+    assert view.synced
+    assert view.snapshot().usable
+
+
+def test_events_are_applied_in_order() -> None:
+    view = synced_view()
+    view.apply("networkpolicies", "ADDED", netpol("web", "team-a", WEB))
+    view.apply("networkpolicies", "ADDED", netpol("deny", "team-a", DENY_INGRESS))
+    view.apply("networkpolicies", "MODIFIED", netpol("deny", "team-a", DENY_ALL))
+    assert set(view.policies) == {("NetworkPolicy", "team-a", "web"), ("NetworkPolicy", "team-a", "deny")}
+    assert view.snapshot().default_deny("team-a") == {"ingress": True, "egress": True}
+    view.apply("networkpolicies", "DELETED", netpol("deny", "team-a", DENY_ALL))
+    assert set(view.policies) == {("NetworkPolicy", "team-a", "web")}
+    assert view.snapshot().default_deny("team-a") == {"ingress": False, "egress": False}
+    assert view.last_event is not None
+
+
+def test_namespace_events_change_and_remove_labels() -> None:
+    view = synced_view()
+    view.apply("namespaces", "MODIFIED", ns("team-b", tier="frontend"))
+    assert view.snapshot().labels("team-b") == {"kubernetes.io/metadata.name": "team-b", "tier": "frontend"}
+    view.apply("namespaces", "DELETED", ns("team-b"))
+    assert "team-b" not in view.namespaces
+    assert view.snapshot().labels("team-b") is None
+
+
+def test_a_new_list_replaces_what_the_view_held_for_that_resource_only() -> None:
+    """Events missed while a watch was down (a delete above all) are covered by the next list."""
+    view = synced_view()
+    view.apply("networkpolicies", "ADDED", netpol("gone", "team-a", DENY_ALL))
+    view.apply("ciliumnetworkpolicies", "ADDED", {
+        "apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "c", "namespace": "team-b"},
+        "spec": {"endpointSelector": {}, "ingress": [{}]}})
+    view.replace("networkpolicies", [netpol("web", "team-a", WEB)])
+    assert set(view.policies) == {("NetworkPolicy", "team-a", "web"), ("CiliumNetworkPolicy", "team-b", "c")}
+
+
+def test_an_unreadable_policy_is_recorded_and_not_stored() -> None:
+    view = synced_view()
+    view.apply("networkpolicies", "ADDED", netpol("bad", "team-a", {"podSelector": {}, "ingress": "everything"}))
+    assert view.policies == {}
+    assert ("NetworkPolicy", "team-a", "bad") in view.unreadable
+    view.apply("networkpolicies", "DELETED", netpol("bad", "team-a", {}))
+    assert view.unreadable == {}
+
+
+def test_a_snapshot_is_not_changed_by_later_events() -> None:
+    view = synced_view()
+    before = view.snapshot()
+    view.apply("networkpolicies", "ADDED", netpol("deny", "team-a", DENY_ALL))
+    view.apply("namespaces", "MODIFIED", ns("team-a", team="z"))
+    assert before.policies == {}
+    assert before.labels("team-a") == {"kubernetes.io/metadata.name": "team-a", "team": "a"}
+    assert view.snapshot().labels("team-a") == {"kubernetes.io/metadata.name": "team-a", "team": "z"}
+
+
+def test_the_view_goes_stale_only_after_a_watch_was_down_longer_than_the_threshold() -> None:
+    clock = Clock()
+    view = synced_view(clock, stale_after=60)
+    clock.now += 500  # a quiet cluster: no event for a long time, but every watch is up
+    assert not view.stale
+    view.mark_live("networkpolicies")
+    clock.now += 10
+    assert view.mark_down("networkpolicies", "connection refused") is True
+    assert view.mark_down("networkpolicies", "connection refused") is False  # logged once per outage
+    clock.now += 45
+    snap = view.snapshot()
+    assert not snap.stale and snap.usable  # down for 55 s: not yet
+    clock.now += 10
+    snap = view.snapshot()
+    assert snap.stale and not snap.usable
+    assert snap.status() == "cluster view is stale (last update 65 s ago)"
+    assert snap.labels("team-a") is None  # a stale view is not trusted, not even for labels
+    view.replace("networkpolicies", [])  # listed again: recovered
+    assert not view.stale and not view.is_down("networkpolicies")
+
+
+def test_a_view_that_never_synced_is_not_usable_and_says_so() -> None:
+    view = ClusterView(clock=Clock())
+    view.replace("namespaces", [ns("team-a")])
+    snap = view.snapshot()
+    assert not snap.usable and not snap.stale
+    assert snap.status() == "cluster view has not synced yet"
+    assert view.status()["synced"] is False
+
+
+# -- the shared default-deny definition ----------------------------------------------------------------
+
+
+def test_audit_and_the_view_use_the_one_default_deny_definition() -> None:
+    assert audit.has_default_deny is posture.has_default_deny
+    assert "def _has_default_deny" not in inspect.getsource(audit)
+    source = inspect.getsource(ClusterSnapshot.default_deny)
+    assert "default_deny(namespace, policies, self.namespaces)" in source
+
+
+CCNP_FRONTEND = {"apiVersion": "cilium.io/v2", "kind": "CiliumClusterwideNetworkPolicy",
+                 "metadata": {"name": "frontend-deny", "labels": {"netguard.io/baseline": "true"}},
+                 "spec": {"endpointSelector": {"matchLabels": {"io.cilium.k8s.namespace.labels.tier": "frontend"}},
+                          "ingress": [{}], "egress": [{}]}}
+
+
+@pytest.mark.parametrize(("objects", "labels", "expected"), [
+    ([netpol("d", "team-a", DENY_ALL)], {}, {"ingress": True, "egress": True}),
+    ([netpol("d", "team-a", DENY_INGRESS)], {}, {"ingress": True, "egress": False}),
+    ([netpol("d", "team-b", DENY_ALL)], {}, {"ingress": False, "egress": False}),  # another namespace's
+    ([netpol("web", "team-a", WEB)], {}, {"ingress": False, "egress": False}),  # selects some pods only
+    ([netpol("d", "team-a", {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]})], {},
+     {"ingress": False, "egress": False}),  # isolates and then allows everything
+    ([netpol("d", "team-a", {"podSelector": {}, "policyTypes": ["Egress"], "ingress": [{}]})], {},
+     {"ingress": False, "egress": True}),  # an ingress rule policyTypes leaves out has no effect
+    ([CCNP_FRONTEND], {"tier": "frontend"}, {"ingress": True, "egress": True}),
+    ([CCNP_FRONTEND], {"tier": "backend"}, {"ingress": False, "egress": False}),
+], ids=["k8s-both", "k8s-ingress-only", "other-namespace", "some-pods", "allows-all", "ineffective-rule",
+        "ccnp-label-match", "ccnp-label-mismatch"])
+def test_default_deny_means_every_pod_isolated_with_nothing_allowed(objects: list[dict[str, Any]],
+                                                                    labels: dict[str, str],
+                                                                    expected: dict[str, bool]) -> None:
+    policies = [normalize(o) for o in objects]
+    assert posture.default_deny("team-a", policies, {"team-a": labels}) == expected
+    assert ClusterSnapshot.from_objects({"team-a": labels}, objects).default_deny("team-a") == expected
+
+
+def test_the_requests_own_policy_counts_as_stored() -> None:
+    snap = ClusterSnapshot.from_objects({"team-a": {}}, [netpol("web", "team-a", WEB)])
+    deny = normalize(netpol("deny", "team-a", DENY_ALL))
+    created = snap.to_input("team-a", deny, Operation.CREATE, {})
+    assert created["default_deny"] == {"ingress": True, "egress": True}
+    assert created["default_deny_before"] == {"ingress": False, "egress": False}
+
+    stored = ClusterSnapshot.from_objects({"team-a": {}}, [netpol("deny", "team-a", DENY_ALL)])
+    opened = normalize(netpol("deny", "team-a", {**DENY_ALL, "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}]}))
+    assert stored.to_input("team-a", opened, Operation.UPDATE, {})["default_deny"] == {"ingress": True, "egress": False}
+    deleted = stored.to_input("team-a", deny, Operation.DELETE, {})
+    assert deleted["default_deny"] == {"ingress": False, "egress": False}
+    assert deleted["default_deny_before"] == {"ingress": True, "egress": True}
+
+
+def test_an_untrusted_view_gives_no_default_deny_status() -> None:
+    stale = ClusterSnapshot.from_objects({"team-a": {}}, [], stale=True, age_seconds=80)
+    doc = stale.to_input("team-a", normalize(netpol("web", "team-a", WEB)), Operation.CREATE, {"team": "a"})
+    assert doc == {"enabled": True, "synced": True, "stale": True, "age_seconds": 80.0, "namespace": "team-a",
+                   "namespace_labels": {"team": "a"}, "default_deny": None, "default_deny_before": None,
+                   "baselines": []}
+    assert DISABLED.to_input("team-a", None, Operation.CREATE, {})["enabled"] is False
+
+
+def test_baselines_are_the_marked_policies_that_apply_to_the_namespace() -> None:
+    objects = [netpol("deny", "team-a", DENY_ALL, {"netguard.io/baseline": "true"}),
+               netpol("web", "team-a", WEB), netpol("deny", "team-b", DENY_ALL, {"netguard.io/baseline": "true"}),
+               CCNP_FRONTEND]
+    snap = ClusterSnapshot.from_objects({"team-a": {"tier": "frontend"}, "team-b": {}}, objects)
+    assert snap.baselines("team-a") == [
+        {"kind": "CiliumClusterwideNetworkPolicy", "namespace": "", "name": "frontend-deny"},
+        {"kind": "NetworkPolicy", "namespace": "team-a", "name": "deny"}]
+    assert snap.baselines("team-b") == [{"kind": "NetworkPolicy", "namespace": "team-b", "name": "deny"}]
+
+
+# -- the pipeline reads the view --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    settings = Settings(
+        policies_dir=str(REPO / "policies"),
+        namespace_labels={"team-b": {"legacy": "yes"}},
+        overrides=(Override(namespace_labels={"netguard.io/mode": "warn"}, rules={"*": Mode.WARN},
+                            reason="namespace label netguard.io/mode=warn"),
+                   Override(namespace_labels={"legacy": "yes"}, rules={"*": Mode.AUDIT}, reason="legacy (config)")))
+    return build_pipeline(settings)
+
+
+def _create(obj: dict[str, Any]) -> AdmissionRequest:
+    return parse_review(make_review(obj, operation="CREATE", username="alice", groups=("team-b",)))
+
+
+ALLOW_ALL_EGRESS = netpol("open", "team-b", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]})
+
+
+def _modes(decision: Any, rule: str) -> set[tuple[Mode, str]]:
+    return {(f.mode, f.reason) for f in decision.findings if f.finding.rule == rule}
+
+
+def test_a_namespace_label_in_the_cluster_changes_the_mode_without_a_config_change(pipeline: Pipeline) -> None:
+    plain = ClusterSnapshot.from_objects({"team-b": {}}, [])
+    labelled = ClusterSnapshot.from_objects({"team-b": {"netguard.io/mode": "warn"}}, [])
+    assert _modes(pipeline.review(_create(ALLOW_ALL_EGRESS), cluster=plain), "no-allow-all-egress") == {
+        (Mode.ENFORCE, "default")}
+    assert _modes(pipeline.review(_create(ALLOW_ALL_EGRESS), cluster=labelled), "no-allow-all-egress") == {
+        (Mode.WARN, "namespace override (namespace label netguard.io/mode=warn)")}
+
+
+def test_a_stale_view_falls_back_to_the_configured_labels_and_says_so(pipeline: Pipeline) -> None:
+    stale = ClusterSnapshot.from_objects({"team-b": {"netguard.io/mode": "warn"}}, [], stale=True, age_seconds=75)
+    decision = pipeline.review(_create(ALLOW_ALL_EGRESS), cluster=stale)
+    assert _modes(decision, "no-allow-all-egress") == {(Mode.AUDIT, "namespace override (legacy (config))")}
+    assert ("cluster view is stale (last update 75 s ago): namespace labels for overrides come from the "
+            "configuration") in decision.notices
+    assert (f"[{RULE}] cluster view is stale (last update 75 s ago): default-deny status unknown"
+            in decision.notices)
+    assert not _modes(decision, RULE)
+
+
+def test_without_a_cluster_view_the_configured_labels_apply_silently(pipeline: Pipeline) -> None:
+    decision = pipeline.review(_create(ALLOW_ALL_EGRESS))
+    assert _modes(decision, "no-allow-all-egress") == {(Mode.AUDIT, "namespace override (legacy (config))")}
+    assert decision.notices == ()
+    assert not _modes(decision, RULE)
+
+
+def test_the_default_deny_guardrail_warns_and_the_request_can_provide_the_default_deny(pipeline: Pipeline) -> None:
+    empty = ClusterSnapshot.from_objects({"team-a": {}}, [])
+    web = pipeline.review(_create(netpol("web", "team-a", WEB)), cluster=empty)
+    assert _modes(web, RULE) == {(Mode.WARN, "default")}
+    deny = pipeline.review(_create(netpol("deny", "team-a", DENY_ALL)), cluster=empty)
+    assert not _modes(deny, RULE)
+
+
+def test_the_pipeline_reads_its_own_view_when_no_snapshot_is_given(pipeline: Pipeline) -> None:
+    view = synced_view()
+    with_view = replace(pipeline, cluster=view)
+    assert _modes(with_view.review(_create(netpol("web", "team-a", WEB))), RULE) == {(Mode.WARN, "default")}
+    view.apply("networkpolicies", "ADDED", netpol("deny", "team-a", DENY_ALL))
+    assert not _modes(with_view.review(_create(netpol("web", "team-a", WEB))), RULE)
+
+
+def test_a_document_built_without_cluster_context_says_the_cluster_is_not_watched(pipeline: Pipeline) -> None:
+    request = AdmissionRequest(uid="u", kind=NETWORK_POLICY, operation=Operation.CREATE, user=UserInfo("x"),
+                               namespace="warm-up", name="warm-up", object={})
+    policy = normalize(netpol("warm-up", "warm-up", DENY_ALL))
+    doc = pipeline.document(request, policy, None, [])
+    assert doc["cluster"]["enabled"] is False  # never a missing key
+    assert doc["cluster"]["default_deny"] is None
+
+
+# -- configuration -------------------------------------------------------------------------------------
+
+
+def test_the_cluster_section_is_off_by_default_and_validated() -> None:
+    assert Settings().cluster == ClusterSettings(enabled=False)
+    settings = from_mapping({"cluster": {"enabled": True, "kubeconfig": "/k", "stale_after_seconds": 5}})
+    assert settings.cluster == ClusterSettings(enabled=True, kubeconfig="/k", stale_after_seconds=5)
+    with pytest.raises(ConfigError, match="cluster: Additional properties are not allowed"):
+        from_mapping({"cluster": {"enabeld": True}})
+    with pytest.raises(ConfigError, match=r"cluster\.stale_after_seconds"):
+        from_mapping({"cluster": {"stale_after_seconds": 0}})
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("in-cluster", ClusterSettings(enabled=True, in_cluster=True)),
+    ("/etc/kube/config", ClusterSettings(enabled=True, kubeconfig="/etc/kube/config")),
+    ("off", ClusterSettings(enabled=False)),
+])
+def test_netguard_cluster_env_turns_the_view_on_or_off(value: str, expected: ClusterSettings) -> None:
+    assert load(env={"NETGUARD_CLUSTER": value}).cluster == expected
+
+
+def test_backoff_grows_exponentially_up_to_the_cap_with_jitter() -> None:
+    rng = random.Random(7)
+    for failures, full in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (10, 8.0)):
+        for _ in range(50):
+            delay = backoff_seconds(failures, 8.0, rng)
+            assert full / 2 <= delay <= full
+    assert len({round(backoff_seconds(3, 8.0, rng), 6) for _ in range(20)}) > 1  # jitter: not lockstep
+
+
+# -- the Watcher against the stand-in API server ------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def objects() -> Objects:
+    return Objects(namespaces=[ns("team-a"), ns("team-b")], network_policies=[netpol("web", "team-a", WEB)],
+                   cilium_network_policies=[], cilium_clusterwide_network_policies=[], pods=[])
+
+
+@pytest.fixture
+def standin(tmp_path: Path) -> Iterator[KubeStandIn]:
+    with KubeStandIn(tmp_path, objects=objects()) as server:
+        yield server
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.fixture
+def watch(standin: KubeStandIn) -> Iterator[Callable[..., Watcher]]:
+    started: list[Watcher] = []
+
+    def start(stale_after: float = 60, resync: float = 300) -> Watcher:
+        settings = ClusterSettings(enabled=True, kubeconfig=str(standin.kubeconfig), stale_after_seconds=stale_after,
+                                   resync_seconds=resync)
+        watcher = Watcher(ClusterView(stale_after), settings, rng=random.Random(1))
+        watcher.start()
+        started.append(watcher)
+        return watcher
+
+    yield start
+    for watcher in started:
+        watcher.stop()
+        assert not watcher.alive, "watcher threads did not stop"
+
+
+def test_the_watcher_syncs_from_the_lists_then_follows_pushed_events(standin: KubeStandIn,
+                                                                      watch: Callable[..., Watcher]) -> None:
+    view = watch().view
+    assert wait_until(lambda: view.synced)
+    assert set(view.policies) == {("NetworkPolicy", "team-a", "web")}
+    assert view.snapshot().labels("team-a") == {"kubernetes.io/metadata.name": "team-a"}
+    assert standin.wait_for_watches(4)
+    standin.push("networkpolicies", "ADDED", netpol("deny", "team-a", DENY_ALL))
+    standin.push("namespaces", "MODIFIED", ns("team-a", tier="frontend"))
+    assert wait_until(lambda: view.snapshot().default_deny("team-a") == {"ingress": True, "egress": True})
+    assert wait_until(lambda: view.snapshot().labels("team-a") == {"kubernetes.io/metadata.name": "team-a",
+                                                                      "tier": "frontend"})
+    standin.push("networkpolicies", "DELETED", netpol("web", "team-a", WEB))
+    assert wait_until(lambda: set(view.policies) == {("NetworkPolicy", "team-a", "deny")})
+    lists = [r for r in standin.requests if r.path == "/apis/networking.k8s.io/v1/networkpolicies"
+             and r.query.get("watch") != "true"]
+    assert len(lists) == 1  # events, not lists, kept it current
+    watches = [r for r in standin.requests if r.path == "/apis/networking.k8s.io/v1/networkpolicies"
+               and r.query.get("watch") == "true"]
+    assert watches[0].query["resourceVersion"] == "48213"  # resumed from the list's resourceVersion
+    assert watches[0].query["allowWatchBookmarks"] == "true"
+
+
+def test_the_watcher_lists_again_after_410_gone(standin: KubeStandIn, watch: Callable[..., Watcher]) -> None:
+    view = watch().view
+    assert wait_until(lambda: view.synced) and standin.wait_for_watches(4)
+    standin.push("namespaces", "MODIFIED", ns("team-b", tier="backend"))  # moves the resourceVersion on
+    standin.compact()  # ... and forgets the history: the policy watch's resourceVersion is now too old
+    standin.objects.network_policies[:] = [netpol("changed-while-compacted", "team-a", DENY_ALL)]
+    standin.drop_watches(abrupt=False)  # the windows end; resuming the policy watch gets 410
+    assert wait_until(lambda: set(view.policies) == {("NetworkPolicy", "team-a", "changed-while-compacted")})
+    lists = [r for r in standin.requests if r.path == "/apis/networking.k8s.io/v1/networkpolicies"
+             and r.query.get("watch") != "true"]
+    assert len(lists) == 2
+    assert wait_until(lambda: view.snapshot().labels("team-b") == {"kubernetes.io/metadata.name": "team-b",
+                                                                    "tier": "backend"})
+    assert not view.is_down("networkpolicies")  # a 410 is routine, not an outage
+
+
+def test_a_dropped_watch_reconnects_goes_stale_while_refused_and_recovers(standin: KubeStandIn,
+                                                                           watch: Callable[..., Watcher]) -> None:
+    watcher = watch(stale_after=1.5)
+    view = watcher.view
+    assert wait_until(lambda: view.synced) and standin.wait_for_watches(4)
+    standin.drop_watches(abrupt=True)  # cut mid-stream: reconnect (list + watch again) without going stale
+    assert wait_until(lambda: standin.watches_served >= 8)
+    assert not view.stale
+    standin.refuse = True
+    standin.drop_watches(abrupt=True)
+    assert wait_until(lambda: view.stale, timeout=15)
+    assert view.snapshot().status().startswith("cluster view is stale (last update ")
+    assert view.synced  # once synced, always synced: staleness is what changes
+    refused_at = len(standin.requests)
+    time.sleep(1.0)
+    assert len(standin.requests) - refused_at < 40  # backoff: a handful of attempts, not a busy loop
+    standin.push("networkpolicies", "ADDED", netpol("deny", "team-a", DENY_ALL))  # happened during the outage
+    standin.refuse = False
+    assert wait_until(lambda: not view.stale, timeout=15)
+    assert wait_until(lambda: ("NetworkPolicy", "team-a", "deny") in view.policies)
+
+
+def test_cilium_kinds_not_served_count_as_listed_and_empty(tmp_path: Path) -> None:
+    with KubeStandIn(tmp_path, cilium=False, objects=objects()) as standin:
+        settings = ClusterSettings(enabled=True, kubeconfig=str(standin.kubeconfig))
+        watcher = Watcher(ClusterView(), settings)
+        watcher.start()
+        try:
+            assert wait_until(lambda: watcher.view.synced)
+            assert set(watcher.view.policies) == {("NetworkPolicy", "team-a", "web")}
+            assert not [r for r in standin.requests if "ciliumnetworkpolicies" in r.path]
+        finally:
+            watcher.stop()
+        assert not watcher.alive
+
+
+def test_a_watcher_without_access_never_syncs_and_stops_cleanly(tmp_path: Path) -> None:
+    with KubeStandIn(tmp_path, forbidden={"networkpolicies"}, objects=objects()) as standin:
+        watcher = Watcher(ClusterView(), ClusterSettings(enabled=True, kubeconfig=str(standin.kubeconfig)))
+        watcher.start()
+        try:
+            assert wait_until(lambda: watcher.view.is_down("networkpolicies"))
+            assert not watcher.view.synced
+            assert "not allowed to list NetworkPolicies" in watcher.view.status()["watches_down"]["networkpolicies"]
+        finally:
+            watcher.stop()
+        assert not watcher.alive
+
+
+class _BreakingReader:
+    """A reader whose first watch breaks after `quiet` seconds of the fake clock; the API server is gone after."""
+
+    def __init__(self, clock: Clock, quiet: float, timed_out: bool) -> None:
+        self.clock, self.quiet, self.timed_out = clock, quiet, timed_out
+        self.lists = 0
+
+    def served(self, resource: str) -> bool:
+        return True
+
+    def list(self, resource: str) -> tuple[list[dict[str, Any]], str]:
+        self.lists += 1
+        if self.lists > 1:
+            raise ClusterError("cannot reach the API server (connection refused)")
+        return [], "1"
+
+    def watch(self, resource: str, version: str, timeout: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        self.clock.now += self.quiet  # a quiet window: nothing arrives, then the connection breaks
+        raise WatchBrokeOff("WATCH broke off: connection reset", timed_out=self.timed_out)
+        yield ("", {})  # pragma: no cover - makes this a generator
+
+    def interrupt(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("timed_out", "stale"), [(False, False), (True, True)], ids=["reset", "read-timeout"])
+def test_staleness_counts_from_when_a_watch_broke_unless_it_went_silent(monkeypatch: pytest.MonkeyPatch,
+                                                                       timed_out: bool, stale: bool) -> None:
+    """A reset after 70 quiet seconds: everything up to the reset was received, so the view is not stale yet.
+    A read timeout after 70 s: the connection may have been dead all along, so it is stale at once."""
+    clock = Clock()
+    view = ClusterView(60, resources=("networkpolicies",), clock=clock)
+    reader = _BreakingReader(clock, quiet=70, timed_out=timed_out)
+    watcher = Watcher(view, ClusterSettings(enabled=True, stale_after_seconds=60), clock=clock)
+    monkeypatch.setattr(watcher, "_open", lambda resource: reader)
+    watcher.start()
+    try:
+        assert wait_until(lambda: view.is_down("networkpolicies"))
+        assert view.synced
+        assert view.stale is stale
+        clock.now += 61
+        assert view.stale
+    finally:
+        watcher.stop()
+    assert not watcher.alive
+

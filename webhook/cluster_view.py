@@ -1,0 +1,487 @@
+"""The webhook's picture of the cluster: namespace labels and every network policy, kept current by watches.
+
+Some guardrails need more than the object under review: namespace-label modes need the namespace's
+labels, namespace-has-default-deny needs the other policies of the namespace. An admission webhook
+must not call the API server on the request path (a slow API server would make every policy write
+slow, and the API server is calling us), so a background `Watcher` lists and then watches
+namespaces and the three policy kinds into a `ClusterView`, and requests read an immutable
+`ClusterSnapshot` from memory.
+
+`ClusterView` is pure state with a lock: the watcher thread applies lists and events, request
+threads take snapshots (copy-on-write: a snapshot is never mutated, so it needs no lock once taken).
+It knows whether it is `synced` (every resource listed once) and `stale` (a watch has been down for
+longer than `stale_after_seconds`); the clock is injected so both are testable without waiting.
+A stale view is reported, never trusted: rules that need it say "unknown" instead of guessing.
+
+`Watcher` is the I/O edge (webhook/kube.py does the HTTP): one daemon thread per resource, list ->
+watch from the list's resourceVersion -> on 410 Gone list again -> on errors exponential backoff
+with jitter, then list again (events missed while down are covered by the new list). It runs in each
+gunicorn worker (the app factory starts it after the fork): threads do not survive a fork.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from webhook import logs
+from webhook.model import (
+    CILIUM_CLUSTERWIDE_NETWORK_POLICY,
+    CILIUM_NETWORK_POLICY,
+    NETWORK_POLICY,
+    GroupVersionKind,
+    Operation,
+)
+from webhook.netpolicy import NormalizedPolicy
+from webhook.normalize import normalize
+from webhook.posture import default_deny, subject_covers_namespace
+from webhook.shape import ShapeError
+
+if TYPE_CHECKING:
+    from webhook.config import ClusterSettings
+
+log = logs.get_logger("netguard.cluster")
+
+NAMESPACES = "namespaces"
+# Watched policy resources (plural) -> the kind their objects have.
+POLICY_RESOURCES: Mapping[str, GroupVersionKind] = {
+    "networkpolicies": NETWORK_POLICY,
+    "ciliumnetworkpolicies": CILIUM_NETWORK_POLICY,
+    "ciliumclusterwidenetworkpolicies": CILIUM_CLUSTERWIDE_NETWORK_POLICY,
+}
+RESOURCES = (NAMESPACES, *POLICY_RESOURCES)
+OPTIONAL_RESOURCES = frozenset({"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"})  # CRDs
+BASELINE_LABEL = "netguard.io/baseline"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+PolicyKey = tuple[str, str, str]  # (kind, namespace, name); namespace "" for clusterwide policies
+
+
+def policy_key(policy: NormalizedPolicy) -> PolicyKey:
+    return (policy.kind, policy.namespace, policy.name)
+
+
+def _meta(obj: Mapping[str, Any]) -> tuple[str, str, dict[str, str]]:
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    labels = meta.get("labels")
+    labels = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or ""), labels
+
+
+def _namespace_labels(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    _, name, labels = _meta(obj)
+    return name, {NAMESPACE_NAME_LABEL: name, **labels}  # the API server sets it; a recording may not
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """The cluster as one request sees it. Immutable; `enabled=False` is the snapshot of "no cluster"."""
+
+    enabled: bool = True
+    synced: bool = False
+    stale: bool = False
+    age_seconds: float | None = None  # since the view was last known current (0 while every watch is up)
+    namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Policies by namespace; "" holds the clusterwide ones (they may select pods of any namespace).
+    by_namespace: Mapping[str, Mapping[PolicyKey, NormalizedPolicy]] = field(default_factory=dict)
+
+    @property
+    def usable(self) -> bool:
+        """Trustworthy enough to decide with: watched, listed once, not stale."""
+        return self.enabled and self.synced and not self.stale
+
+    @property
+    def policies(self) -> dict[PolicyKey, NormalizedPolicy]:
+        return {k: p for inner in self.by_namespace.values() for k, p in inner.items()}
+
+    def labels(self, namespace: str) -> Mapping[str, str] | None:
+        """The namespace's labels, or None when the view cannot tell (unusable, or not seen yet)."""
+        if not self.usable:
+            return None
+        return self.namespaces.get(namespace)
+
+    def status(self) -> str:
+        """Why the view cannot be trusted, in words for a notice; "" when it can."""
+        if not self.enabled or self.usable:
+            return ""
+        if not self.synced:
+            return "cluster view has not synced yet"
+        return f"cluster view is stale (last update {round(self.age_seconds or 0)} s ago)"
+
+    def relevant(self, namespace: str) -> list[NormalizedPolicy]:
+        """Policies that may select pods of `namespace`: its own and the clusterwide ones."""
+        own = self.by_namespace.get(namespace, {}) if namespace else {}
+        return [*own.values(), *self.by_namespace.get("", {}).values()]
+
+    def default_deny(self, namespace: str, *, without: PolicyKey | None = None,
+                     adding: NormalizedPolicy | None = None) -> dict[str, bool]:
+        """Default deny per direction for `namespace`, optionally as if `without` were gone and `adding` stored
+        (the request's own policy: a CREATE of a default deny provides it)."""
+        policies = [p for p in self.relevant(namespace) if policy_key(p) != without]
+        if adding is not None:
+            policies.append(adding)
+        return default_deny(namespace, policies, self.namespaces)
+
+    def baselines(self, namespace: str) -> list[dict[str, str]]:
+        """Stored policies marked netguard.io/baseline=true that apply to `namespace`: its own, and the
+        clusterwide ones whose namespace scope includes it."""
+        return [{"kind": p.kind, "namespace": p.namespace, "name": p.name}
+                for p in sorted(self.relevant(namespace), key=policy_key)
+                if p.labels.get(BASELINE_LABEL) == "true"
+                and (not namespace or any(subject_covers_namespace(p, s, namespace, self.namespaces)
+                                          for s in p.subjects))]
+
+    def to_input(self, namespace: str, policy: NormalizedPolicy | None, operation: Operation,
+                 namespace_labels: Mapping[str, str]) -> dict[str, Any]:
+        """`input.cluster` (docs/input.md). Default-deny status is null unless the view is usable."""
+        out: dict[str, Any] = {
+            "enabled": self.enabled, "synced": self.synced, "stale": self.stale,
+            "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 1),
+            "namespace": namespace, "namespace_labels": dict(namespace_labels),
+            "default_deny": None, "default_deny_before": None, "baselines": [],
+        }
+        if not self.usable:
+            return out
+        out["baselines"] = self.baselines(namespace)
+        if not namespace or policy is None or policy.clusterwide:
+            return out
+        key = (policy.kind, namespace, policy.name)
+        own = policy if policy.namespace == namespace else replace(policy, namespace=namespace)
+        out["default_deny_before"] = self.default_deny(namespace)
+        out["default_deny"] = self.default_deny(
+            namespace, without=key, adding=None if operation is Operation.DELETE else own)
+        return out
+
+    @classmethod
+    def from_objects(cls, namespaces: Mapping[str, Mapping[str, str]], objects: Iterable[Mapping[str, Any]], *,
+                     synced: bool = True, stale: bool = False, age_seconds: float = 0.0) -> ClusterSnapshot:
+        """A snapshot from manifests (sample request files, tests); unreadable objects raise ShapeError."""
+        by_ns: dict[str, dict[PolicyKey, NormalizedPolicy]] = {}
+        for obj in objects:
+            policy = normalize(obj)
+            by_ns.setdefault(policy.namespace, {})[policy_key(policy)] = policy
+        labels = {name: {NAMESPACE_NAME_LABEL: name, **dict(ls)} for name, ls in namespaces.items()}
+        return cls(enabled=True, synced=synced, stale=stale, age_seconds=age_seconds, namespaces=labels,
+                   by_namespace=by_ns)
+
+
+DISABLED = ClusterSnapshot(enabled=False)
+
+
+@dataclass(frozen=True)
+class _Data:
+    """The part of the view that events change; replaced whole (copy-on-write), never mutated."""
+
+    namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    by_namespace: Mapping[str, Mapping[PolicyKey, NormalizedPolicy]] = field(default_factory=dict)
+
+
+class ClusterView:
+    """Thread-safe holder of the watched state; the watcher writes, request threads take snapshots.
+
+    `clock` (monotonic seconds) decides staleness; `wall` only stamps `last_event` for humans.
+    """
+
+    def __init__(self, stale_after_seconds: float = 60.0, *, resources: Iterable[str] = RESOURCES,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.stale_after_seconds = float(stale_after_seconds)
+        self._resources = tuple(resources)
+        self._clock = clock
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._data = _Data()
+        self._listed: set[str] = set()
+        self._last_ok: dict[str, float] = {}  # resource -> when its watch was last known to be current
+        self._down: dict[str, str] = {}  # resource -> the error that took its watch down
+        self._last_event: datetime | None = None
+        self.unreadable: dict[PolicyKey, str] = {}  # stored objects normalize() rejected, with the reason
+
+    # -- reads (any thread) ------------------------------------------------------------------
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        """What must be listed before the view is synced (and what the Watcher watches)."""
+        return self._resources
+
+    def snapshot(self) -> ClusterSnapshot:
+        with self._lock:
+            data, synced, age = self._data, self._synced(), self._age()
+        return ClusterSnapshot(enabled=True, synced=synced, stale=synced and age > self.stale_after_seconds,
+                               age_seconds=age if synced else None, namespaces=data.namespaces,
+                               by_namespace=data.by_namespace)
+
+    @property
+    def namespaces(self) -> Mapping[str, Mapping[str, str]]:
+        with self._lock:
+            return self._data.namespaces
+
+    @property
+    def policies(self) -> dict[PolicyKey, NormalizedPolicy]:
+        return self.snapshot().policies
+
+    @property
+    def synced(self) -> bool:
+        with self._lock:
+            return self._synced()
+
+    @property
+    def stale(self) -> bool:
+        return self.snapshot().stale
+
+    @property
+    def last_event(self) -> datetime | None:
+        with self._lock:
+            return self._last_event
+
+    def status(self) -> dict[str, Any]:
+        """For /readyz and logs."""
+        snap = self.snapshot()
+        with self._lock:
+            down = dict(self._down)
+            last = self._last_event
+        return {"synced": snap.synced, "stale": snap.stale, "age_seconds": snap.age_seconds,
+                "namespaces": len(snap.namespaces), "policies": len(snap.policies),
+                "last_event": last.isoformat() if last else None,
+                "watches_down": {r: error[:300] for r, error in sorted(down.items())}}
+
+    def _synced(self) -> bool:
+        return all(r in self._listed for r in self._resources)
+
+    def _age(self) -> float:
+        """0 while every watch is up; else how long ago the longest-down watch was last current."""
+        now = self._clock()
+        return max((now - self._last_ok.get(r, now) for r in self._down), default=0.0)
+
+    # -- writes (the watcher) --------------------------------------------------------------------
+
+    def replace(self, resource: str, objects: Iterable[Mapping[str, Any]]) -> None:
+        """A complete list of one resource: its previous content is dropped (deletes missed while down)."""
+        if resource == NAMESPACES:
+            namespaces = dict(_namespace_labels(obj) for obj in objects)
+            with self._lock:
+                self._data = replace(self._data, namespaces=namespaces)
+                self._listed_now(resource)
+            return
+        kind = POLICY_RESOURCES[resource].kind
+        fresh = [self._normalize(resource, obj) for obj in objects]
+        with self._lock:
+            by_ns: dict[str, dict[PolicyKey, NormalizedPolicy]] = {
+                ns: {k: p for k, p in inner.items() if k[0] != kind} for ns, inner in self._data.by_namespace.items()}
+            self.unreadable = {k: v for k, v in self.unreadable.items() if k[0] != kind}
+            for key, policy, problem in fresh:
+                if policy is not None:
+                    by_ns.setdefault(key[1], {})[key] = policy
+                elif problem:
+                    self.unreadable[key] = problem
+            self._data = replace(self._data, by_namespace={ns: inner for ns, inner in by_ns.items() if inner})
+            self._listed_now(resource)
+
+    def apply(self, resource: str, event_type: str, obj: Mapping[str, Any]) -> None:
+        """One watch event (ADDED, MODIFIED or DELETED); BOOKMARK and unknown types only prove liveness."""
+        if event_type not in ("ADDED", "MODIFIED", "DELETED"):
+            self.mark_live(resource)
+            return
+        deleted = event_type == "DELETED"
+        if resource == NAMESPACES:
+            name, labels = _namespace_labels(obj)
+            with self._lock:
+                namespaces = dict(self._data.namespaces)
+                if deleted:
+                    namespaces.pop(name, None)
+                else:
+                    namespaces[name] = labels
+                self._data = replace(self._data, namespaces=namespaces)
+                self._event_now(resource)
+            return
+        key, policy, problem = self._normalize(resource, obj)
+        with self._lock:
+            by_ns = dict(self._data.by_namespace)
+            inner = dict(by_ns.get(key[1], {}))
+            inner.pop(key, None)
+            self.unreadable.pop(key, None)
+            if not deleted and policy is not None:
+                inner[key] = policy
+            elif not deleted and problem:
+                self.unreadable[key] = problem
+            if inner:
+                by_ns[key[1]] = inner
+            else:
+                by_ns.pop(key[1], None)
+            self._data = replace(self._data, by_namespace=by_ns)
+            self._event_now(resource)
+
+    def mark_live(self, resource: str) -> None:
+        """The watch of `resource` is connected and current (a bookmark, a window that ended cleanly)."""
+        with self._lock:
+            self._event_now(resource, stamp=False)
+
+    def mark_not_served(self, resource: str) -> None:
+        """An optional resource whose CRD is not installed: listed, and empty."""
+        self.replace(resource, ())
+
+    def is_down(self, resource: str) -> bool:
+        with self._lock:
+            return resource in self._down
+
+    def mark_down(self, resource: str, error: str) -> bool:
+        """The watch of `resource` failed; True when it was up until now (log the transition once)."""
+        with self._lock:
+            was_up = resource not in self._down
+            self._down[resource] = error
+            return was_up
+
+    def _listed_now(self, resource: str) -> None:
+        self._listed.add(resource)
+        self._event_now(resource)
+
+    def _event_now(self, resource: str, stamp: bool = True) -> None:
+        self._last_ok[resource] = self._clock()
+        self._down.pop(resource, None)
+        if stamp:
+            self._last_event = self._wall()
+
+    @staticmethod
+    def _normalize(resource: str, obj: Mapping[str, Any]) -> tuple[PolicyKey, NormalizedPolicy | None, str]:
+        gvk = POLICY_RESOURCES[resource]
+        namespace, name, _ = _meta(obj)
+        key = (gvk.kind, "" if resource == "ciliumclusterwidenetworkpolicies" else namespace, name)
+        try:
+            policy = normalize({**obj, "apiVersion": gvk.api_version, "kind": gvk.kind})
+        except ShapeError as exc:
+            return key, None, str(exc)
+        return key, policy, ""
+
+
+# -- the I/O edge ----------------------------------------------------------------------------------
+
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
+MIN_WINDOW_SECONDS = 1.0
+
+
+def backoff_seconds(failures: int, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with "equal jitter": half the delay fixed, half random, so workers
+    that lost the API server together do not come back in lockstep."""
+    delay = min(cap, BACKOFF_BASE_SECONDS * 2.0 ** max(0, failures - 1))
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+class Watcher:
+    """Keeps a ClusterView current from the API server: one daemon thread per watched resource."""
+
+    def __init__(self, view: ClusterView, settings: ClusterSettings, *, rng: random.Random | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.view = view
+        self.settings = settings
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._readers: dict[str, Any] = {}
+        self._failures: dict[str, int] = {}  # consecutive failures per resource (each thread its own key)
+        self._lock = threading.Lock()
+        # A watch request lasts at most this long: the server ends it cleanly, and a connection that died
+        # silently (no RST) is noticed within window + grace instead of never.
+        self.window_seconds = max(1, int(min(settings.resync_seconds, settings.stale_after_seconds)))
+        # At least two attempts before the view can go stale.
+        self.backoff_cap = max(1.0, min(BACKOFF_MAX_SECONDS, settings.stale_after_seconds / 2))
+
+    def start(self) -> None:
+        for resource in self.view.resources:
+            thread = threading.Thread(target=self._run, args=(resource,), name=f"netguard-watch-{resource}",
+                                      daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        log.info("cluster.watch.started", resources=list(self.view.resources), window_seconds=self.window_seconds,
+                 resync_seconds=self.settings.resync_seconds, stale_after_seconds=self.settings.stale_after_seconds)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every thread: open watch connections are shut so blocked reads return at once."""
+        self._stop.set()
+        with self._lock:
+            readers = list(self._readers.values())
+        for reader in readers:
+            reader.interrupt()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def _open(self, resource: str) -> Any:
+        from webhook import kube
+
+        reader = kube.open_reader(self.settings.kubeconfig or None, in_cluster=self.settings.in_cluster)
+        with self._lock:
+            self._readers[resource] = reader
+        return reader
+
+    def _run(self, resource: str) -> None:
+        from webhook.kube import ClusterError, WatchBrokeOff, WatchExpired
+
+        reader: Any = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    reader = reader or self._open(resource)
+                    if resource in OPTIONAL_RESOURCES and not reader.served(resource):
+                        self.view.mark_not_served(resource)
+                        self._failures[resource] = 0
+                        self._stop.wait(self.settings.resync_seconds)  # look again later: CRDs may be installed
+                        continue
+                    self._list_and_watch(reader, resource)
+                except WatchExpired as exc:
+                    log.info("cluster.watch.expired", resource=resource, error=str(exc)[:200])  # list again now
+                except Exception as exc:  # ClusterError, or a bug: neither may end the thread and freeze the view
+                    if self._stop.is_set():
+                        break
+                    if isinstance(exc, WatchBrokeOff) and not exc.timed_out:
+                        self.view.mark_live(resource)  # current until the moment it broke: stale counts from here
+                    error = str(exc) if isinstance(exc, ClusterError) else f"{type(exc).__name__}: {exc}"
+                    self._failed(resource, error)
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def _list_and_watch(self, reader: Any, resource: str) -> None:
+        """List (the view's content for `resource` is replaced), then watch window after window from the last
+        resourceVersion seen, until resync_seconds call for a fresh list."""
+        was_down = self.view.is_down(resource)
+        items, version = reader.list(resource)
+        self.view.replace(resource, items)
+        self._failures[resource] = 0  # the backoff starts over after every successful list
+        if was_down:
+            log.info("cluster.watch.recovered", resource=resource, objects=len(items))
+        listed_at = self._clock()
+        while not self._stop.is_set() and self._clock() - listed_at < self.settings.resync_seconds:
+            opened = self._clock()
+            for event_type, obj in reader.watch(resource, version, self.window_seconds):
+                self.view.apply(resource, event_type, obj)
+                version = _resource_version(obj) or version
+                if self._stop.is_set():
+                    return
+            self.view.mark_live(resource)  # the window ended cleanly: still current
+            if self._clock() - opened < MIN_WINDOW_SECONDS:  # a server (or proxy) ending watches at once
+                self._stop.wait(MIN_WINDOW_SECONDS)
+
+    def _failed(self, resource: str, error: str) -> None:
+        failures = self._failures[resource] = self._failures.get(resource, 0) + 1
+        if self.view.mark_down(resource, error):
+            log.warning("cluster.watch.down", resource=resource, error=error[:300])
+        delay = backoff_seconds(failures, self.backoff_cap, self._rng)
+        log.debug("cluster.watch.retry", resource=resource, failures=failures, delay_seconds=round(delay, 2))
+        self._stop.wait(delay)
+
+
+def _resource_version(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    return str(meta.get("resourceVersion") or "") if isinstance(meta, Mapping) else ""
