@@ -120,11 +120,10 @@ def _transport_reason(exc: BaseException, timeout: float) -> str:
     return str(reason)
 
 
-def _get(conn: _Conn, res: _Resource, fetch: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
-    """One GET, JSON-decoded; _ApiError for an error status, ClusterError when there is no answer."""
-    call = f"GET {conn.host}{res.path}"
+def _call(conn: _Conn, call: str, fetch: Callable[..., Any], **kwargs: Any) -> Any:
+    """One raw API call; _ApiError for an error status, ClusterError when there is no answer."""
     try:
-        response = fetch(**kwargs, _preload_content=False, _request_timeout=conn.timeout)
+        return fetch(**kwargs, _preload_content=False, _request_timeout=conn.timeout)
     except kubernetes.client.ApiException as e:
         status = int(e.status or 0)
         if status == 0:  # the client's own wrapping of a TLS error
@@ -134,6 +133,12 @@ def _get(conn: _Conn, res: _Resource, fetch: Callable[..., Any], **kwargs: Any) 
     except urllib3.exceptions.HTTPError as e:
         raise ClusterError(f"cannot reach the API server at {conn.host} ({call}): "
                            f"{_transport_reason(e, conn.timeout)}") from None
+
+
+def _get(conn: _Conn, res: _Resource, fetch: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+    """One GET, JSON-decoded; _ApiError for an error status, ClusterError when there is no answer."""
+    call = f"GET {conn.host}{res.path}"
+    response = _call(conn, call, fetch, **kwargs)
     try:
         data = response.data
     except urllib3.exceptions.HTTPError as e:
@@ -495,19 +500,7 @@ def _webhook_failure(conn: _Conn, verb: str, res: _Resource, name: str, err: _Ap
 
 def _send_patch(conn: _Conn, res: _Resource, fetch: Callable[..., Any], **kwargs: Any) -> None:
     """One PATCH; _ApiError for an error status, ClusterError when there is no answer."""
-    call = f"PATCH {conn.host}{res.path}"
-    try:
-        response = fetch(**kwargs, _preload_content=False, _request_timeout=conn.timeout)
-    except kubernetes.client.ApiException as e:
-        status = int(e.status or 0)
-        if status == 0:
-            raise ClusterError(f"cannot reach the API server at {conn.host} ({call}): "
-                               f"{str(e.reason).replace(chr(10), ': ')}") from None
-        raise _ApiError(status, _status_message(status, str(e.reason or ""), e.body)) from None
-    except urllib3.exceptions.HTTPError as e:
-        raise ClusterError(f"cannot reach the API server at {conn.host} ({call}): "
-                           f"{_transport_reason(e, conn.timeout)}") from None
-    response.release_conn()
+    _call(conn, f"PATCH {conn.host}{res.path}", fetch, **kwargs).release_conn()
 
 
 def patch_webhook_configurations(name: str, make_patch: Callable[[dict[str, Any]], list[dict[str, Any]]],
