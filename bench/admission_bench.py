@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -178,18 +179,13 @@ def version_of(dist: str) -> str:
         return "?"
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, from /proc (0 when it is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+def process_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds) of every process, from /proc.
 
-
-def children_of(pid: int) -> list[int]:
-    out = []
+    CPU = utime + stime + cutime + cstime: a child that exits and is reaped (a replaced evaluator)
+    moves into its parent's figure instead of vanishing from the totals.
+    """
+    table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -197,9 +193,24 @@ def children_of(pid: int) -> list[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append(int(entry))
-    return out
+        fields = stat.rsplit(")", 1)[1].split()
+        table[int(entry)] = (int(fields[1]), sum(int(x) for x in fields[11:15]) / CLK_TCK)
+    return table
+
+
+def children_of(pid: int, table: Mapping[int, tuple[int, float]] | None = None) -> list[int]:
+    table = process_table() if table is None else table
+    return [child for child, (parent, _) in table.items() if parent == pid]
+
+
+def subtree_cpu(pid: int, table: Mapping[int, tuple[int, float]]) -> float:
+    """CPU of a process and all its descendants (a gunicorn worker and its evaluator processes)."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += table.get(current, (0, 0.0))[1]
+        stack.extend(children_of(current, table))
+    return total
 
 
 def machine_busy_seconds() -> float:
@@ -232,8 +243,13 @@ class Server:
     info: str = ""
 
     def cpu_by_process(self) -> dict[int, float]:
-        pids = [self.proc.pid, *children_of(self.proc.pid)]
-        return {pid: proc_cpu_seconds(pid) for pid in pids}
+        """The master's own CPU, and each worker's including whatever processes it started."""
+        table = process_table()
+        master = self.proc.pid
+        cpu = {master: table.get(master, (0, 0.0))[1]}
+        for worker in children_of(master, table):
+            cpu[worker] = subtree_cpu(worker, table)
+        return cpu
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -462,6 +478,10 @@ class MicroRow:
     review_p50_ms: float
     review_p99_ms: float
     iterations: int
+    # The same with the engine the webhook uses (build_pipeline(..., isolate=True): regorus in evaluator
+    # processes, input sent over a pipe); None when this netguard has no such option.
+    isolated_p50_ms: float | None = None
+    isolated_p99_ms: float | None = None
 
 
 @dataclass
@@ -499,19 +519,9 @@ def microbench(bodies: Sequence[Body], iterations: int, policies_dir: Path,
                     f"{body.name} was meant to be {'allowed' if body.allowed else 'denied'} but this policy set "
                     f"answers {decision.verdict.value} ({', '.join(decision.rule_ids) or decision.reason}): "
                     "it no longer exercises the path its name says.")
-            for _ in range(max(10, iterations // 20)):  # warm caches
-                pipeline.review(parse_review(body.review))
-            review_ns, decode_ns = [], []
-            for _ in range(iterations):
-                t0 = time.perf_counter_ns()
-                pipeline.review(parse_review(body.review))
-                t1 = time.perf_counter_ns()
-                decode_json(raw, "application/json", settings.server.max_json_depth)
-                t2 = time.perf_counter_ns()
-                review_ns.append(t1 - t0)
-                decode_ns.append(t2 - t1)
-            review_ns.sort()
-            decode_ns.sort()
+            review_ns = _time_review(pipeline, body, iterations)
+            depth = settings.server.max_json_depth
+            decode_ns = sorted(_time_ns(partial(decode_json, raw, "application/json", depth), iterations))
             rows.append(MicroRow(
                 body=body.name, bytes=len(raw), verdict=decision.verdict.value, allowed=decision.allowed,
                 decode_p50_ms=percentile(decode_ns, 50) / 1e6, review_p50_ms=percentile(review_ns, 50) / 1e6,
@@ -519,7 +529,35 @@ def microbench(bodies: Sequence[Body], iterations: int, policies_dir: Path,
             ))
     finally:
         pipeline.engine.close()
+
+    try:
+        isolated = build_pipeline(settings, isolate=True)
+    except TypeError:  # a netguard without evaluator processes
+        return rows
+    try:
+        for row, body in zip(rows, bodies, strict=True):
+            ns = _time_review(isolated, body, iterations)
+            row.isolated_p50_ms, row.isolated_p99_ms = percentile(ns, 50) / 1e6, percentile(ns, 99) / 1e6
+    finally:
+        isolated.engine.close()
     return rows
+
+
+def _time_ns(fn: Any, iterations: int) -> list[int]:
+    out = []
+    for _ in range(iterations):
+        t0 = time.perf_counter_ns()
+        fn()
+        out.append(time.perf_counter_ns() - t0)
+    return out
+
+
+def _time_review(pipeline: Any, body: Body, iterations: int) -> list[int]:
+    """Sorted durations of pipeline.review(parse_review(doc)), after a short warm-up."""
+    from webhook.admission import parse_review
+
+    _time_ns(lambda: pipeline.review(parse_review(body.review)), max(10, iterations // 20))
+    return sorted(_time_ns(lambda: pipeline.review(parse_review(body.review)), iterations))
 
 
 @contextlib.contextmanager
@@ -762,13 +800,23 @@ def run(args: argparse.Namespace) -> Run:
 
 
 def print_micro(rows: Sequence[MicroRow]) -> None:
-    print("| body | bytes | verdict | decode_json p50 | parse+review p50 | parse+review p99 |")
-    print("|---|---:|---|---:|---:|---:|")
+    isolated = any(r.isolated_p50_ms is not None for r in rows)
+    extra = (" via evaluators p50 | via evaluators p99 |", "---:|---:|") if isolated else ("", "")
+    print(f"| body | bytes | verdict | decode_json p50 | parse+review p50 | parse+review p99 |{extra[0]}")
+    print(f"|---|---:|---|---:|---:|---:|{extra[1]}")
     for r in rows:
-        print(f"| {r.body} | {r.bytes:,} | {r.verdict} | {fmt_ms(r.decode_p50_ms / 1000)} | "
-              f"{fmt_ms(r.review_p50_ms / 1000)} | {fmt_ms(r.review_p99_ms / 1000)} |")
+        line = (f"| {r.body} | {r.bytes:,} | {r.verdict} | {fmt_ms(r.decode_p50_ms / 1000)} | "
+                f"{fmt_ms(r.review_p50_ms / 1000)} | {fmt_ms(r.review_p99_ms / 1000)} |")
+        if isolated:
+            p50, p99 = r.isolated_p50_ms or math.nan, r.isolated_p99_ms or math.nan
+            line += f" {fmt_ms(p50 / 1000)} | {fmt_ms(p99 / 1000)} |"
+        print(line)
     print("\n(decode_json = bytes -> JSON value with the depth check; parse+review = parse_review + "
-          "pipeline.review, i.e. normalize, facts, Rego evaluation, decide; no HTTP, TLS, log or metrics.)")
+          "pipeline.review with build_pipeline(Settings()), regorus on this thread: normalize, facts, Rego "
+          "evaluation, decide; no HTTP, TLS, log or metrics."
+          + (" via evaluators = the same with build_pipeline(..., isolate=True) as the webhook runs it: "
+             "regorus in evaluator processes, the input document sent over a pipe." if isolated else "")
+          + ")")
 
 
 def print_header(run_info: Run, servers: Sequence[Server]) -> None:
@@ -849,7 +897,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_http(run_info.http)
     print("\nratio = netguard req/s / baseline req/s for the same body in this run (1.00 = no overhead over a "
           "bare Flask app under the same gunicorn settings). server CPU/req = CPU seconds of the gunicorn "
-          "master and workers during the run / requests served.")
+          "master, workers and their child processes (netguard's evaluators) during the run / requests served.")
     for note in run_info.notes:
         print(f"NOTE: {note}")
     if args.json:
