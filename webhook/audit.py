@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from fnmatch import fnmatchcase
 from typing import Any
 
 from webhook import exceptions as exc_mod
@@ -310,7 +309,3 @@ def _exceptions(pipeline: Pipeline, normalized: list[tuple[Document, NormalizedP
                                     reason=e.reason, ticket=e.ticket, source=e.source,
                                     expiring_soon=e.expires - today <= EXPIRING_WITHIN))
     return tuple(sorted(set(out), key=lambda x: (x.expires, x.namespace, x.name)))
-
-
-def excluded(namespace: str, globs: Iterable[str]) -> bool:
-    return any(fnmatchcase(namespace, g) for g in globs)
