@@ -128,7 +128,13 @@ def test_readyz_is_503_until_the_first_list_then_200_in_every_worker(
             assert reply.json()["cluster"]["watches_down"]  # the reason is in the answer
             standin.refuse = False
             eventually(lambda: all(server.get("/readyz").status == 200 for _ in range(6)))
-            ready = server.get("/readyz").json()
+
+            def ready_body() -> Any:
+                # One more 200 (a busy machine can make a single readiness evaluation miss its budget).
+                reply = server.get("/readyz")
+                return reply.json() if reply.status == 200 else None
+
+            ready = eventually(ready_body)
             assert ready["cluster"]["synced"] is True and ready["cluster"]["namespaces"] == 4
             # Each of the two workers watches the four resources itself (started after the fork).
             assert standin.wait_for_watches(8, timeout=WAIT)
