@@ -18,6 +18,7 @@ from webhook.check import CheckReport, Requester, check_documents
 from webhook.decisionlog import DecisionStats
 from webhook.facts import enrich
 from webhook.inventory import Inventory, Workload
+from webhook.mutate import ANNOTATION_LAST_MODIFIED_BY
 from webhook.netpolicy import NormalizedPolicy, Subject
 from webhook.normalize import normalize
 from webhook.pipeline import Pipeline
@@ -25,7 +26,6 @@ from webhook.posture import has_default_deny, subject_covers_namespace
 from webhook.shape import ShapeError
 from webhook.sources import Document, SourceError
 
-LAST_MODIFIED_BY = "netguard.io/last-modified-by"
 EXPIRING_WITHIN = timedelta(days=14)
 # Audit evaluates as this requester when nobody is recorded: ownership guardrails judge *who*
 # changes an object, which an audit of what exists cannot know.
@@ -172,7 +172,7 @@ class AuditReport:
 def requester_from_annotation(doc: Document) -> Requester:
     meta = doc.obj.get("metadata")
     annotations = meta.get("annotations") if isinstance(meta, dict) else None
-    who = annotations.get(LAST_MODIFIED_BY) if isinstance(annotations, dict) else None
+    who = annotations.get(ANNOTATION_LAST_MODIFIED_BY) if isinstance(annotations, dict) else None
     return Requester(str(who), ("system:authenticated",)) if who else UNKNOWN_REQUESTER
 
 

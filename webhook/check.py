@@ -126,21 +126,11 @@ def check_documents(pipeline: Pipeline, documents: Sequence[Document], errors: S
 
 def _review(pipeline: Pipeline, doc: Document, namespace: str | None, requester: Requester,
             today: date | None) -> DocumentResult | SourceError:
-    obj = dict(doc.obj)
-    meta = obj.get("metadata")
-    kind = str(obj["kind"])
-    clusterwide = kind == "CiliumClusterwideNetworkPolicy"
-    ns = ""
-    if isinstance(meta, dict):
-        ns = str(meta.get("namespace") or "")
-        if not ns and not clusterwide:
-            ns = namespace or "default"
-            obj["metadata"] = {**meta, "namespace": ns}
-    elif not clusterwide:
-        ns = namespace or "default"
+    doc = doc.in_namespace(namespace)
+    obj, meta, kind, ns = doc.obj, doc.obj.get("metadata"), str(doc.obj["kind"]), doc.namespace
     try:
         request = parse_review(make_review(obj, username=requester.username, groups=requester.groups,
-                                           namespace="" if clusterwide else ns))
+                                           namespace=ns))
     except ReviewError as exc:
         return SourceError(doc.source, doc.line, 1, exc.message)
     decision = pipeline.review(request, today=today)

@@ -247,13 +247,8 @@ def _explain(args: argparse.Namespace) -> int:
     for doc in documents:
         if doc.obj.get("kind") not in ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"):
             continue
-        obj = dict(doc.obj)
-        meta = dict(obj.get("metadata") or {})
-        if obj.get("kind") != "CiliumClusterwideNetworkPolicy" and not meta.get("namespace"):
-            meta["namespace"] = args.namespace or "default"
-            obj["metadata"] = meta
         try:
-            policy = enrich(normalize(obj), FactParams())
+            policy = enrich(normalize(doc.in_namespace(args.namespace).obj), FactParams())
         except ShapeError as exc:
             line, col = doc.position(exc.path)
             print(f"{doc.source}:{line}:{col}: error: {exc}", file=sys.stderr)

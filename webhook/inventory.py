@@ -7,7 +7,7 @@ the audit itself never knows which, so both paths report the same figures.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.sources import Document, SourceError
@@ -82,9 +82,7 @@ def from_documents(documents: Sequence[Document], errors: Sequence[SourceError],
         elif kind in POLICY_KINDS:
             if kind != "CiliumClusterwideNetworkPolicy":
                 namespaces.setdefault(ns, Namespace(ns, {"kubernetes.io/metadata.name": ns}))
-                if not meta.get("namespace"):  # kubectl would apply it to the default namespace
-                    doc = replace(doc, obj={**doc.obj, "metadata": {**meta, "namespace": ns}})
-            policies.append(doc)
+            policies.append(doc.in_namespace(default_namespace))
         elif kind == "Pod":
             workloads.append(Workload(ns, "Pod", name, _labels(meta.get("labels"))))
             namespaces.setdefault(ns, Namespace(ns, {"kubernetes.io/metadata.name": ns}))

@@ -38,7 +38,9 @@ def make_review(
     api_version = str(subject.get("apiVersion", ""))
     group, _, version = api_version.rpartition("/")
     resource = _RESOURCES.get(kind, (group, version, kind.lower() + "s"))[2]
-    meta = subject.get("metadata") or {}
+    meta = subject.get("metadata")
+    if not isinstance(meta, Mapping):  # malformed: let normalization name the field
+        meta = {}
     if namespace is None:
         namespace = "" if kind == "CiliumClusterwideNetworkPolicy" else str(meta.get("namespace", ""))
     return {

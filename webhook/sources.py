@@ -23,7 +23,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -66,6 +66,10 @@ class SourceError:
     message: str
 
 
+DEFAULT_NAMESPACE = "default"
+CLUSTER_SCOPED_KINDS = frozenset({"CiliumClusterwideNetworkPolicy", "Namespace"})
+
+
 @dataclass(frozen=True)
 class Document:
     source: str  # file path as given, "-" for stdin, "<request>" for HTTP
@@ -86,6 +90,19 @@ class Document:
                 return hit
             path = _parent(path)
         return (self.line, 1)
+
+    @property
+    def namespace(self) -> str:
+        meta = self.obj.get("metadata")
+        return str(meta.get("namespace") or "") if isinstance(meta, Mapping) else ""
+
+    def in_namespace(self, namespace: str | None = None) -> Document:
+        """The object as kubectl would apply it: a namespaced object without metadata.namespace goes to
+        `namespace` (kubectl's context namespace), else "default". Cluster-scoped kinds stay as they are."""
+        meta = self.obj.get("metadata")
+        if self.obj.get("kind") in CLUSTER_SCOPED_KINDS or not isinstance(meta, Mapping) or self.namespace:
+            return self
+        return replace(self, obj={**self.obj, "metadata": {**meta, "namespace": namespace or DEFAULT_NAMESPACE}})
 
     @cached_property
     def _loose(self) -> dict[str, tuple[int, int]]:

@@ -190,3 +190,12 @@ def test_usage_errors_exit_two(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_missing_path_is_an_input_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run([str(tmp_path / "nope.yaml")], capsys)
     assert code == 2 and "nope.yaml" in out
+
+
+def test_metadata_of_the_wrong_shape_is_an_input_error_not_a_crash(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "m.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: [x]\n"
+                                     "spec: {podSelector: {}}\n")
+    code, out, _ = run([str(path)], capsys)
+    assert code == 2
+    assert f"{path}:3:1: error[input] metadata: must be an object, got list" in out
