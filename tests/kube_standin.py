@@ -9,6 +9,12 @@ that `netguard audit` uses, with recorded objects written the way the API server
   GET /apis/networking.k8s.io/v1/networkpolicies NetworkPolicyList (all namespaces)
   GET /apis/cilium.io/v2/ciliumnetworkpolicies   CiliumNetworkPolicyList (all namespaces)
   GET /apis/cilium.io/v2/ciliumclusterwidenetworkpolicies
+  GET /apis/cilium.io/v2alpha1                   discovery
+  GET /apis/cilium.io/{v2,v2alpha1}/ciliumcidrgroups
+                                                 CiliumCIDRGroupList, at the versions in
+                                                 `cidr_group_versions` (both by default, as Cilium
+                                                 1.18 serves it; ("v2alpha1",) for Cilium 1.14-1.17;
+                                                 () for a Cilium without the CRD)
   GET /api/v1/pods                               PodList (all namespaces)
   GET, PATCH /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{name}
   GET, PATCH /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}
@@ -141,6 +147,15 @@ CILIUM_CLUSTERWIDE_NETWORK_POLICIES: list[dict[str, Any]] = [
 ]
 
 
+# Not recorded: written in the shape the API server returns (Cilium 1.18 CRD, cluster-scoped, spec.externalCIDRs).
+CILIUM_CIDR_GROUPS: list[dict[str, Any]] = [
+    {"apiVersion": "cilium.io/v2", "kind": "CiliumCIDRGroup",
+     "metadata": {"name": "partner-vpn", "uid": "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9", "resourceVersion": "2280",
+                  "generation": 1, "creationTimestamp": "2025-03-02T08:43:10Z", "labels": {"partner": "acme"}},
+     "spec": {"externalCIDRs": ["203.0.113.0/24", "2001:db8:1::/48"]}},
+]
+
+
 def _pod(namespace: str, name: str, labels: dict[str, str], owner: tuple[str, str], image: str, uid: str,
          ip: str) -> dict[str, Any]:
     return {
@@ -213,6 +228,7 @@ class Objects:
     cilium_clusterwide_network_policies: list[dict[str, Any]] = field(
         default_factory=lambda: copy.deepcopy(CILIUM_CLUSTERWIDE_NETWORK_POLICIES))
     pods: list[dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(PODS))
+    cilium_cidr_groups: list[dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(CILIUM_CIDR_GROUPS))
     # plural (validatingwebhookconfigurations, mutatingwebhookconfigurations) -> name -> object as applied
     webhook_configurations: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
@@ -284,8 +300,9 @@ class KubeStandIn:
 
     def __init__(self, directory: Path, *, cilium: bool = True, forbidden: Collection[str] = (),
                  page_size: int | None = None, expire_continue_once: bool = False, ignore_continue: bool = False,
-                 objects: Objects | None = None) -> None:
+                 objects: Objects | None = None, cidr_group_versions: Sequence[str] = ("v2", "v2alpha1")) -> None:
         self.cilium = cilium
+        self.cidr_group_versions = tuple(cidr_group_versions)  # where ciliumcidrgroups is served (with cilium)
         self.forbidden = frozenset(forbidden)  # resources answered with 403, e.g. {"pods"}
         self.page_size = page_size
         self.expire_continue_once = expire_continue_once
@@ -355,6 +372,9 @@ class KubeStandIn:
                 "CiliumClusterwideNetworkPolicyList", "cilium.io/v2", "cilium.io", "ciliumclusterwidenetworkpolicies",
                 tuple(o.cilium_clusterwide_network_policies), cilium=True),
             "/api/v1/pods": _Collection("PodList", "v1", "", "pods", tuple(o.pods)),
+            **{f"/apis/cilium.io/{v}/ciliumcidrgroups": _Collection(
+                "CiliumCIDRGroupList", f"cilium.io/{v}", "cilium.io", "ciliumcidrgroups", tuple(o.cilium_cidr_groups),
+                cilium=True) for v in self.cidr_group_versions},
         }
 
     def _discovery(self, path: str) -> Any:
@@ -385,8 +405,24 @@ class KubeStandIn:
                  "categories": ["cilium", "ciliumpolicy"], "storageVersionHash": "Zq9dVrrYa7Y="},
                 {"name": "ciliumnetworkpolicies/status", "singularName": "", "namespaced": True,
                  "kind": "CiliumNetworkPolicy", "verbs": ["get", "patch", "update"]},
+                *self._cidr_group_discovery("v2"),
+            ]}
+        if path == "/apis/cilium.io/v2alpha1" and self.cilium:
+            verbs = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
+            return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "cilium.io/v2alpha1", "resources": [
+                {"name": "ciliumloadbalancerippools", "singularName": "ciliumloadbalancerippool", "namespaced": False,
+                 "kind": "CiliumLoadBalancerIPPool", "verbs": verbs, "shortNames": ["ippools", "ippool", "lbippool"],
+                 "categories": ["cilium"]},
+                *self._cidr_group_discovery("v2alpha1"),
             ]}
         return None
+
+    def _cidr_group_discovery(self, version: str) -> list[dict[str, Any]]:
+        if version not in self.cidr_group_versions:
+            return []
+        verbs = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
+        return [{"name": "ciliumcidrgroups", "singularName": "ciliumcidrgroup", "namespaced": False,
+                 "kind": "CiliumCIDRGroup", "verbs": verbs, "shortNames": ["ccg"], "categories": ["cilium"]}]
 
     def _list(self, col: _Collection, query: Mapping[str, str]) -> Response:
         if col.resource in self.forbidden:
@@ -522,7 +558,7 @@ class KubeStandIn:
         lists = {"namespaces": self.objects.namespaces, "networkpolicies": self.objects.network_policies,
                  "ciliumnetworkpolicies": self.objects.cilium_network_policies,
                  "ciliumclusterwidenetworkpolicies": self.objects.cilium_clusterwide_network_policies,
-                 "pods": self.objects.pods}
+                 "ciliumcidrgroups": self.objects.cilium_cidr_groups, "pods": self.objects.pods}
         return lists[resource]
 
     def _record(self, version: int, resource: str, event: dict[str, Any]) -> None:
@@ -551,7 +587,7 @@ class KubeStandIn:
     def bookmark(self) -> None:
         """A BOOKMARK with the current resourceVersion to every open watch."""
         with self._events:
-            for col in self._collections().values():
+            for col in {c.resource: c for c in self._collections().values()}.values():
                 self._record(self._version, col.resource, {"type": "BOOKMARK", "object": {
                     "kind": col.list_kind.removesuffix("List"), "apiVersion": col.api_version,
                     "metadata": {"resourceVersion": str(self._version)}}})
@@ -628,6 +664,8 @@ class KubeStandIn:
                             self._events.wait(min(0.05, max(0.0, deadline - time.monotonic())))
                             continue
                     for event in pending:
+                        if col.cilium and event["type"] != "ERROR":  # served at the version watched, as converted
+                            event = {**event, "object": {**event["object"], "apiVersion": col.api_version}}
                         yield _line(event)
             finally:
                 with self._events:

@@ -1,10 +1,12 @@
-"""The webhook's picture of the cluster: namespace labels and every network policy, kept current by watches.
+"""The webhook's picture of the cluster: namespace labels, every network policy and Cilium's CIDR groups,
+kept current by watches.
 
 Some guardrails need more than the object under review: namespace-label modes need the namespace's
 labels, namespace-has-default-deny needs the other policies of the namespace. An admission webhook
 must not call the API server on the request path (a slow API server would make every policy write
 slow, and the API server is calling us), so a background `Watcher` lists and then watches
-namespaces and the three policy kinds into a `ClusterView`, and requests read an immutable
+namespaces, the three policy kinds and CiliumCIDRGroups (what `cidrGroupRef`/`cidrGroupSelector` entries
+of toCIDRSet/fromCIDRSet stand for) into a `ClusterView`, and requests read an immutable
 `ClusterSnapshot` from memory.
 
 `ClusterView` is pure state with a lock: the watcher thread applies lists and events, request
@@ -21,6 +23,7 @@ gunicorn worker (the app factory starts it after the fork): threads do not survi
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import threading
 import time
@@ -40,7 +43,8 @@ from webhook.model import (
 from webhook.netpolicy import NormalizedPolicy
 from webhook.normalize import normalize
 from webhook.posture import default_deny, subject_covers_namespace
-from webhook.shape import ShapeError
+from webhook.selectors import Selector, parse_selector
+from webhook.shape import ShapeError, expect_mapping, optional_list
 
 if TYPE_CHECKING:
     from webhook.config import ClusterSettings
@@ -54,8 +58,20 @@ POLICY_RESOURCES: Mapping[str, GroupVersionKind] = {
     "ciliumnetworkpolicies": CILIUM_NETWORK_POLICY,
     "ciliumclusterwidenetworkpolicies": CILIUM_CLUSTERWIDE_NETWORK_POLICY,
 }
-RESOURCES = (NAMESPACES, *POLICY_RESOURCES)
-OPTIONAL_RESOURCES = frozenset({"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies"})  # CRDs
+# CiliumCIDRGroup (cilium.io, cluster-scoped, plural ciliumcidrgroups): a named list of external CIDRs that
+# CiliumNetworkPolicy toCIDRSet/fromCIDRSet entries reference by name (`cidrGroupRef`) or by the group's
+# labels (`cidrGroupSelector`, a LabelSelector) instead of a literal `cidr`. Its only field is
+# spec.externalCIDRs, a list of CIDR strings (CRD: required, minItems 0, items `format: cidr`). Served as
+# cilium.io/v2alpha1 since Cilium 1.14, and as cilium.io/v2 since Cilium 1.18 (v2 the storage version,
+# v2alpha1 still served but deprecated): github.com/cilium/cilium pkg/k8s/apis/cilium.io/v2alpha1/
+# cidrgroups_types.go, pkg/k8s/apis/cilium.io/v2/cidrgroups_types.go, pkg/k8s/apis/cilium.io/client/crds/v2/
+# ciliumcidrgroups.yaml, pull request #38940 ("k8s: Promote CCG to v2 and deprecate v2alpha1"). The selector
+# field is pkg/policy/api/cidr.go CIDRRule.CIDRGroupSelector. webhook/kube.py lists v2 and falls back to
+# v2alpha1 on clusters that serve only that.
+CIDR_GROUPS = "ciliumcidrgroups"
+CIDR_GROUP_KIND = "CiliumCIDRGroup"
+RESOURCES = (NAMESPACES, *POLICY_RESOURCES, CIDR_GROUPS)
+OPTIONAL_RESOURCES = frozenset({"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies", CIDR_GROUPS})  # CRDs
 BASELINE_LABEL = "netguard.io/baseline"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -80,6 +96,41 @@ def _namespace_labels(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
 
 
 @dataclass(frozen=True)
+class CidrGroup:
+    """A CiliumCIDRGroup as policies see it: what `cidrGroupRef: <name>` and a matching `cidrGroupSelector` mean.
+
+    `cidrs` are the spec.externalCIDRs entries that parse as CIDRs (or bare addresses), stripped. `invalid`
+    holds the entries that do not (the CRD's `format: cidr` should keep them out of a live cluster, not out of
+    files): a caller must treat a group with invalid entries as "cannot be judged", never as those addresses
+    not being there.
+    """
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    cidrs: tuple[str, ...] = ()
+    invalid: tuple[str, ...] = ()
+
+
+def cidr_group(obj: Mapping[str, Any]) -> CidrGroup:
+    """A CiliumCIDRGroup object (any served version) to a CidrGroup; ShapeError when it cannot be read."""
+    _, name, labels = _meta(obj)
+    if not name:
+        raise ShapeError("metadata.name", "must be set")
+    spec = expect_mapping(obj.get("spec"), "spec")
+    cidrs: list[str] = []
+    invalid: list[str] = []
+    for entry in optional_list(spec, "externalCIDRs", "spec"):
+        try:
+            cidr = entry.strip()
+            ipaddress.ip_network(cidr, strict=False)  # as webhook/facts.py reads CIDRs
+        except (AttributeError, ValueError):
+            invalid.append(str(entry))
+        else:
+            cidrs.append(cidr)
+    return CidrGroup(name=name, labels=labels, cidrs=tuple(cidrs), invalid=tuple(invalid))
+
+
+@dataclass(frozen=True)
 class ClusterSnapshot:
     """The cluster as one request sees it. Immutable; `enabled=False` is the snapshot of "no cluster"."""
 
@@ -90,6 +141,8 @@ class ClusterSnapshot:
     namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Policies by namespace; "" holds the clusterwide ones (they may select pods of any namespace).
     by_namespace: Mapping[str, Mapping[PolicyKey, NormalizedPolicy]] = field(default_factory=dict)
+    # CiliumCIDRGroups by name (cluster-scoped); read them through cidr_groups(), which knows when not to.
+    cidr_groups_by_name: Mapping[str, CidrGroup] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -105,6 +158,26 @@ class ClusterSnapshot:
         if not self.usable:
             return None
         return self.namespaces.get(namespace)
+
+    def cidr_groups(self) -> Mapping[str, CidrGroup] | None:
+        """Every CiliumCIDRGroup by name, or None when the view cannot tell (disabled, not synced, stale): then a
+        `cidrGroupRef` or `cidrGroupSelector` cannot be judged without the cluster. A name missing from the
+        mapping is a group that does not exist (an empty mapping where Cilium is not installed)."""
+        if not self.usable:
+            return None
+        return self.cidr_groups_by_name
+
+    def select_cidr_groups(self, selector: Selector | Mapping[str, Any] | None,
+                           path: str = "cidrGroupSelector") -> tuple[CidrGroup, ...] | None:
+        """The groups a `cidrGroupSelector` selects by their labels (Kubernetes label-selector semantics, by name),
+        or None when the view cannot tell. `selector` is the manifest's LabelSelector (ShapeError at `path` when
+        malformed) or a parsed Selector. An empty selector matches every group here; note that Cilium turns it into
+        an empty endpoint selector, which may select more than CIDR groups."""
+        groups = self.cidr_groups()
+        if groups is None:
+            return None
+        parsed = selector if isinstance(selector, Selector) else parse_selector(selector, path)
+        return tuple(g for _, g in sorted(groups.items()) if parsed.matches(g.labels))
 
     def status(self) -> str:
         """Why the view cannot be trusted, in words for a notice; "" when it can."""
@@ -161,14 +234,21 @@ class ClusterSnapshot:
     @classmethod
     def from_objects(cls, namespaces: Mapping[str, Mapping[str, str]], objects: Iterable[Mapping[str, Any]], *,
                      synced: bool = True, stale: bool = False, age_seconds: float = 0.0) -> ClusterSnapshot:
-        """A snapshot from manifests (sample request files, tests); unreadable objects raise ShapeError."""
+        """A snapshot from manifests (sample request files, tests): policies of the three kinds and
+        CiliumCIDRGroups (any version); unreadable objects raise ShapeError. The CIDR groups are exactly those
+        given: a group the files leave out does not exist for this snapshot."""
         by_ns: dict[str, dict[PolicyKey, NormalizedPolicy]] = {}
+        groups: dict[str, CidrGroup] = {}
         for obj in objects:
+            if isinstance(obj, Mapping) and obj.get("kind") == CIDR_GROUP_KIND:
+                group = cidr_group(obj)
+                groups[group.name] = group
+                continue
             policy = normalize(obj)
             by_ns.setdefault(policy.namespace, {})[policy_key(policy)] = policy
         labels = {name: {NAMESPACE_NAME_LABEL: name, **dict(ls)} for name, ls in namespaces.items()}
         return cls(enabled=True, synced=synced, stale=stale, age_seconds=age_seconds, namespaces=labels,
-                   by_namespace=by_ns)
+                   by_namespace=by_ns, cidr_groups_by_name=groups)
 
 
 DISABLED = ClusterSnapshot(enabled=False)
@@ -180,6 +260,7 @@ class _Data:
 
     namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     by_namespace: Mapping[str, Mapping[PolicyKey, NormalizedPolicy]] = field(default_factory=dict)
+    cidr_groups: Mapping[str, CidrGroup] = field(default_factory=dict)
 
 
 class ClusterView:
@@ -201,7 +282,9 @@ class ClusterView:
         self._last_ok: dict[str, float] = {}  # resource -> when its watch was last known to be current
         self._down: dict[str, str] = {}  # resource -> the error that took its watch down
         self._last_event: datetime | None = None
-        self.unreadable: dict[PolicyKey, str] = {}  # stored objects normalize() rejected, with the reason
+        # Stored objects normalize() (or cidr_group()) rejected, with the reason; CIDR groups as
+        # ("CiliumCIDRGroup", "", name).
+        self.unreadable: dict[PolicyKey, str] = {}
 
     # -- reads (any thread) ------------------------------------------------------------------
 
@@ -215,7 +298,7 @@ class ClusterView:
             data, synced, age = self._data, self._synced(), self._age()
         return ClusterSnapshot(enabled=True, synced=synced, stale=synced and age > self.stale_after_seconds,
                                age_seconds=age if synced else None, namespaces=data.namespaces,
-                               by_namespace=data.by_namespace)
+                               by_namespace=data.by_namespace, cidr_groups_by_name=data.cidr_groups)
 
     @property
     def namespaces(self) -> Mapping[str, Mapping[str, str]]:
@@ -248,6 +331,7 @@ class ClusterView:
             last = self._last_event
         return {"synced": snap.synced, "stale": snap.stale, "age_seconds": snap.age_seconds,
                 "namespaces": len(snap.namespaces), "policies": len(snap.policies),
+                "cidr_groups": len(snap.cidr_groups_by_name),
                 "last_event": last.isoformat() if last else None,
                 "watches_down": {r: error[:300] for r, error in sorted(down.items())}}
 
@@ -267,6 +351,19 @@ class ClusterView:
             namespaces = dict(_namespace_labels(obj) for obj in objects)
             with self._lock:
                 self._data = replace(self._data, namespaces=namespaces)
+                self._listed_now(resource)
+            return
+        if resource == CIDR_GROUPS:
+            read = [self._cidr_group(obj) for obj in objects]
+            with self._lock:
+                self.unreadable = {k: v for k, v in self.unreadable.items() if k[0] != CIDR_GROUP_KIND}
+                groups: dict[str, CidrGroup] = {}
+                for key, group, problem in read:
+                    if group is not None:
+                        groups[group.name] = group
+                    elif problem:
+                        self.unreadable[key] = problem
+                self._data = replace(self._data, cidr_groups=groups)
                 self._listed_now(resource)
             return
         kind = POLICY_RESOURCES[resource].kind
@@ -298,6 +395,19 @@ class ClusterView:
                 else:
                     namespaces[name] = labels
                 self._data = replace(self._data, namespaces=namespaces)
+                self._event_now(resource)
+            return
+        if resource == CIDR_GROUPS:
+            key, group, problem = self._cidr_group(obj)
+            with self._lock:
+                groups = dict(self._data.cidr_groups)
+                groups.pop(key[2], None)
+                self.unreadable.pop(key, None)
+                if not deleted and group is not None:
+                    groups[group.name] = group
+                elif not deleted and problem:
+                    self.unreadable[key] = problem
+                self._data = replace(self._data, cidr_groups=groups)
                 self._event_now(resource)
             return
         key, policy, problem = self._normalize(resource, obj)
@@ -346,6 +456,15 @@ class ClusterView:
         self._down.pop(resource, None)
         if stamp:
             self._last_event = self._wall()
+
+    @staticmethod
+    def _cidr_group(obj: Mapping[str, Any]) -> tuple[PolicyKey, CidrGroup | None, str]:
+        _, name, _ = _meta(obj)
+        key = (CIDR_GROUP_KIND, "", name)
+        try:
+            return key, cidr_group(obj), ""
+        except ShapeError as exc:
+            return key, None, str(exc)
 
     @staticmethod
     def _normalize(resource: str, obj: Mapping[str, Any]) -> tuple[PolicyKey, NormalizedPolicy | None, str]:

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from publicsuffixlist import PublicSuffixList
 
+from webhook.coverage import Opening, figures
 from webhook.netpolicy import (
     Action,
     Direction,
@@ -26,7 +27,10 @@ from webhook.netpolicy import (
     Rule,
     RuleFacts,
     Scope,
+    Subject,
 )
+from webhook.ports import PortSet
+from webhook.selectors import Requirement, parse_selector, satisfiable
 from webhook.shape import ShapeError
 
 Interval = tuple[int, int]  # inclusive [start, end]
@@ -49,6 +53,11 @@ PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/1
 INTERNET_ENTITIES = {"world": (True, True), "world-ipv4": (True, False), "world-ipv6": (False, True),
                      "all": (True, True)}
 ALL_NAMESPACE_ENTITIES = frozenset({"all", "cluster"})
+# The cluster's own infrastructure (no-sensitive-entities decides which of these it judges).
+INFRASTRUCTURE_ENTITIES = frozenset({"host", "remote-node", "kube-apiserver", "health", "init", "ingress",
+                                     "unmanaged"})
+# The labels the API server puts on the default/kubernetes Service.
+API_SERVER_SERVICE_LABELS = {"component": "apiserver", "provider": "kubernetes"}
 EVERYTHING_ENTITIES = frozenset({"all", "world"})
 
 
@@ -59,6 +68,7 @@ class FactParams:
     metadata_ips: tuple[str, ...] = ("169.254.169.254", "fd00:ec2::254")
     metadata_ports: tuple[int, ...] = (80,)
     internet_coverage: float = 0.9  # share of the public address space that counts as "the internet"
+    port_coverage: float = 0.9  # share of 1-65535 of one protocol that counts as "every port"
 
 
 def parse_network(text: str, path: str) -> IPNetwork:
@@ -152,12 +162,39 @@ def peer_coverage(peer: Peer) -> Coverage:
     if peer.type is not PeerType.CIDR:
         return Coverage()
     net = parse_network(peer.cidr, _cidr_path(peer))
-    holes = [parse_network(e, f"{peer.path}.except[{i}]") for i, e in enumerate(peer.excepts)]
-    for i, hole in enumerate(holes):
+    holes = []
+    for i, text in enumerate(peer.excepts):
+        hole = parse_network(text, f"{peer.path}.except[{i}]")
+        if _ignored_except(text, net):
+            continue
         if hole.version != net.version or not hole.subnet_of(net):  # type: ignore[arg-type]
             raise ShapeError(f"{peer.path}.except[{i}]", f"{peer.excepts[i]} is not inside {peer.cidr}")
+        holes.append(hole)
     left = subtract([_interval(net)], [_interval(h) for h in holes])
     return Coverage(v4=tuple(left), v6=()) if net.version == 4 else Coverage(v4=(), v6=tuple(left))
+
+
+def _is_mapped(text: str) -> bool:
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return False
+    return isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.subnet_of(_MAPPED)
+
+
+def _ignored_except(text: str, net: IPNetwork) -> bool:
+    """An IPv4-mapped IPv6 except (::ffff:169.254.169.254/128) under an IPv4 CIDR, or under a mapped
+    CIDR that we count as IPv4: Cilium keeps the except as IPv6, so it carves nothing out of the IPv4
+    traffic (the Kubernetes API server accepts it: Go's IPNet.Contains unmaps it). CNIs differ; the
+    reading that allows more wins, so the except removes nothing."""
+    return net.version == 4 and _is_mapped(text)
+
+
+def ignored_excepts(peer: Peer) -> tuple[str, ...]:
+    if peer.type is not PeerType.CIDR:
+        return ()
+    net = parse_network(peer.cidr, _cidr_path(peer))
+    return tuple(e for e in peer.excepts if _ignored_except(e, net))
 
 
 def _cidr_path(peer: Peer) -> str:
@@ -188,6 +225,25 @@ def fqdn_wildcard(pattern: str) -> tuple[str, bool]:
     return suffix, suffix == "" or bool(_public_suffixes().is_public(suffix))
 
 
+def is_api_server_service(peer: Peer, own: str) -> bool:
+    """toServices naming the `kubernetes` Service of `default` (by name, or by a selector its labels
+    meet): that is the API server."""
+    if peer.type is not PeerType.SERVICE or peer.namespaces is None:
+        return False
+    names = peer.namespaces.names if peer.namespaces.scope is Scope.NAMED else (own,)
+    if "default" not in names:
+        return False
+    if peer.service == "kubernetes":
+        return True
+    selector = peer.raw.get("selector")
+    if peer.service != "(selector)" or not isinstance(selector, dict):
+        return False
+    try:
+        return parse_selector(selector, peer.path).matches(API_SERVER_SERVICE_LABELS)
+    except ShapeError:
+        return False
+
+
 def _other_namespaces(peer: Peer, own: str) -> bool:
     if peer.namespaces is None:
         return False
@@ -208,7 +264,8 @@ def peer_facts(peer: Peer, params: FactParams, namespace: str = "") -> PeerFacts
         return PeerFacts(internet_v4=v4 >= params.internet_coverage, internet_v6=v6 >= params.internet_coverage,
                          public_v4_fraction=v4, public_v6_fraction=v6,
                          metadata_ips=tuple(ip for ip in params.metadata_ips if cov.contains(ip)),
-                         prefix_len=net.prefixlen, family=net.version, private_ranges=private)
+                         prefix_len=net.prefixlen, family=net.version, private_ranges=private,
+                         ignored_excepts=ignored_excepts(peer))
     if peer.type is PeerType.ENTITY:
         v4_net, v6_net = INTERNET_ENTITIES.get(peer.entity, (False, False))
         # Cilium classes link-local metadata addresses as `world` (outside the cluster).
@@ -217,14 +274,26 @@ def peer_facts(peer: Peer, params: FactParams, namespace: str = "") -> PeerFacts
         everywhere = peer.entity in ALL_NAMESPACE_ENTITIES
         return PeerFacts(internet_v4=v4_net, internet_v6=v6_net, public_v4_fraction=float(v4_net),
                          public_v6_fraction=float(v6_net), metadata_ips=reach,
-                         all_namespaces=everywhere, other_namespaces=everywhere)
+                         all_namespaces=everywhere, other_namespaces=everywhere,
+                         infrastructure=(peer.entity,) if peer.entity in INFRASTRUCTURE_ENTITIES else ())
+    if peer.type is PeerType.NODES:
+        # toNodes/fromNodes reach the nodes themselves: the host and remote-node identities.
+        return PeerFacts(infrastructure=("host", "remote-node"))
     if peer.type is PeerType.FQDN and peer.fqdn_pattern:
         suffix, public = fqdn_wildcard(peer.fqdn_pattern)
         return PeerFacts(fqdn_suffix=suffix, fqdn_public_suffix=public)
     if peer.type in (PeerType.PODS, PeerType.SERVICE) and peer.namespaces is not None:
         return PeerFacts(all_namespaces=peer.namespaces.scope is Scope.ALL,
-                         other_namespaces=_other_namespaces(peer, namespace))
+                         other_namespaces=_other_namespaces(peer, namespace),
+                         infrastructure=("kube-apiserver",) if is_api_server_service(peer, namespace) else ())
     return PeerFacts()
+
+
+def rule_ports(rule: Rule) -> PortSet:
+    """The rule's ports, merged per protocol (no port entries: every port of every protocol)."""
+    if not rule.ports:
+        return PortSet() if rule.icmp else PortSet.everything()
+    return PortSet.of((p.protocol, p.start, p.end, p.name) for p in rule.ports)
 
 
 def rule_facts(rule: Rule, params: FactParams) -> RuleFacts:
@@ -237,62 +306,142 @@ def rule_facts(rule: Rule, params: FactParams) -> RuleFacts:
     contributing = tuple(p.describe() for p in rule.peers
                          if (p.type is PeerType.CIDR and (p.facts.public_v4_fraction or p.facts.public_v6_fraction))
                          or (p.type is PeerType.ENTITY and p.entity in INTERNET_ENTITIES))
+    ports = rule_ports(rule)
+    # An allow rule counts as "every port" on the union of its entries (1-79 + 81-65535 is every port
+    # but one); a deny rule only when it literally blocks every port, so a deny never excuses more
+    # than it blocks.
+    every_port = rule.all_ports or (rule.action is Action.ALLOW and ports.every_port(params.port_coverage))
     reach_ips = set(ip for p in rule.peers for ip in p.facts.metadata_ips)
     if rule.any_peer:
         reach_ips |= set(params.metadata_ips)
-    on_port = rule.all_ports or any(p.covers("TCP", port) for p in rule.ports for port in params.metadata_ports)
+    on_port = rule.all_ports or any(ports.allows("TCP", port) for port in params.metadata_ports)
     metadata = tuple(sorted(reach_ips)) if on_port else ()
     all_ns = rule.any_peer or any(p.facts.all_namespaces for p in rule.peers)
     # "Everything": no peer restriction, or an entity that stands for every peer outside (world)
     # or inside and outside (all) the cluster. CIDRs covering the internet are reported by the
     # internet guardrails instead, so one finding names one problem.
-    everything = rule.all_ports and (rule.any_peer or any(p.entity in EVERYTHING_ENTITIES for p in rule.peers))
+    everything = every_port and (rule.any_peer or any(p.entity in EVERYTHING_ENTITIES for p in rule.peers
+                                                      if p.type is PeerType.ENTITY))
+    coverage = ports.coverage() if rule.ports else (0.0 if rule.icmp else 1.0)
     return RuleFacts(internet_v4=internet_v4, internet_v6=internet_v6, internet_cidrs=contributing,
-                     all_namespaces=all_ns, metadata=metadata, allows_everything=everything)
+                     all_namespaces=all_ns, metadata=metadata, allows_everything=everything,
+                     every_port=every_port, port_coverage=coverage,
+                     open_protocol=ports.open_protocol(params.port_coverage) if every_port and rule.ports else "")
 
 
-def _combined(rules: list[Rule], params: FactParams, skip: tuple[bool, bool] = (False, False)) -> Reach | None:
-    """The internet families these rules cover together but none covers alone (and not in `skip`)."""
-    cov = union(peer_coverage(p) for r in rules for p in r.peers if p.type is PeerType.CIDR)
-    entity_v4 = any(p.facts.internet_v4 for r in rules for p in r.peers if p.type is PeerType.ENTITY)
-    entity_v6 = any(p.facts.internet_v6 for r in rules for p in r.peers if p.type is PeerType.ENTITY)
-    v4 = (cov.public_v4_fraction >= params.internet_coverage or entity_v4) and not skip[0] and not any(
-        r.facts.internet_v4 for r in rules)
-    v6 = (cov.public_v6_fraction >= params.internet_coverage or entity_v6) and not skip[1] and not any(
-        r.facts.internet_v6 for r in rules)
-    def adds(peer: Peer) -> bool:  # the peer contributes to a reported family
-        return (v4 and peer.facts.public_v4_fraction > 0) or (v6 and peer.facts.public_v6_fraction > 0)
+def _family_openings(rules: Sequence[Rule], family: int) -> list[Opening]:
+    whole = (0, 2**32 - 1) if family == 4 else (0, 2**128 - 1)
+    out = []
+    for index, rule in enumerate(rules):
+        intervals: list[Interval] = []
+        if rule.any_peer:
+            intervals.append(whole)
+        for p in rule.peers:
+            if p.type is PeerType.ENTITY and INTERNET_ENTITIES.get(p.entity, (False, False))[family == 6]:
+                intervals.append(whole)
+            elif p.type is PeerType.CIDR:
+                cov = peer_coverage(p)
+                intervals.extend(cov.v4 if family == 4 else cov.v6)
+        if intervals:
+            ports = rule_ports(rule)
+            out.append(Opening(index, tuple(merge(intervals)), ports, some_traffic=not ports.empty or bool(rule.icmp)))
+    return out
 
-    contributing = [(r, [p for p in r.peers if p.type in (PeerType.CIDR, PeerType.ENTITY) and adds(p)])
-                    for r in rules]
-    contributing = [(r, peers) for r, peers in contributing if peers]
-    if not (v4 or v6) or len(contributing) < 2:
+
+def _combined(rules: list[Rule], params: FactParams) -> tuple[Reach | None, Reach | None]:
+    """What these rules open only together: (every port, some port) families no single rule opens.
+
+    Every-port families are left out of the some-port reach (they are the stronger finding)."""
+    every: dict[int, tuple[int, ...]] = {}
+    some: dict[int, tuple[int, ...]] = {}
+    for family, public, size in ((4, V4_PUBLIC, _V4_PUBLIC_SIZE), (6, V6_PUBLIC, _V6_PUBLIC_SIZE)):
+        single_every = any(r.facts.every_port and (r.facts.internet_v4 if family == 4 else r.facts.internet_v6)
+                           for r in rules)
+        single_some = any(r.facts.internet_v4 if family == 4 else r.facts.internet_v6 for r in rules)
+        fig = figures(_family_openings(rules, family), public, size, params.port_coverage)
+        if fig.every_port_fraction >= params.internet_coverage and not single_every:
+            every[family] = fig.every_port_rules
+        elif fig.some_port_fraction >= params.internet_coverage and not single_some and not single_every:
+            some[family] = fig.some_port_rules
+    return _reach(rules, every), _reach(rules, some)
+
+
+def _reach(rules: list[Rule], families: dict[int, tuple[int, ...]]) -> Reach | None:
+    indexes = sorted({i for members in families.values() for i in members})
+    if not families or len(indexes) < 2:
         return None
-    return Reach(internet_v4=v4, internet_v6=v6, rules=tuple(r.path for r, _ in contributing),
-                 cidrs=tuple(p.describe() for _, peers in contributing for p in peers),
-                 ports=tuple(r.ports_label() for r, _ in contributing))
+    chosen = [rules[i] for i in indexes]
+    v4, v6 = 4 in families, 6 in families
+
+    def adds(peer: Peer) -> bool:
+        return (v4 and (peer.facts.public_v4_fraction > 0 or peer.facts.internet_v4)) or (
+            v6 and (peer.facts.public_v6_fraction > 0 or peer.facts.internet_v6))
+
+    return Reach(internet_v4=v4, internet_v6=v6, rules=tuple(r.path for r in chosen),
+                 cidrs=tuple(p.describe() for r in chosen for p in r.peers
+                             if p.type in (PeerType.CIDR, PeerType.ENTITY) and adds(p))
+                 + tuple("every destination" for r in chosen if r.any_peer),
+                 ports=tuple(r.ports_label() for r in chosen))
 
 
-def _overlapping_groups(policy: NormalizedPolicy) -> list[tuple[int, ...]]:
-    """Spec entries whose rules can add up for one pod: the same selector, or one that selects all."""
-    groups = set()
-    for s in policy.subjects:
-        groups.add(tuple(t.index for t in policy.subjects if t.selects == s.selects and (
-            t.index == s.index or t.selector.empty or t.selector == s.selector)))
-    return sorted(groups)
+# Past this many steps the search for subject groups stops and every pair that can overlap is
+# grouped (more findings, never fewer).
+_GROUP_SEARCH_STEPS = 4096
+
+
+def subject_groups(policy: NormalizedPolicy) -> list[tuple[int, ...]]:
+    """The sets of spec entries that can select one pod together (maximal), whose rules add up.
+
+    Two entries overlap when the conjunction of their selectors can be met by one label set: the
+    same requirements in another order or spelling, a subset (`{}` and `{app: web}`; `{app: web}` and
+    `{app: web, tier: fe}`), or merely compatible selectors (`{app: web}` and `{tier: fe}`)."""
+    subjects = list(policy.subjects)
+    if len(subjects) == 1:
+        return [(subjects[0].index,)]
+    found: set[tuple[int, ...]] = set()
+    steps = 0
+
+    def extend(chosen: list[Subject], requirements: tuple[Requirement, ...], rest: list[Subject]) -> bool:
+        nonlocal steps
+        steps += 1
+        if steps > _GROUP_SEARCH_STEPS:
+            return False
+        grew = False
+        for i, s in enumerate(rest):
+            combined = requirements + s.selector.requirements
+            if s.selects == chosen[0].selects and satisfiable(combined):
+                grew = True
+                if not extend([*chosen, s], combined, rest[i + 1:]):
+                    return False
+        if not grew:
+            found.add(tuple(sorted(c.index for c in chosen)))
+        return True
+
+    for i, s in enumerate(subjects):
+        if not satisfiable(s.selector.requirements):
+            continue
+        if not extend([s], s.selector.requirements, subjects[i + 1:]):
+            return _pairwise_groups(subjects)
+    groups = sorted(found)
+    # keep only maximal sets (a set found from a later start can be inside an earlier one)
+    return [g for g in groups if not any(set(g) < set(h) for h in groups)]
+
+
+def _pairwise_groups(subjects: list[Subject]) -> list[tuple[int, ...]]:
+    return sorted({tuple(t.index for t in subjects if t.selects == s.selects and satisfiable(
+        s.selector.requirements + t.selector.requirements)) for s in subjects})
 
 
 def _direction_facts(policy: NormalizedPolicy, rules: list[Rule], direction: Direction,
                      params: FactParams) -> DirectionFacts:
     all_ports: list[Reach] = []
     any_ports: list[Reach] = []
-    for group in _overlapping_groups(policy):
+    for group in subject_groups(policy):
         allowing = [r for r in rules if r.subject in group and r.direction is direction
                     and r.action is Action.ALLOW and r.effective and not r.matches_nothing]
-        strict = _combined([r for r in allowing if r.all_ports], params)
+        strict, loose = _combined(allowing, params)
         if strict is not None and strict not in all_ports:
             all_ports.append(strict)
-        loose = _combined(allowing, params, skip=(strict.internet_v4, strict.internet_v6) if strict else (False, False))
         if loose is not None and loose not in any_ports:
             any_ports.append(loose)
     return DirectionFacts(combined_all_ports=tuple(all_ports), combined_any_ports=tuple(any_ports))

@@ -69,6 +69,13 @@ _CILIUM = {
         "CiliumClusterwideNetworkPolicy", "cilium.io/v2"),
 }
 _PODS = _Resource("pods", "/api/v1/pods", "Pod", "v1")
+# CiliumCIDRGroup (see webhook/cluster_view.py for the sources): cilium.io/v2 since Cilium 1.18, cilium.io/v2alpha1
+# (deprecated from 1.18) before; the cluster view reads the first of these the cluster serves.
+CIDR_GROUPS = "ciliumcidrgroups"
+CIDR_GROUP_VERSIONS = ("v2", "v2alpha1")
+_CIDR_GROUPS = {version: _Resource("CiliumCIDRGroups", f"/apis/{CILIUM_GROUP}/{version}/{CIDR_GROUPS}",
+                                   "CiliumCIDRGroup", f"{CILIUM_GROUP}/{version}")
+                for version in CIDR_GROUP_VERSIONS}
 
 
 class _ApiError(Exception):
@@ -203,17 +210,25 @@ def _meta(obj: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     return str(meta.get("namespace") or ""), str(meta.get("name") or ""), labels
 
 
-def _served_cilium(conn: _Conn, api: Any) -> frozenset[str]:
-    """The Cilium policy plurals this cluster serves; empty when the cilium.io/v2 group does not exist."""
-    res = _Resource("the cilium.io/v2 API (discovery)", "/apis/cilium.io/v2", "APIResourceList", "v1")
+def _served_in(conn: _Conn, api: Any, version: str) -> frozenset[str]:
+    """Every resource name cilium.io/`version` serves (discovery); empty when that group version does not exist."""
+    res = _Resource(f"the {CILIUM_GROUP}/{version} API (discovery)", f"/apis/{CILIUM_GROUP}/{version}",
+                    "APIResourceList", "v1")
     try:
-        body = _get(conn, res, api.get_api_resources, group=CILIUM_GROUP, version=CILIUM_VERSION)
+        body = _get(conn, res, api.get_api_resources, group=CILIUM_GROUP, version=version)
     except _ApiError as e:
         if e.status == 404:
             return frozenset()
         raise conn.fail(res, e) from None
     resources = body.get("resources")
-    names = {r.get("name") for r in resources if isinstance(r, dict)} if isinstance(resources, list) else set()
+    if not isinstance(resources, list):
+        return frozenset()
+    return frozenset(str(r.get("name")) for r in resources if isinstance(r, dict))
+
+
+def _served_cilium(conn: _Conn, api: Any) -> frozenset[str]:
+    """The Cilium policy plurals this cluster serves; empty when the cilium.io/v2 group does not exist."""
+    names = _served_in(conn, api, CILIUM_VERSION)
     return frozenset(plural for plural in _CILIUM if plural in names)
 
 
@@ -299,9 +314,13 @@ def load_inventory(kubeconfig: str | None = None, context: str | None = None, *,
 #
 # Permissions (what deploy/ RBAC must grant the webhook's service account), all cluster-wide `list` and
 # `watch`: namespaces, networking.k8s.io networkpolicies and, when Cilium is installed, cilium.io
-# ciliumnetworkpolicies and ciliumclusterwidenetworkpolicies.
+# ciliumnetworkpolicies, ciliumclusterwidenetworkpolicies and ciliumcidrgroups (RBAC names no version, so the
+# one rule covers v2 and v2alpha1). Discovery of /apis/cilium.io/v2 and /apis/cilium.io/v2alpha1 is allowed to
+# every authenticated user by the default system:discovery role.
 
-WATCHED: dict[str, _Resource] = {"namespaces": _NAMESPACES, "networkpolicies": _NETWORK_POLICIES, **_CILIUM}
+# Watched resource -> what is read (ciliumcidrgroups: its newest version; ClusterReader.served picks the one served).
+WATCHED: dict[str, _Resource] = {"namespaces": _NAMESPACES, "networkpolicies": _NETWORK_POLICIES, **_CILIUM,
+                                 CIDR_GROUPS: _CIDR_GROUPS[CIDR_GROUP_VERSIONS[0]]}
 WATCH_GRACE_SECONDS = 10  # a watch window plus this before the client stops waiting for the server to end it
 WATCH_LIST_TIMEOUT_SECONDS = 30.0
 
@@ -331,7 +350,7 @@ def _watch_failure(conn: _Conn, res: _Resource, verb: str, err: _ApiError) -> Cl
 
 
 class ClusterReader:
-    """Lists and watches namespaces and network policies as raw JSON; one per watcher thread.
+    """Lists and watches namespaces, network policies and CIDR groups as raw JSON; one per watcher thread.
 
     `watch` uses the client's watch.Watch().stream with the list's resourceVersion and a server-side
     timeout, so every watch ends by itself and the caller decides whether to resume or list again.
@@ -343,6 +362,7 @@ class ClusterReader:
         self._core = kubernetes.client.CoreV1Api(client)
         self._networking = kubernetes.client.NetworkingV1Api(client)
         self._custom = kubernetes.client.CustomObjectsApi(client)
+        self._versions: dict[str, str] = {}  # resource -> the cilium.io version served() found it in
         self._active: Any = None  # the HTTP response of the watch being read, for interrupt()
         self._interrupted = False
         self._lock = threading.Lock()
@@ -353,11 +373,22 @@ class ClusterReader:
             return res, self._core.list_namespace, {}
         if resource == "networkpolicies":
             return res, self._networking.list_network_policy_for_all_namespaces, {}
-        return res, self._custom.list_cluster_custom_object, {"group": CILIUM_GROUP, "version": CILIUM_VERSION,
+        version = self._versions.get(resource, CILIUM_VERSION)
+        if resource == CIDR_GROUPS:
+            res = _CIDR_GROUPS[version]
+        return res, self._custom.list_cluster_custom_object, {"group": CILIUM_GROUP, "version": version,
                                                               "plural": resource}
 
     def served(self, resource: str) -> bool:
-        """Built-in resources always; a Cilium kind only when its CRD is installed (discovery)."""
+        """Built-in resources always; a Cilium kind only when its CRD is installed (discovery). CiliumCIDRGroups
+        in the first of CIDR_GROUP_VERSIONS that serves them, which later lists and watches then use (the
+        Watcher asks again before every list, so an upgrade of Cilium is followed)."""
+        if resource == CIDR_GROUPS:
+            for version in CIDR_GROUP_VERSIONS:
+                if CIDR_GROUPS in _served_in(self.conn, self._custom, version):
+                    self._versions[resource] = version
+                    return True
+            return False
         return resource not in _CILIUM or resource in _served_cilium(self.conn, self._custom)
 
     def list(self, resource: str) -> tuple[list[dict[str, Any]], str]:

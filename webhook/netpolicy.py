@@ -119,6 +119,10 @@ class PeerFacts:
     other_namespaces: bool = False  # may match pods outside the policy's own namespace
     fqdn_suffix: str = ""  # the fixed part of a toFQDNs pattern after its last wildcard label
     fqdn_public_suffix: bool = False  # that fixed part is empty or a public suffix (*.com, *.github.io)
+    fqdn_example: str = ""  # a name the pattern matches that anyone could register
+    metadata_host: str = ""  # a cloud metadata host name a toFQDNs entry can reach
+    infrastructure: tuple[str, ...] = ()  # infrastructure identities reached (host, remote-node, kube-apiserver)
+    ignored_excepts: tuple[str, ...] = ()  # excepts that remove nothing (IPv4-mapped IPv6 under an IPv4 CIDR)
 
     def to_input(self) -> dict[str, Any]:
         return {"internet_v4": self.internet_v4, "internet_v6": self.internet_v6,
@@ -128,7 +132,9 @@ class PeerFacts:
                 "all_namespaces": self.all_namespaces, "metadata_ips": list(self.metadata_ips),
                 "prefix_len": self.prefix_len, "family": self.family, "private_ranges": list(self.private_ranges),
                 "other_namespaces": self.other_namespaces, "fqdn_suffix": self.fqdn_suffix,
-                "fqdn_public_suffix": self.fqdn_public_suffix}
+                "fqdn_public_suffix": self.fqdn_public_suffix, "fqdn_example": self.fqdn_example,
+                "metadata_host": self.metadata_host, "infrastructure": list(self.infrastructure),
+                "ignored_excepts": list(self.ignored_excepts)}
 
 
 @dataclass(frozen=True)
@@ -144,11 +150,24 @@ class Peer:
     fqdn_pattern: str = ""
     service: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)  # GROUP / NODES details
+    via: str = ""  # how it was spelled when that is not the obvious way (a reserved: selector)
     facts: PeerFacts = field(default_factory=PeerFacts)
 
     def describe(self) -> str:
+        text = self._describe()
+        return f"{text} ({self.via})" if self.via else text
+
+    def _describe(self) -> str:
+        if self.raw.get("matches_nothing"):
+            return "no endpoint (the selector cannot match any)"
+        if self.type is PeerType.NODES:
+            return "every node" if self.raw.get("all") else "selected nodes"
         if self.type is PeerType.CIDR:
-            return self.cidr + (f" except {', '.join(self.excepts)}" if self.excepts else "")
+            text = self.cidr + (f" except {', '.join(self.excepts)}" if self.excepts else "")
+            if self.facts.ignored_excepts:
+                text += (f" ({', '.join(self.facts.ignored_excepts)} is IPv4-mapped IPv6: Cilium keeps it as IPv6, "
+                         "so it removes no IPv4 address)")
+            return text
         if self.type is PeerType.ENTITY:
             return f"entity {self.entity}"
         if self.type is PeerType.FQDN:
@@ -169,7 +188,7 @@ class Peer:
             "pods": self.pods.to_input() if self.pods else None,
             "cidr": self.cidr, "except": list(self.excepts), "entity": self.entity,
             "fqdn": {"name": self.fqdn_name, "pattern": self.fqdn_pattern} if self.type is PeerType.FQDN else None,
-            "service": self.service, "raw": dict(self.raw), "description": self.describe(),
+            "service": self.service, "raw": dict(self.raw), "via": self.via, "description": self.describe(),
             "facts": self.facts.to_input(),
         }
 
@@ -182,6 +201,9 @@ class RuleFacts:
     all_namespaces: bool = False
     metadata: tuple[str, ...] = ()  # metadata addresses reachable on a metadata port
     allows_everything: bool = False  # every peer on every port
+    every_port: bool = False  # allow rules: the union of the port entries reaches port_coverage of one protocol
+    port_coverage: float = 0.0  # the largest share of 1-65535 the rule opens for one protocol
+    open_protocol: str = ""  # the protocol counted as every port when the entries spell it in pieces
 
     @property
     def internet(self) -> bool:
@@ -191,7 +213,8 @@ class RuleFacts:
         return {"internet_v4": self.internet_v4, "internet_v6": self.internet_v6,
                 "internet": self.internet_v4 or self.internet_v6, "internet_cidrs": list(self.internet_cidrs),
                 "all_namespaces": self.all_namespaces, "metadata": list(self.metadata),
-                "allows_everything": self.allows_everything}
+                "allows_everything": self.allows_everything, "every_port": self.every_port,
+                "port_coverage": round(self.port_coverage, 6), "open_protocol": self.open_protocol}
 
 
 @dataclass(frozen=True)
@@ -213,12 +236,22 @@ class Rule:
 
     @property
     def all_ports(self) -> bool:
+        """Literally every port: no port entries, or one entry without a port (or 1-65535)."""
         return not self.icmp and (not self.ports or any(p.all_ports for p in self.ports))
+
+    @property
+    def every_port(self) -> bool:
+        """What the guardrails judge: all_ports, or entries that together open every port (facts.py)."""
+        return self.all_ports or self.facts.every_port
 
     def ports_label(self) -> str:
         if self.all_ports:
             return "every port"
         parts = [p.label() for p in self.ports] + (["ICMP"] if self.icmp else [])
+        if self.facts.every_port:
+            closed = MAX_PORT - round(self.facts.port_coverage * MAX_PORT)
+            return (f"{', '.join(parts)} (every {self.facts.open_protocol or 'TCP'} port but {closed}: "
+                    "counts as every port)")
         return ", ".join(parts)
 
     def to_input(self) -> dict[str, Any]:
@@ -226,7 +259,8 @@ class Rule:
             "path": self.path, "subject": self.subject, "direction": self.direction.value,
             "action": self.action.value, "peers": [p.to_input() for p in self.peers],
             "any_peer": self.any_peer, "ports": [p.to_input() for p in self.ports],
-            "all_ports": self.all_ports, "ports_label": self.ports_label(), "icmp": [dict(i) for i in self.icmp],
+            "all_ports": self.every_port, "literal_all_ports": self.all_ports, "ports_label": self.ports_label(),
+            "icmp": [dict(i) for i in self.icmp],
             "l7": dict(self.l7), "matches_nothing": self.matches_nothing, "effective": self.effective,
             "facts": self.facts.to_input(),
         }

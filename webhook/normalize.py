@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from webhook.identities import EVERY_RESERVED_ENTITY, endpoint_reach, has_reserved_key
 from webhook.netpolicy import (
     Action,
     Direction,
@@ -34,6 +35,7 @@ from webhook.netpolicy import (
     Scope,
     Subject,
 )
+from webhook.ports import PortSyntaxError, is_service_name, parse_cilium_port
 from webhook.selectors import (
     CILIUM_NAMESPACE_LABEL,
     CILIUM_NAMESPACE_LABELS_PREFIX,
@@ -158,18 +160,35 @@ def _k8s_port(value: Any, path: str) -> PortRange:
     return _port_range(protocol, port.get("port"), port.get("endPort"), path)
 
 
-def _port_range(protocol: str, raw_port: Any, raw_end: Any, path: str) -> PortRange:
-    if raw_port is None or raw_port == "" or raw_port == 0 or raw_port == "0":
+def _port_range(protocol: str, raw_port: Any, raw_end: Any, path: str, *, cilium: bool = False) -> PortRange:
+    """One port entry. Cilium reads port strings with Go's ParseUint(s, 0, 16) (ports.py), so "0x50"
+    is port 80 there; Kubernetes takes a number or an IANA port name. Anything else is an input
+    error naming the field, whatever the characters (fail closed, never a crash)."""
+    if raw_port is None or raw_port == "" or raw_port == 0:
         # No port, or Cilium's port 0: every port of the protocol.
         return PortRange(protocol=protocol, path=path)
     if isinstance(raw_port, bool) or not isinstance(raw_port, (int, str)):
         shown = repr(raw_port)[:20] if isinstance(raw_port, float) else type_name(raw_port)
         raise ShapeError(f"{path}.port", f"must be a whole number from 1 to 65535 or a port name, got {shown}")
-    if isinstance(raw_port, str) and not raw_port.isdigit():
-        if raw_end is not None:
-            raise ShapeError(f"{path}.endPort", "cannot be used with a named port")
-        return PortRange(protocol=protocol, name=raw_port, path=path)
-    start = int(raw_port)
+    if isinstance(raw_port, int):
+        start = raw_port
+    elif cilium:
+        try:
+            parsed = parse_cilium_port(raw_port)
+        except PortSyntaxError as exc:
+            raise ShapeError(f"{path}.port", str(exc)) from None
+        if parsed.number is None:
+            return _named(protocol, parsed.name, raw_end, path)
+        if parsed.number == 0:  # "0", "00", "0x0": every port, as Cilium reads it
+            return PortRange(protocol=protocol, path=path)
+        start = parsed.number
+    elif raw_port.isascii() and raw_port.isdigit():
+        start = int(raw_port)
+    elif is_service_name(raw_port):
+        return _named(protocol, raw_port, raw_end, path)
+    else:
+        raise ShapeError(f"{path}.port", f"must be a whole number from 1 to 65535 or a port name (IANA service "
+                                         f"name: up to 15 letters, digits and '-'), got {raw_port[:40]!r}")
     if not 1 <= start <= 65535:
         raise ShapeError(f"{path}.port", f"must be between 1 and 65535, got {start}")
     end = None
@@ -181,6 +200,12 @@ def _port_range(protocol: str, raw_port: Any, raw_end: Any, path: str) -> PortRa
             raise ShapeError(f"{path}.endPort", f"must be between port ({start}) and 65535, got {raw_end}")
         end = raw_end
     return PortRange(protocol=protocol, start=start, end=end, path=path)
+
+
+def _named(protocol: str, name: str, raw_end: Any, path: str) -> PortRange:
+    if raw_end is not None:
+        raise ShapeError(f"{path}.endPort", "cannot be used with a named port")
+    return PortRange(protocol=protocol, name=name, path=path)
 
 
 def _namespace_scope(selector: Selector, name_key: str, unkeyed: Scope | None) -> NamespaceScope:
@@ -264,17 +289,18 @@ def _cilium_spec(spec: Mapping[str, Any], path: str, index: int, namespace: str,
     for (direction, action), items in sections.items():
         field_name = direction.value + ("Deny" if action is Action.DENY else "")
         for i, item in enumerate(items):
-            rules.append(_cilium_rule(item, f"{path}.{field_name}[{i}]", index, direction, action, clusterwide))
+            rules.append(_cilium_rule(item, f"{path}.{field_name}[{i}]", index, direction, action, namespace,
+                                      clusterwide))
     return subject, rules
 
 
-def _cilium_rule(value: Any, path: str, subject: int, direction: Direction, action: Action,
+def _cilium_rule(value: Any, path: str, subject: int, direction: Direction, action: Action, namespace: str,
                  clusterwide: bool) -> Rule:
     rule = expect_mapping(value, path)
     peers: list[Peer] = []
     for field_name in _CILIUM_PEER_FIELDS[direction]:
         for j, item in enumerate(optional_list(rule, field_name, path)):
-            peers.extend(_cilium_peer(field_name, item, f"{path}.{field_name}[{j}]", clusterwide))
+            peers.extend(_cilium_peer(field_name, item, f"{path}.{field_name}[{j}]", namespace, clusterwide))
     # fromRequires/toRequires only narrow other selectors; they never grant anything alone.
     granting = [p for p in peers if not p.raw.get("requires")]
     ports: list[PortRange] = []
@@ -292,7 +318,7 @@ def _cilium_rule(value: Any, path: str, subject: int, direction: Direction, acti
             if protocol not in CILIUM_PROTOCOLS:
                 raise ShapeError(f"{where}.ports[{k}].protocol",
                                  f"must be one of {', '.join(CILIUM_PROTOCOLS)}, got {protocol!r}")
-            ports.append(_port_range(protocol, pp.get("port"), pp.get("endPort"), f"{where}.ports[{k}]"))
+            ports.append(_port_range(protocol, pp.get("port"), pp.get("endPort"), f"{where}.ports[{k}]", cilium=True))
         rules_l7 = optional_mapping(entry, "rules", where)
         for proto, items in rules_l7.items():
             if isinstance(items, list):
@@ -309,16 +335,36 @@ def _cilium_rule(value: Any, path: str, subject: int, direction: Direction, acti
     )
 
 
+def _endpoint_peers(selector: Selector, path: str, namespace: str, clusterwide: bool) -> list[Peer]:
+    """A to/fromEndpoints selector as the peers Cilium matches with it: pods (scoped as Cilium scopes
+    them) and the reserved identities a `reserved:` key or an unrequired namespace key lets in."""
+    reach = endpoint_reach(selector, namespace, clusterwide)
+    via = f"written as an endpoint selector; {reach.unscoped}" if reach.unscoped else ""
+    if set(reach.entities) == EVERY_RESERVED_ENTITY and reach.pods is not None and reach.pods.without(
+            CILIUM_NAMESPACE_LABEL).empty and not reach.pods.keyed(CILIUM_NAMESPACE_LABEL):
+        return [Peer(path=path, type=PeerType.ENTITY, entity="all", via=via)]
+    peers = []
+    if reach.pods is not None:
+        if has_reserved_key(selector):
+            scope = _namespace_scope(reach.pods, CILIUM_NAMESPACE_LABEL, Scope.ALL)
+        else:
+            scope = _namespace_scope(selector, CILIUM_NAMESPACE_LABEL, _unkeyed(clusterwide))
+        peers.append(Peer(path=path, type=PeerType.PODS, namespaces=scope,
+                          pods=reach.pods.without(CILIUM_NAMESPACE_LABEL), via=via))
+    peers.extend(Peer(path=path, type=PeerType.ENTITY, entity=entity, via=via) for entity in reach.entities)
+    if not peers:  # a selector no endpoint can meet still restricts the rule: it grants nothing
+        peers.append(Peer(path=path, type=PeerType.PODS, namespaces=NamespaceScope(Scope.NAMED),
+                          pods=selector, raw={"matches_nothing": True}))
+    return peers
+
+
 def _unkeyed(clusterwide: bool) -> Scope:
     return Scope.ALL if clusterwide else Scope.OWN
 
 
-def _cilium_peer(field_name: str, item: Any, path: str, clusterwide: bool) -> list[Peer]:
+def _cilium_peer(field_name: str, item: Any, path: str, namespace: str, clusterwide: bool) -> list[Peer]:
     if field_name in ("fromEndpoints", "toEndpoints"):
-        selector = parse_selector(item, path)
-        scope = _namespace_scope(selector, CILIUM_NAMESPACE_LABEL, _unkeyed(clusterwide))
-        return [Peer(path=path, type=PeerType.PODS, namespaces=scope,
-                     pods=selector.without(CILIUM_NAMESPACE_LABEL))]
+        return _endpoint_peers(parse_selector(item, path), path, namespace, clusterwide)
     if field_name in ("fromRequires", "toRequires"):
         parse_selector(item, path)
         return [Peer(path=path, type=PeerType.PODS, namespaces=NamespaceScope(Scope.SELECTED),
@@ -362,6 +408,6 @@ def _cilium_peer(field_name: str, item: Any, path: str, clusterwide: bool) -> li
                      raw={"selector": dict(optional_mapping(sel, "selector", path))})]
     if field_name in ("fromNodes", "toNodes"):
         selector = parse_selector(item, path)
-        return [Peer(path=path, type=PeerType.NODES, raw={"all": selector.empty})]
+        return [Peer(path=path, type=PeerType.NODES, raw={"all": selector.empty}, pods=selector)]
     # fromGroups / toGroups
     return [Peer(path=path, type=PeerType.GROUP, raw=dict(expect_mapping(item, path)))]

@@ -209,6 +209,7 @@ def fact_params(parameters: Mapping[str, Mapping[str, Any]]) -> FactParams:
         metadata_ips=tuple(meta.get("addresses", defaults.metadata_ips)),
         metadata_ports=tuple(meta.get("ports", defaults.metadata_ports)),
         internet_coverage=float(internet.get("internet_coverage", defaults.internet_coverage)),
+        port_coverage=float(internet.get("port_coverage", defaults.port_coverage)),
     )
 
 

@@ -142,3 +142,31 @@ def _label_value(value: Any, path: str) -> str:
 
 def selector_from_labels(labels: Mapping[str, str]) -> Selector:
     return Selector(tuple(Requirement(k, "In", (v,)) for k, v in labels.items()))
+
+
+def satisfiable(requirements: tuple[Requirement, ...] | list[Requirement]) -> bool:
+    """Can one label set meet every requirement? (Used to tell whether two `specs` entries can select
+    the same pod: their selectors' conjunction is satisfiable.) Key by key: In sets intersect minus
+    NotIn values, Exists/In exclude DoesNotExist. An In with no values matches nothing."""
+    by_key: dict[str, list[Requirement]] = {}
+    for r in requirements:
+        by_key.setdefault(r.key, []).append(r)
+    for reqs in by_key.values():
+        allowed: set[str] | None = None
+        excluded: set[str] = set()
+        present = absent = False
+        for r in reqs:
+            if r.operator == "In":
+                allowed = set(r.values) if allowed is None else allowed & set(r.values)
+                present = True
+            elif r.operator == "NotIn":
+                excluded |= set(r.values)
+            elif r.operator == "Exists":
+                present = True
+            else:
+                absent = True
+        if present and absent:
+            return False
+        if allowed is not None and not allowed - excluded:
+            return False
+    return True

@@ -136,8 +136,8 @@ def test_readyz_is_503_until_the_first_list_then_200_in_every_worker(
 
             ready = eventually(ready_body)
             assert ready["cluster"]["synced"] is True and ready["cluster"]["namespaces"] == 4
-            # Each of the two workers watches the four resources itself (started after the fork).
-            assert standin.wait_for_watches(8, timeout=WAIT)
+            # Each of the two workers watches the five resources itself (started after the fork).
+            assert standin.wait_for_watches(10, timeout=WAIT)
 
 
 def test_a_policy_in_a_namespace_without_default_deny_is_warned_and_one_that_provides_it_is_not(

@@ -21,8 +21,10 @@ from tests.kube_standin import KubeStandIn, Objects
 from webhook import audit, posture
 from webhook.admission import parse_review
 from webhook.cluster_view import (
+    CIDR_GROUPS,
     DISABLED,
     RESOURCES,
+    CidrGroup,
     ClusterSnapshot,
     ClusterView,
     Watcher,
@@ -34,6 +36,8 @@ from webhook.model import NETWORK_POLICY, AdmissionRequest, Mode, Operation, Use
 from webhook.normalize import normalize
 from webhook.pipeline import Pipeline, build_pipeline
 from webhook.reviews import make_review
+from webhook.selectors import parse_selector
+from webhook.shape import ShapeError
 
 REPO = Path(__file__).resolve().parents[2]
 RULE = "namespace-has-default-deny"
@@ -164,6 +168,113 @@ def test_a_view_that_never_synced_is_not_usable_and_says_so() -> None:
     assert not snap.usable and not snap.stale
     assert snap.status() == "cluster view has not synced yet"
     assert view.status()["synced"] is False
+
+
+# -- CiliumCIDRGroups ------------------------------------------------------------------------------------
+
+
+def ccg(name: str, cidrs: list[Any], labels: dict[str, str] | None = None,
+        api_version: str = "cilium.io/v2") -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if labels:
+        meta["labels"] = labels
+    return {"apiVersion": api_version, "kind": "CiliumCIDRGroup", "metadata": meta, "spec": {"externalCIDRs": cidrs}}
+
+
+VPN = ccg("vpn", ["10.48.0.0/24", "2001:db8::/64"], {"partner": "acme", "env": "prod"})
+OFFICE = ccg("office", ["198.51.100.0/24"], {"env": "prod"}, api_version="cilium.io/v2alpha1")
+
+
+def test_cidr_groups_are_listed_by_name_with_their_labels_and_cidrs() -> None:
+    view = synced_view()
+    view.replace(CIDR_GROUPS, [VPN, OFFICE])
+    assert view.snapshot().cidr_groups() == {
+        "vpn": CidrGroup("vpn", {"partner": "acme", "env": "prod"}, ("10.48.0.0/24", "2001:db8::/64")),
+        "office": CidrGroup("office", {"env": "prod"}, ("198.51.100.0/24",))}
+    assert view.status()["cidr_groups"] == 2
+    view.replace(CIDR_GROUPS, [OFFICE])  # a new list drops what it no longer holds (deleted while down)
+    assert set(view.snapshot().cidr_groups() or {}) == {"office"}
+    assert set(view.policies) == set()  # and touches nothing else
+
+
+def test_cidr_group_events_add_change_and_remove_groups() -> None:
+    view = synced_view()
+    before = view.snapshot()
+    view.apply(CIDR_GROUPS, "ADDED", VPN)
+    view.apply(CIDR_GROUPS, "MODIFIED", ccg("vpn", ["0.0.0.0/0"], {"partner": "acme"}))
+    assert view.snapshot().cidr_groups() == {"vpn": CidrGroup("vpn", {"partner": "acme"}, ("0.0.0.0/0",))}
+    view.apply(CIDR_GROUPS, "BOOKMARK", {"metadata": {"resourceVersion": "9"}})
+    view.apply(CIDR_GROUPS, "DELETED", VPN)
+    assert view.snapshot().cidr_groups() == {}
+    assert before.cidr_groups() == {}  # snapshots taken earlier do not change
+    assert view.last_event is not None
+
+
+def test_a_cidr_group_that_cannot_be_read_is_recorded_and_invalid_entries_are_kept_apart() -> None:
+    view = synced_view()
+    view.apply(CIDR_GROUPS, "ADDED", {**VPN, "spec": "10.0.0.0/8"})
+    assert view.snapshot().cidr_groups() == {}
+    assert view.unreadable == {("CiliumCIDRGroup", "", "vpn"): "spec must be an object, got string"}
+    view.apply(CIDR_GROUPS, "MODIFIED", ccg("vpn", ["10.0.0.0/8", "10.0.0.300/32", 7, " 192.0.2.1 "]))
+    assert view.unreadable == {}
+    assert (view.snapshot().cidr_groups() or {})["vpn"] == CidrGroup(
+        "vpn", {}, cidrs=("10.0.0.0/8", "192.0.2.1"), invalid=("10.0.0.300/32", "7"))
+    view.apply(CIDR_GROUPS, "ADDED", {**OFFICE, "spec": {"externalCIDRs": "x"}})
+    view.replace(CIDR_GROUPS, [VPN])  # a list starts the record of unreadable groups over
+    assert view.unreadable == {}
+
+
+def test_cidr_groups_not_served_count_as_listed_and_empty() -> None:
+    view = ClusterView(clock=Clock())
+    for resource in RESOURCES:
+        if resource != CIDR_GROUPS:
+            view.replace(resource, [])
+    assert view.snapshot().cidr_groups() is None  # not synced: cannot tell
+    view.mark_not_served(CIDR_GROUPS)
+    assert view.synced
+    assert view.snapshot().cidr_groups() == {}  # no CRD: no group exists
+
+
+def test_cidr_groups_are_unknown_when_the_view_is_disabled_unsynced_or_stale() -> None:
+    assert DISABLED.cidr_groups() is None
+    assert DISABLED.select_cidr_groups({}) is None
+    assert ClusterView(clock=Clock()).snapshot().cidr_groups() is None
+    stale = ClusterSnapshot.from_objects({}, [VPN], stale=True, age_seconds=90)
+    assert stale.cidr_groups() is None
+    assert stale.select_cidr_groups({"matchLabels": {"partner": "acme"}}) is None
+
+
+@pytest.mark.parametrize(("selector", "expected"), [
+    ({"matchLabels": {"partner": "acme"}}, ["vpn"]),
+    ({"matchLabels": {"env": "prod"}}, ["office", "vpn"]),
+    ({"matchExpressions": [{"key": "partner", "operator": "DoesNotExist"}]}, ["office"]),
+    ({"matchExpressions": [{"key": "env", "operator": "In", "values": ["dev", "prod"]}],
+      "matchLabels": {"partner": "acme"}}, ["vpn"]),
+    ({"matchLabels": {"partner": "other"}}, []),
+    ({}, ["office", "vpn"]),
+    (None, ["office", "vpn"]),
+], ids=["match-labels", "shared-label", "does-not-exist", "labels-and-expressions", "none", "empty", "null"])
+def test_a_cidr_group_selector_selects_groups_by_their_labels(selector: Any, expected: list[str]) -> None:
+    snap = ClusterSnapshot.from_objects({}, [VPN, OFFICE])
+    selected = snap.select_cidr_groups(selector)
+    assert selected is not None and [g.name for g in selected] == expected
+    assert snap.select_cidr_groups(parse_selector(selector, "x")) == selected  # a parsed Selector too
+
+
+def test_a_malformed_cidr_group_selector_names_the_field() -> None:
+    snap = ClusterSnapshot.from_objects({}, [VPN])
+    with pytest.raises(ShapeError, match=r"spec\.egress\[0\]\.toCIDRSet\[0\]\.cidrGroupSelector\.matchLabels must be"):
+        snap.select_cidr_groups({"matchLabels": ["partner"]}, "spec.egress[0].toCIDRSet[0].cidrGroupSelector")
+
+
+def test_a_snapshot_from_files_takes_cidr_groups_of_either_version_next_to_policies() -> None:
+    snap = ClusterSnapshot.from_objects({"team-a": {}}, [VPN, netpol("web", "team-a", WEB), OFFICE])
+    assert set(snap.cidr_groups() or {}) == {"vpn", "office"}
+    assert set(snap.policies) == {("NetworkPolicy", "team-a", "web")}
+    with pytest.raises(ShapeError, match=r"metadata\.name must be set"):
+        ClusterSnapshot.from_objects({}, [ccg("", ["10.0.0.0/8"])])
+    with pytest.raises(ShapeError, match=r"spec\.externalCIDRs must be a list"):
+        ClusterSnapshot.from_objects({}, [{**VPN, "spec": {"externalCIDRs": "10.0.0.0/8"}}])
 
 
 # -- the shared default-deny definition ----------------------------------------------------------------
@@ -463,6 +574,42 @@ def test_cilium_kinds_not_served_count_as_listed_and_empty(tmp_path: Path) -> No
             assert wait_until(lambda: watcher.view.synced)
             assert set(watcher.view.policies) == {("NetworkPolicy", "team-a", "web")}
             assert not [r for r in standin.requests if "ciliumnetworkpolicies" in r.path]
+        finally:
+            watcher.stop()
+        assert not watcher.alive
+
+
+def test_the_watcher_lists_and_watches_cidr_groups_at_v2(standin: KubeStandIn,
+                                                         watch: Callable[..., Watcher]) -> None:
+    view = watch().view
+    assert wait_until(lambda: view.synced)
+    assert view.snapshot().cidr_groups() == {
+        "partner-vpn": CidrGroup("partner-vpn", {"partner": "acme"}, ("203.0.113.0/24", "2001:db8:1::/48"))}
+    assert standin.wait_for_watches(len(RESOURCES))
+    standin.push(CIDR_GROUPS, "ADDED", ccg("office", ["198.51.100.0/24"], {"env": "prod"}))
+    standin.push(CIDR_GROUPS, "DELETED", standin.objects.cilium_cidr_groups[0])
+    assert wait_until(lambda: set(view.snapshot().cidr_groups() or {}) == {"office"})
+    paths = {r.path for r in standin.requests if CIDR_GROUPS in r.path}
+    assert paths == {"/apis/cilium.io/v2/ciliumcidrgroups"}  # v2 served: v2alpha1 is never read
+
+
+@pytest.mark.parametrize(("versions", "expected"), [
+    (("v2alpha1",), {"partner-vpn"}), ((), set())], ids=["cilium-1.17", "no-crd"])
+def test_cidr_groups_are_read_at_v2alpha1_where_v2_is_not_served_and_not_at_all_without_the_crd(
+        tmp_path: Path, versions: tuple[str, ...], expected: set[str]) -> None:
+    with KubeStandIn(tmp_path, objects=objects(), cidr_group_versions=versions) as standin:
+        watcher = Watcher(ClusterView(), ClusterSettings(enabled=True, kubeconfig=str(standin.kubeconfig)))
+        watcher.start()
+        try:
+            assert wait_until(lambda: watcher.view.synced)
+            assert set(watcher.view.snapshot().cidr_groups() or {}) == expected
+            if versions:
+                assert standin.wait_for_watches(len(RESOURCES))
+                standin.push(CIDR_GROUPS, "ADDED", ccg("office", ["198.51.100.0/24"]))
+                assert wait_until(lambda: "office" in (watcher.view.snapshot().cidr_groups() or {}))
+            reads = {r.path for r in standin.requests if r.path.endswith(CIDR_GROUPS)}
+            assert reads == {f"/apis/cilium.io/{v}/ciliumcidrgroups" for v in versions}
+            assert not watcher.view.is_down(CIDR_GROUPS)
         finally:
             watcher.stop()
         assert not watcher.alive

@@ -1,0 +1,77 @@
+"""How much of the internet a set of allow rules opens, and on how many ports, taken together.
+
+A pod gets the union of every rule that selects it, so coverage is judged on addresses x ports,
+not rule by rule: 0.0.0.0/0 on TCP 1-32767 in one rule and 0.0.0.0/0 on TCP 32768-65535 in the
+next open every port of the whole internet. The address space of a family is cut at every rule
+boundary into segments; each segment gets the union of the port sets of the rules that cover it;
+a public address counts as "open on every port" when that union reaches `port_coverage` for some
+protocol. Work is O(segments x rules) over at most a few boundaries per CIDR.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from webhook.ports import PortSet
+
+Interval = tuple[int, int]  # inclusive
+
+
+@dataclass(frozen=True)
+class Opening:
+    """One rule's contribution: the addresses of one family it reaches, and its ports."""
+
+    index: int
+    intervals: tuple[Interval, ...]
+    ports: PortSet
+    some_traffic: bool  # any port or ICMP at all
+
+
+@dataclass(frozen=True)
+class Figures:
+    every_port_fraction: float  # share of the public space open on every port (union of the rules)
+    some_port_fraction: float  # share of the public space open on at least one port
+    every_port_rules: tuple[int, ...]  # rules that open public segments counted as every port
+    some_port_rules: tuple[int, ...]
+
+
+def _public_size(start: int, end: int, public: Sequence[Interval]) -> int:
+    total = 0
+    for p_start, p_end in public:
+        lo, hi = max(start, p_start), min(end, p_end)
+        if lo <= hi:
+            total += hi - lo + 1
+    return total
+
+
+def figures(openings: Sequence[Opening], public: Sequence[Interval], public_size: int,
+            port_coverage: float) -> Figures:
+    bounds: set[int] = set()
+    for o in openings:
+        for start, end in o.intervals:
+            bounds.add(start)
+            bounds.add(end + 1)
+    points = sorted(bounds)
+    every = some = 0
+    every_rules: set[int] = set()
+    some_rules: set[int] = set()
+    for left, right in itertools.pairwise(points):
+        start, end = left, right - 1
+        active = [o for o in openings if any(s <= start and end <= e for s, e in o.intervals)]
+        if not active:
+            continue
+        size = _public_size(start, end, public)
+        if not size:
+            continue
+        if any(o.some_traffic for o in active):
+            some += size
+            some_rules.update(o.index for o in active if o.some_traffic)
+        union = PortSet()
+        for o in active:
+            union = union.union(o.ports)
+        if union.every_port(port_coverage):
+            every += size
+            every_rules.update(o.index for o in active if not o.ports.empty)
+    return Figures(every / public_size, some / public_size, tuple(sorted(every_rules)), tuple(sorted(some_rules)))
