@@ -230,8 +230,8 @@ def _posture(pipeline: Pipeline, inventory: Inventory, normalized: list[tuple[Do
         for direction in ("egress", "ingress"):
             rules = [r for r in policy.rules if r.direction.value == direction and r.action.value == "allow"
                      and r.effective and not r.matches_nothing]
-            everywhere = [r for r in rules if r.facts.internet and r.all_ports]
-            limited = [r for r in rules if r.facts.internet and not r.all_ports]
+            everywhere = [r for r in rules if r.facts.internet and r.every_port]
+            limited = [r for r in rules if r.facts.internet and not r.every_port]
             combined = policy.facts.get(direction)
             if combined is not None:
                 everywhere_paths = [p for reach in combined.combined_all_ports for p in reach.rules]

@@ -218,8 +218,11 @@ def _only_name_exists(scope: NamespaceScope) -> bool:
 
 
 def _peer(peer: Peer, flavor: Flavor) -> str:
+    if peer.raw.get("matches_nothing"):
+        return peer.describe()
     if peer.type is PeerType.PODS and peer.namespaces is not None:
-        return f"{_things(peer.pods or Selector(), 'pod')} {_namespaces(peer.namespaces, flavor, 'in this namespace')}"
+        text = f"{_things(peer.pods or Selector(), 'pod')} {_namespaces(peer.namespaces, flavor, 'in this namespace')}"
+        return f"{text} ({peer.via})" if peer.via else text
     if peer.type is PeerType.CIDR:
         effect = _cidr_effect(peer)
         return peer.describe() + (f" ({effect})" if effect else "")
@@ -231,7 +234,8 @@ def _peer(peer: Peer, flavor: Flavor) -> str:
             return f"services matching a label selector {where}"
         return f"service {peer.service} {where}"
     if peer.type is PeerType.NODES:
-        return "every node" if peer.raw.get("all") else "nodes with the selected labels"
+        nodes = "every node" if peer.raw.get("all") else "nodes with the selected labels"
+        return f"{nodes} (the host and remote-node identities: kubelets, node services, host-network pods)"
     if peer.type is PeerType.GROUP:
         if "cidrGroup" in peer.raw:
             return f"the addresses of CIDR group {peer.raw['cidrGroup']}"
@@ -273,6 +277,10 @@ def _ports(rule: Rule) -> str:
     if rule.all_ports:
         return "every port"
     parts = [_port(p) for p in rule.ports] + [_icmp(i) for i in rule.icmp]
+    if rule.facts.every_port:  # entries that add up to every port (1-79 + 81-65535)
+        closed = 65535 - round(rule.facts.port_coverage * 65535)
+        return (f"{', '.join(parts)}, which together open every {rule.facts.open_protocol or 'TCP'} port but "
+                f"{closed}: judged as every port")
     return ", ".join(parts)
 
 
@@ -521,6 +529,11 @@ def _rule_notes(policy: NormalizedPolicy, rule: Rule, metadata_ips: Sequence[str
 
 
 def _peer_notes(policy: NormalizedPolicy, peer: Peer, metadata_ips: Sequence[str]) -> list[Note]:
+    if peer.type is PeerType.CIDR and peer.facts.ignored_excepts:
+        return [Note(peer.path, "mapped-except",
+                     f"{', '.join(peer.facts.ignored_excepts)} is written as IPv4-mapped IPv6; Cilium keeps such an "
+                     f"except as IPv6, so it removes nothing from {peer.cidr} (netguard takes the reading that "
+                     "allows more)")]
     if peer.type is PeerType.CIDR and peer.excepts:
         holes = _join([_hole(e, metadata_ips) for e in peer.excepts], "and")
         whole = "everything" if peer.facts.prefix_len == 0 else f"all of {peer.cidr}"
@@ -531,8 +544,21 @@ def _peer_notes(policy: NormalizedPolicy, peer: Peer, metadata_ips: Sequence[str
         what = (f"names anyone can register under the public suffix {peer.facts.fqdn_suffix}, not only your own "
                 "domains" if peer.facts.fqdn_suffix else "every domain name")
         return [Note(peer.path, "fqdn-wildcard", f"{peer.fqdn_pattern} matches {what}")]
+    if peer.type is PeerType.ENTITY and peer.via:
+        return [Note(peer.path, "reserved-selector",
+                     f"this endpoint selector matches the reserved identity {peer.entity} "
+                     f"({ENTITY_WORDS.get(peer.entity, peer.entity)}): {peer.via.split('; ', 1)[-1]}, so it is the "
+                     f"entity {peer.entity} spelled as a selector, not pods of this namespace")]
     if peer.type is PeerType.ENTITY:
         return [Note(peer.path, "entity", f"entity {peer.entity} is {ENTITY_WORDS.get(peer.entity, peer.entity)}")]
+    if peer.type is PeerType.NODES:
+        return [Note(peer.path, "nodes", "a node selector reaches the nodes themselves (Cilium's host and remote-node "
+                                         "identities): kubelets, node-local services and host-network pods")]
+    if peer.type is PeerType.SERVICE and "kube-apiserver" in peer.facts.infrastructure:
+        return [Note(peer.path, "api-server", "the Service default/kubernetes is the Kubernetes API server")]
+    if peer.type is PeerType.GROUP and "cidrGroup" in peer.raw:
+        return [Note(peer.path, "cidr-group", f"CIDR group {peer.raw['cidrGroup']} is a CiliumCIDRGroup: its "
+                                              "addresses live in the cluster, so they cannot be judged without it")]
     if peer.type is not PeerType.PODS or peer.namespaces is None:
         return []
     scope = peer.namespaces

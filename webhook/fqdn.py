@@ -115,11 +115,12 @@ class WildcardReach:
 class _Node:
     """One suffix of the PSL trie, keyed by labels right to left (`com` -> `amazonaws` -> `s3`)."""
 
-    __slots__ = ("children", "exact", "exception", "ordered", "wild")
+    __slots__ = ("children", "exact", "exception", "exceptions", "ordered", "wild")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.ordered: tuple[tuple[str, _Node], ...] = ()
+        self.exceptions: tuple[str, ...] = ()  # children that are `!` rules
         self.exact = False  # `s` is a rule
         self.wild = False  # `*.s` is a rule (and, implicitly, `s` itself)
         self.exception = False  # `!s` is a rule: `s` is registrable after all
@@ -128,6 +129,7 @@ class _Node:
         # Rules first and short labels first, so the first witness found is a short, readable one.
         self.ordered = tuple(sorted(self.children.items(),
                                     key=lambda kv: (not (kv[1].exact or kv[1].wild), len(kv[0]), kv[0])))
+        self.exceptions = tuple(label for label, child in self.ordered if child.exception)
         for child in self.children.values():
             child.finish()
 
@@ -284,7 +286,7 @@ def pattern_matches(pattern: str, name: str) -> bool:
         return all(set(label) <= _DNS_CHARS for label in labels)
     rev = labels[::-1]
     n = len(parsed.labels)
-    if len(rev) != n and not (parsed.multi and len(rev) > n):
+    if (len(rev) <= n) if parsed.multi else (len(rev) != n):  # `**.` adds one label or more
         return False
     if not all(p.matches(label) for p, label in zip(parsed.labels, rev, strict=False)):
         return False
@@ -363,7 +365,11 @@ class _Search:
         found = self._step(d, node, ext, chosen, made_up, fresh=True)
         if found:
             return found
-        for label, _child in node.ordered:
+        # On the last label of a pattern without `**.`, a child that is no `!` rule ends the name
+        # on its own public suffix (exact, `*.`: not registrable) or on the one the made-up label
+        # already had: only exception children can still change the verdict.
+        last = not self.p.multi and d + 1 == self.n
+        for label in node.exceptions if last else (label for label, _ in node.ordered):
             if template.matches(label):
                 found = self._step(d, node, ext, chosen, label, fresh=False)
                 if found:

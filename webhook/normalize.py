@@ -358,6 +358,26 @@ def _endpoint_peers(selector: Selector, path: str, namespace: str, clusterwide: 
     return peers
 
 
+def _cidr_group_peer(entry: Mapping[str, Any], path: str, excepts: tuple[str, ...]) -> Peer:
+    """A toCIDRSet entry naming CiliumCIDRGroups instead of a CIDR: resolved against the cluster view
+    (webhook/cidr_groups.py), or reported as not judgeable without it."""
+    if entry.get("cidrGroupRef") is not None:
+        name = expect_str(entry["cidrGroupRef"], f"{path}.cidrGroupRef")
+        return Peer(path=path, type=PeerType.GROUP, excepts=excepts, raw={"cidrGroup": name, "cidrGroupRef": name})
+    if entry.get("cidrGroupSelector") is not None:
+        selector = parse_selector(entry["cidrGroupSelector"], f"{path}.cidrGroupSelector")
+        if selector.empty:
+            # Cilium turns the group selector into an endpoint selector; an empty one selects every
+            # identity. Read as the whole outside world (the reading that allows more).
+            return Peer(path=path, type=PeerType.ENTITY, entity="world",
+                        via="an empty cidrGroupSelector, which Cilium does not limit to CIDR groups")
+        labels = ", ".join(f"{r.key} {r.operator} {','.join(r.values)}".strip() for r in selector.requirements)
+        return Peer(path=path, type=PeerType.GROUP, excepts=excepts,
+                    raw={"cidrGroup": f"selected by ({labels})",
+                         "cidrGroupSelector": dict(expect_mapping(entry["cidrGroupSelector"], path))})
+    raise ShapeError(path, "must set cidr, cidrGroupRef or cidrGroupSelector")
+
+
 def _unkeyed(clusterwide: bool) -> Scope:
     return Scope.ALL if clusterwide else Scope.OWN
 
@@ -373,11 +393,10 @@ def _cilium_peer(field_name: str, item: Any, path: str, namespace: str, clusterw
         return [Peer(path=path, type=PeerType.CIDR, cidr=expect_str(item, path))]
     if field_name in ("fromCIDRSet", "toCIDRSet"):
         entry = expect_mapping(item, path)
-        if entry.get("cidr") is None:
-            ref = entry.get("cidrGroupRef") or entry.get("cidrGroupSelector")
-            return [Peer(path=path, type=PeerType.GROUP, raw={"cidrGroup": ref})]
         excepts = tuple(expect_str(e, f"{path}.except[{k}]")
                         for k, e in enumerate(optional_list(entry, "except", path)))
+        if entry.get("cidr") is None:
+            return [_cidr_group_peer(entry, path, excepts)]
         return [Peer(path=path, type=PeerType.CIDR, cidr=expect_str(entry["cidr"], f"{path}.cidr"),
                      excepts=excepts)]
     if field_name in ("fromEntities", "toEntities"):

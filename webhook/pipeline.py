@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
+from webhook import cidr_groups, exceptions
 from webhook import decide as decisions
-from webhook import exceptions
 from webhook.cluster_view import DISABLED, ClusterSnapshot, ClusterView
 from webhook.config import Settings
 from webhook.engine import Engine, EngineError, build_engine
@@ -67,17 +67,18 @@ class Pipeline:
             return Decision(verdict=Verdict.SKIPPED, reason=skip)
         subject = request.subject
         assert subject is not None  # skip_reason guarantees it
+        snapshot = cluster or self.snapshot()
         try:
-            policy = enrich(normalize(subject), self.fact_params)
+            policy, group_notices = cidr_groups.resolve(normalize(subject), cidr_groups.snapshot_lookup(snapshot))
+            policy = enrich(policy, self.fact_params)
         except ShapeError as exc:
             if request.operation is Operation.DELETE:  # never block removing a broken object
                 return Decision(verdict=Verdict.ALLOWED, reason=f"old object unreadable: {exc}")
             return decisions.invalid_object(exc.path, exc.problem)
-        old_policy = self._old_policy(request)
-        snapshot = cluster or self.snapshot()
+        old_policy = self._old_policy(request, snapshot)
         ctx, labels = self._context(request, policy, today or date.today(), snapshot)
         rules = self._rules_to_run(request.operation, policy.kind, ctx)
-        ctx = replace(ctx, notices=ctx.notices + self._cluster_notices(snapshot, rules))
+        ctx = replace(ctx, notices=ctx.notices + group_notices + self._cluster_notices(snapshot, rules))
         context = snapshot.to_input(policy.namespace or request.namespace, policy, request.operation, labels)
         deadline = time.monotonic() + self.settings.engine.budget_seconds  # for every evaluation of this request
         try:
@@ -130,11 +131,12 @@ class Pipeline:
             "cluster": cluster,
         }
 
-    def _old_policy(self, request: AdmissionRequest) -> NormalizedPolicy | None:
+    def _old_policy(self, request: AdmissionRequest, snapshot: ClusterSnapshot) -> NormalizedPolicy | None:
         if request.operation is not Operation.UPDATE or request.old_object is None:
             return None
         try:
-            return enrich(normalize(request.old_object), self.fact_params)
+            old, _ = cidr_groups.resolve(normalize(request.old_object), cidr_groups.snapshot_lookup(snapshot))
+            return enrich(old, self.fact_params)
         except ShapeError:
             return None
 

@@ -6,7 +6,7 @@ import rego.v1
 rule(overrides) := object.union(
 	{
 		"path": "spec.egress[0]", "direction": "egress", "action": "allow", "effective": true,
-		"matches_nothing": false, "any_peer": false, "all_ports": true,
+		"matches_nothing": false, "any_peer": false, "all_ports": true, "ports_label": "every port",
 		"peers": [{"description": "0.0.0.0/0"}],
 		"facts": {"internet": true, "internet_v4": true, "internet_v6": false, "internet_cidrs": ["0.0.0.0/0"]},
 	},
@@ -69,7 +69,7 @@ test_halves_across_rules_are_reported_once if {
 	count(v) == 1
 	some finding in v
 	finding.path == "spec.egress[0]"
-	finding.msg == "spec.egress[0] and spec.egress[1] allow egress to 0.0.0.0/1, 128.0.0.0/1 on every port; together they cover the whole IPv4 internet"
+	finding.msg == "spec.egress[0] and spec.egress[1] together allow egress to 0.0.0.0/1, 128.0.0.0/1 on every port (every port; every port); they cover the whole IPv4 internet"
 	contains(finding.fix, "limit spec.egress[0] and spec.egress[1] to the ports")
 }
 
@@ -88,7 +88,7 @@ test_combined_reach_beside_a_single_rule_of_the_other_family_is_reported_too if 
 	contains(single.msg, "::/0, which covers the whole IPv6 internet")
 	some together in v
 	together.path == "spec.egress[1]"
-	contains(together.msg, "together they cover the whole IPv4 internet")
+	contains(together.msg, "they cover the whole IPv4 internet")
 }
 
 test_both_families_together_are_named if {
@@ -96,7 +96,7 @@ test_both_families_together_are_named if {
 	paths := ["spec.egress[0]", "spec.egress[1]", "spec.egress[2]", "spec.egress[3]"]
 	r := reach(true, true, paths, ["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"])
 	some finding in guardrail.violation with input as combined(rules, [r])
-	contains(finding.msg, "together they cover the whole IPv4 and IPv6 internet")
+	contains(finding.msg, "they cover the whole IPv4 and IPv6 internet")
 }
 
 test_one_finding_per_group_of_spec_entries if {
@@ -112,7 +112,7 @@ test_one_finding_per_group_of_spec_entries if {
 	{f.path | some f in v} == {"specs[0].egress[0]", "specs[1].egress[0]"}
 	some v6 in v
 	v6.path == "specs[1].egress[0]"
-	contains(v6.msg, "together they cover the whole IPv6 internet")
+	contains(v6.msg, "they cover the whole IPv6 internet")
 }
 
 test_combined_reach_on_some_ports_is_left_to_internet_egress if {

@@ -7,7 +7,7 @@ violation contains v if {
 	rule.facts.allows_everything
 	v := {
 		"path": rule.path,
-		"msg": sprintf("allows egress to %s on every port", [data.netguard.lib.reach(rule)]),
+		"msg": sprintf("allows egress to %s on %s", [data.netguard.lib.reach(rule), rule.ports_label]),
 		"fix": "name the destinations (podSelector/namespaceSelector, toEndpoints, toFQDNs or a narrow CIDR) and the ports (ports/toPorts) the workload needs",
 	}
 }

@@ -6,7 +6,7 @@ import rego.v1
 rule(overrides) := object.union(
 	{
 		"path": "spec.egress[0]", "direction": "egress", "action": "allow", "effective": true,
-		"matches_nothing": false, "any_peer": true, "all_ports": true, "peers": [],
+		"matches_nothing": false, "any_peer": true, "all_ports": true, "ports_label": "every port", "peers": [],
 		"facts": {"allows_everything": true, "internet_v4": true, "internet_v6": true, "internet_cidrs": []},
 	},
 	overrides,

@@ -7,7 +7,7 @@ violation contains v if {
 	rule.facts.allows_everything
 	v := {
 		"path": rule.path,
-		"msg": sprintf("allows ingress from %s on every port", [data.netguard.lib.reach(rule)]),
-		"fix": "name the sources (podSelector/namespaceSelector, fromEndpoints, fromEntities such as cluster, or a narrow CIDR) and the ports (ports/toPorts) the workload serves",
+		"msg": sprintf("allows ingress from %s on %s", [data.netguard.lib.reach(rule), rule.ports_label]),
+		"fix": "name the sources (podSelector with a namespaceSelector that names the namespaces, fromEndpoints, or a narrow CIDR) and the ports (ports/toPorts) the workload serves",
 	}
 }

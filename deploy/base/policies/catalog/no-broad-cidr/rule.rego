@@ -51,4 +51,4 @@ max_prefix(6) := object.get(input, ["parameters", "no-broad-cidr", "max_prefix_v
 
 hint("egress") := " (Cilium: toEndpoints, or toFQDNs for outside services)"
 
-hint("ingress") := " (Cilium: fromEndpoints, or fromEntities such as cluster)"
+hint("ingress") := " (Cilium: fromEndpoints that name the namespaces)"

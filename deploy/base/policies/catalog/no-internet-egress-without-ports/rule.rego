@@ -9,7 +9,7 @@ violation contains v if {
 	rule.facts.internet
 	v := {
 		"path": rule.path,
-		"msg": sprintf("allows egress to %s on every port", [data.netguard.lib.reach(rule)]),
+		"msg": sprintf("allows egress to %s on %s", [data.netguard.lib.reach(rule), rule.ports_label]),
 		"fix": "limit the rule to the ports the workload needs (ports/toPorts) and prefer toFQDNs or narrower CIDRs",
 	}
 }
@@ -22,9 +22,10 @@ violation contains v if {
 	some reach in input.policy.facts.egress.combined_all_ports
 	v := {
 		"path": reach.rules[0],
-		"msg": sprintf("%s allow egress to %s on every port; together they cover %s", [
+		"msg": sprintf("%s together allow egress to %s on every port (%s); they cover %s", [
 			concat(" and ", reach.rules),
 			concat(", ", reach.cidrs),
+			concat("; ", reach.ports),
 			data.netguard.lib.internet_family({"facts": reach}),
 		]),
 		"fix": sprintf("limit %s to the ports the workload needs (ports/toPorts) and prefer toFQDNs or narrower CIDRs", [concat(" and ", reach.rules)]),

@@ -9,8 +9,8 @@ violation contains v if {
 	rule.facts.internet
 	v := {
 		"path": rule.path,
-		"msg": sprintf("allows ingress from %s, on every port", [data.netguard.lib.reach(rule)]),
-		"fix": "limit the rule to the ports the workload serves (ports/toPorts) and the sources that must connect (a load balancer's or partner's CIDRs, fromEntities cluster)",
+		"msg": sprintf("allows ingress from %s, on %s", [data.netguard.lib.reach(rule), rule.ports_label]),
+		"fix": "limit the rule to the ports the workload serves (ports/toPorts) and the sources that must connect (a load balancer's or partner's CIDRs, or the ingress controller's namespace)",
 	}
 }
 
@@ -22,9 +22,10 @@ violation contains v if {
 	some reach in input.policy.facts.ingress.combined_all_ports
 	v := {
 		"path": reach.rules[0],
-		"msg": sprintf("%s allow ingress from %s on every port; together they cover %s", [
+		"msg": sprintf("%s together allow ingress from %s on every port (%s); they cover %s", [
 			concat(" and ", reach.rules),
 			concat(", ", reach.cidrs),
+			concat("; ", reach.ports),
 			data.netguard.lib.internet_family({"facts": reach}),
 		]),
 		"fix": sprintf("limit %s to the ports the workload serves (ports/toPorts) and the sources that must connect", [concat(" and ", reach.rules)]),

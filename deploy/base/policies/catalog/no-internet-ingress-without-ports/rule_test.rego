@@ -6,7 +6,7 @@ import rego.v1
 rule(overrides) := object.union(
 	{
 		"path": "spec.ingress[0]", "subject": 0, "direction": "ingress", "action": "allow", "effective": true,
-		"matches_nothing": false, "any_peer": false, "all_ports": true,
+		"matches_nothing": false, "any_peer": false, "all_ports": true, "ports_label": "every port",
 		"peers": [{"description": "0.0.0.0/0"}],
 		"facts": {"internet": true, "internet_v4": true, "internet_v6": false, "internet_cidrs": ["0.0.0.0/0"]},
 	},
@@ -73,7 +73,7 @@ test_halves_across_rules_are_reported_once if {
 	count(v) == 1
 	some finding in v
 	finding.path == "spec.ingress[0]"
-	finding.msg == "spec.ingress[0] and spec.ingress[1] allow ingress from 0.0.0.0/1, 128.0.0.0/1 on every port; together they cover the whole IPv4 internet"
+	finding.msg == "spec.ingress[0] and spec.ingress[1] together allow ingress from 0.0.0.0/1, 128.0.0.0/1 on every port (every port; every port); they cover the whole IPv4 internet"
 	contains(finding.fix, "limit spec.ingress[0] and spec.ingress[1] to the ports")
 }
 
@@ -92,7 +92,7 @@ test_combined_reach_beside_a_single_rule_of_the_other_family_is_reported_too if 
 	contains(single.msg, "::/0, which covers the whole IPv6 internet")
 	some together in v
 	together.path == "spec.ingress[1]"
-	contains(together.msg, "together they cover the whole IPv4 internet")
+	contains(together.msg, "they cover the whole IPv4 internet")
 }
 
 test_one_finding_per_group_of_spec_entries if {
@@ -108,7 +108,7 @@ test_one_finding_per_group_of_spec_entries if {
 	{f.path | some f in v} == {"specs[0].ingress[0]", "specs[1].ingress[0]"}
 	some v6 in v
 	v6.path == "specs[1].ingress[0]"
-	contains(v6.msg, "together they cover the whole IPv6 internet")
+	contains(v6.msg, "they cover the whole IPv6 internet")
 }
 
 test_combined_reach_on_some_ports_is_left_to_internet_ingress if {

@@ -17,7 +17,7 @@ violation contains v if {
 			through(rule, addresses),
 			on_ports(rule),
 		]),
-		"fix": sprintf("exclude %s: add %s to the CIDR's except list (ipBlock.except, toCIDRSet.except) or narrow the CIDR; instead of world/all or a rule without destinations use toCIDRSet 0.0.0.0/0 with that except", [concat(" and ", [host_cidr(a) | some a in addresses]), pronoun(addresses)]),
+		"fix": sprintf("exclude %s: add %s to the CIDR's except list (ipBlock.except, toCIDRSet.except) or narrow the CIDR; instead of world/all or a rule without destinations name the destinations the workload needs (toFQDNs, toEndpoints or narrow CIDRs)", [concat(" and ", [host_cidr(a) | some a in addresses]), pronoun(addresses)]),
 	}
 }
 

@@ -17,21 +17,31 @@ meaning := {
 	"init": "endpoints whose identity is not known yet",
 }
 
+# peer.facts.infrastructure (webhook/facts.py) names the infrastructure identities a peer reaches,
+# whatever the spelling: the entity itself, a `reserved:` endpoint selector (normalized to the
+# entity), toNodes (host and remote-node) or toServices default/kubernetes (kube-apiserver).
 violation contains v if {
 	not data.netguard.lib.requester_is_platform
 	some rule in data.netguard.lib.allow_rules("egress")
 	some peer in rule.peers
-	peer.type == "entity"
-	lower(peer.entity) in {lower(e) | some e in entities}
+	some entity in peer.facts.infrastructure
+	lower(entity) in {lower(e) | some e in entities}
 	v := {
 		"path": peer.path,
-		"msg": sprintf("allows egress on %s to entity %s, %s; only the platform team may allow that (%s: %s)", [
-			rule.ports_label, peer.entity, object.get(meaning, peer.entity, "part of the cluster's infrastructure"),
+		"msg": sprintf("allows egress on %s to %s, %s; only the platform team may allow that (%s: %s)", [
+			rule.ports_label, target(peer, entity), object.get(meaning, entity, "part of the cluster's infrastructure"),
 			who, why_not_platform,
 		]),
-		"fix": fix(peer.entity),
+		"fix": fix(entity),
 	}
 }
+
+target(peer, entity) := sprintf("entity %s", [entity]) if {
+	peer.type == "entity"
+	peer.via == ""
+} else := sprintf("entity %s (%s)", [entity, peer.via]) if {
+	peer.type == "entity"
+} else := sprintf("%s, that is entity %s", [peer.description, entity])
 
 fix(entity) := "remove the entity; if the workload needs the API server, ask the platform team (it grants kube-apiserver on TCP/443 centrally)" if {
 	entity == "kube-apiserver"
