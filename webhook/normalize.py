@@ -419,6 +419,10 @@ def _cilium_peer(field_name: str, item: Any, path: str, namespace: str, clusterw
             scope = NamespaceScope(Scope.NAMED, names=(ns,)) if ns else NamespaceScope(Scope.OWN)
             return [Peer(path=path, type=PeerType.SERVICE, namespaces=scope,
                          service=optional_str(ref, "serviceName", f"{path}.k8sService"))]
+        if entry.get("k8sServiceSelector") is None:
+            # Neither k8sService nor k8sServiceSelector: Cilium matches no service with it.
+            return [Peer(path=path, type=PeerType.SERVICE, namespaces=NamespaceScope(Scope.NAMED), service="",
+                         raw={"matches_nothing": True})]
         sel = optional_mapping(entry, "k8sServiceSelector", path)
         ns = optional_str(sel, "namespace", f"{path}.k8sServiceSelector")
         scope = NamespaceScope(Scope.NAMED, names=(ns,)) if ns else NamespaceScope(Scope.OWN)
