@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv certs lint typecheck bench lock clean deploy-policies
+.PHONY: run test venv certs lint typecheck bench lock clean deploy-policies fuzz
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: $(STAMP) certs/tls.crt
 ## The whole test suite (the same command .ci/run runs): lint, strict typing, then pytest.
 test: lint
 	$(BIN)/python -m pytest
+
+## Property tests against the independent oracle (tests/oracle), with thousands of examples.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/oracle -q -o timeout=0
 
 lint: $(STAMP)
 	$(BIN)/ruff check webhook tests bench deploy

@@ -10,11 +10,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
-
-from publicsuffixlist import PublicSuffixList
 
 from webhook.coverage import Opening, figures
+from webhook.fqdn import metadata_host, wildcard_reach
 from webhook.netpolicy import (
     Action,
     Direction,
@@ -46,6 +44,7 @@ _IPV4_NON_PUBLIC = (
 # Global unicast (RFC 4291 section 2.4): the IPv6 internet.
 _IPV6_PUBLIC = ("2000::/3",)
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 # Whole private ranges a single peer should not open up (RFC 1918, RFC 6598 shared, RFC 4193 ULA).
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
@@ -130,6 +129,14 @@ _V4_PUBLIC_SIZE = sum(e - s + 1 for s, e in V4_PUBLIC)
 _V6_PUBLIC_SIZE = sum(e - s + 1 for s, e in V6_PUBLIC)
 
 
+def nat64_v4(v6: Iterable[Interval]) -> list[Interval]:
+    """The IPv4 addresses IPv6 ranges reach through NAT64 (RFC 6052's 64:ff9b::/96: 64:ff9b::a.b.c.d is
+    a.b.c.d behind a NAT64 gateway). Whether a cluster has one is not known, so the reading that allows
+    more counts them: 64:ff9b::/96 (or ::/0) is the IPv4 internet too."""
+    lo, hi = _interval(_NAT64)
+    return [(max(s, lo) - lo, min(e, hi) - lo) for s, e in v6 if s <= hi and e >= lo]
+
+
 @dataclass(frozen=True)
 class Coverage:
     """The address ranges a set of CIDR peers reaches, per family, after their excepts."""
@@ -139,7 +146,7 @@ class Coverage:
 
     @property
     def public_v4_fraction(self) -> float:
-        return intersect_size(self.v4, V4_PUBLIC) / _V4_PUBLIC_SIZE
+        return intersect_size(merge([*self.v4, *nat64_v4(self.v6)]), V4_PUBLIC) / _V4_PUBLIC_SIZE
 
     @property
     def public_v6_fraction(self) -> float:
@@ -162,11 +169,15 @@ def peer_coverage(peer: Peer) -> Coverage:
     if peer.type is not PeerType.CIDR:
         return Coverage()
     net = parse_network(peer.cidr, _cidr_path(peer))
+    cidr_mapped = _is_mapped(peer.cidr)
     holes = []
     for i, text in enumerate(peer.excepts):
-        hole = parse_network(text, f"{peer.path}.except[{i}]")
-        if _ignored_except(text, net):
+        if _ignored_except(text, net, cidr_mapped):
             continue
+        # Read the except the way its CIDR is read: mapped together with a mapped CIDR (one consistent
+        # reading), as plain IPv6 under a plain IPv6 CIDR (::/0 except ::ffff:169.254.169.254/128).
+        hole = parse_network(text, f"{peer.path}.except[{i}]") if net.version == 4 else _raw_network(
+            text, f"{peer.path}.except[{i}]")
         if hole.version != net.version or not hole.subnet_of(net):  # type: ignore[arg-type]
             raise ShapeError(f"{peer.path}.except[{i}]", f"{peer.excepts[i]} is not inside {peer.cidr}")
         holes.append(hole)
@@ -182,19 +193,26 @@ def _is_mapped(text: str) -> bool:
     return isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.subnet_of(_MAPPED)
 
 
-def _ignored_except(text: str, net: IPNetwork) -> bool:
+def _raw_network(text: str, path: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ShapeError(path, f"{text!r} is not a valid CIDR") from None
+
+
+def _ignored_except(text: str, net: IPNetwork, cidr_mapped: bool = False) -> bool:
     """An IPv4-mapped IPv6 except (::ffff:169.254.169.254/128) under an IPv4 CIDR, or under a mapped
     CIDR that we count as IPv4: Cilium keeps the except as IPv6, so it carves nothing out of the IPv4
     traffic (the Kubernetes API server accepts it: Go's IPNet.Contains unmaps it). CNIs differ; the
     reading that allows more wins, so the except removes nothing."""
-    return net.version == 4 and _is_mapped(text)
+    return net.version == 4 and not cidr_mapped and _is_mapped(text)
 
 
 def ignored_excepts(peer: Peer) -> tuple[str, ...]:
     if peer.type is not PeerType.CIDR:
         return ()
     net = parse_network(peer.cidr, _cidr_path(peer))
-    return tuple(e for e in peer.excepts if _ignored_except(e, net))
+    return tuple(e for e in peer.excepts if _ignored_except(e, net, _is_mapped(peer.cidr)))
 
 
 def _cidr_path(peer: Peer) -> str:
@@ -204,25 +222,6 @@ def _cidr_path(peer: Peer) -> str:
 def union(covs: Iterable[Coverage]) -> Coverage:
     covs = list(covs)
     return Coverage(v4=tuple(merge(i for c in covs for i in c.v4)), v6=tuple(merge(i for c in covs for i in c.v6)))
-
-
-@lru_cache(maxsize=1)
-def _public_suffixes() -> PublicSuffixList:
-    return PublicSuffixList()  # the bundled Public Suffix List, ICANN and private sections
-
-
-def fqdn_wildcard(pattern: str) -> tuple[str, bool]:
-    """The fixed suffix after a toFQDNs pattern's last wildcard label, and whether it is public.
-
-    `*` and `*.com` (or `api-*.co.uk`, `*.github.io`) let a pod reach anyone's domain under a
-    public suffix; `*.example.com` stays within one registrant.
-    """
-    labels = pattern.strip(".").lower().split(".")
-    wild = [i for i, label in enumerate(labels) if "*" in label]
-    if not wild:
-        return "", False
-    suffix = ".".join(labels[wild[-1] + 1:])
-    return suffix, suffix == "" or bool(_public_suffixes().is_public(suffix))
 
 
 def is_api_server_service(peer: Peer, own: str) -> bool:
@@ -279,9 +278,13 @@ def peer_facts(peer: Peer, params: FactParams, namespace: str = "") -> PeerFacts
     if peer.type is PeerType.NODES:
         # toNodes/fromNodes reach the nodes themselves: the host and remote-node identities.
         return PeerFacts(infrastructure=("host", "remote-node"))
-    if peer.type is PeerType.FQDN and peer.fqdn_pattern:
-        suffix, public = fqdn_wildcard(peer.fqdn_pattern)
-        return PeerFacts(fqdn_suffix=suffix, fqdn_public_suffix=public)
+    if peer.type is PeerType.FQDN:
+        host = metadata_host(peer.fqdn_name, peer.fqdn_pattern)
+        if not peer.fqdn_pattern:
+            return PeerFacts(metadata_host=host)
+        wild = wildcard_reach(peer.fqdn_pattern)
+        return PeerFacts(fqdn_suffix=wild.suffix, fqdn_public_suffix=wild.public, fqdn_example=wild.example,
+                         metadata_host=host)
     if peer.type in (PeerType.PODS, PeerType.SERVICE) and peer.namespaces is not None:
         return PeerFacts(all_namespaces=peer.namespaces.scope is Scope.ALL,
                          other_namespaces=_other_namespaces(peer, namespace),
@@ -314,7 +317,7 @@ def rule_facts(rule: Rule, params: FactParams) -> RuleFacts:
     reach_ips = set(ip for p in rule.peers for ip in p.facts.metadata_ips)
     if rule.any_peer:
         reach_ips |= set(params.metadata_ips)
-    on_port = rule.all_ports or any(ports.allows("TCP", port) for port in params.metadata_ports)
+    on_port = any(ports.allows("TCP", port) for port in params.metadata_ports)  # the metadata service is TCP
     metadata = tuple(sorted(reach_ips)) if on_port else ()
     all_ns = rule.any_peer or any(p.facts.all_namespaces for p in rule.peers)
     # "Everything": no peer restriction, or an entity that stands for every peer outside (world)
@@ -341,7 +344,7 @@ def _family_openings(rules: Sequence[Rule], family: int) -> list[Opening]:
                 intervals.append(whole)
             elif p.type is PeerType.CIDR:
                 cov = peer_coverage(p)
-                intervals.extend(cov.v4 if family == 4 else cov.v6)
+                intervals.extend([*cov.v4, *nat64_v4(cov.v6)] if family == 4 else cov.v6)
         if intervals:
             ports = rule_ports(rule)
             out.append(Opening(index, tuple(merge(intervals)), ports, some_traffic=not ports.empty or bool(rule.icmp)))

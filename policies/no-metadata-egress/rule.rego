@@ -21,6 +21,48 @@ violation contains v if {
 	}
 }
 
+# toFQDNs naming a cloud metadata host (metadata.google.internal, instance-data.ec2.internal, or a
+# pattern that can match one such as **.internal): the DNS answer is the metadata address, so the
+# rule reaches it on its ports. peer.facts.metadata_host is computed in Python (webhook/fqdn.py).
+violation contains v if {
+	some rule in data.netguard.lib.allow_rules("egress")
+	some peer in rule.peers
+	peer.type == "fqdn"
+	host := object.get(peer.facts, "metadata_host", "")
+	host != ""
+	on_metadata_port(rule)
+	not fqdn_denied(rule)
+	v := {
+		"path": peer.path,
+		"msg": sprintf("reaches the cloud metadata service through toFQDNs %s, which can match %s (it resolves to the metadata address) on %s; credentials of the node's cloud identity are served there", [
+			peer.description, host, on_ports(rule),
+		]),
+		"fix": "remove the metadata host name from toFQDNs and name only the external services the workload calls",
+	}
+}
+
+on_metadata_port(rule) if {
+	count(rule.ports) == 0
+	count(rule.icmp) == 0
+}
+
+on_metadata_port(rule) if {
+	some port in metadata_ports
+	some entry in rule.ports
+	covers(entry, port)
+}
+
+metadata_addresses := object.get(input, ["parameters", "no-metadata-egress", "addresses"], ["169.254.169.254"])
+
+# A deny of the same subject that blocks every IPv4 metadata address on every metadata port.
+fqdn_denied(rule) if {
+	v4 := [a | some a in metadata_addresses; not contains(a, ":")]
+	count(v4) > 0
+	every a in v4 {
+		denied(rule, a)
+	}
+}
+
 pronoun(addresses) := "it" if count(addresses) == 1
 
 pronoun(addresses) := "them" if count(addresses) > 1

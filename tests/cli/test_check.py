@@ -199,3 +199,34 @@ def test_metadata_of_the_wrong_shape_is_an_input_error_not_a_crash(
     code, out, _ = run([str(path)], capsys)
     assert code == 2
     assert f"{path}:3:1: error[input] metadata: must be an object, got list" in out
+
+
+SUPERSCRIPT_PORT = """\
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: superscript
+  namespace: team-a
+spec:
+  endpointSelector: {}
+  egress:
+    - toCIDR: [169.254.169.254/32]
+      toPorts:
+        - ports: [{port: "\u00b2", protocol: TCP}]
+"""
+
+
+def test_a_port_go_would_not_parse_is_a_located_input_error_and_the_other_documents_are_checked(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # "²" passes str.isdigit(); Cilium (Go's ParseUint) refuses it, and so must netguard, without crashing.
+    path = write(tmp_path, "ports.yaml", SUPERSCRIPT_PORT + "---\n" + ALLOW_ALL)
+    code, out, _ = run([str(path)], capsys)
+    assert code == 2
+    assert f"{path}:11:20: error[input] spec.egress[0].toPorts[0].ports[0].port:" in out
+    assert "not a port number" in out
+    assert "error[no-allow-all-egress]" in out  # the next document was still checked
+    code, out, _ = run([str(path), "--format", "json"], capsys)
+    report = json.loads(out)
+    assert code == 2 and report["summary"]["policies"] == 1
+    (error,) = report["errors"]
+    assert (error["line"], error["column"]) == (11, 20) and "port" in error["message"]

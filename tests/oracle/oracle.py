@@ -267,7 +267,7 @@ def _ip_probes() -> list[Probe]:
     strict = [_v4_public_size(b, loose=False) for b in blocks]
     loose = [_v4_public_size(b, loose=True) for b in blocks]
     total_s, total_l = sum(strict), sum(loose)
-    for x, block in enumerate(blocks):
+    for x in range(256):
         # X.200.88.99 lies in the public part of every /8 that has one (100.64/10, 169.254/16,
         # 172.16/12, 192.168/16, 198.18/15 do not reach .200) and in no small CIDR the generators use.
         addr = ipaddress.IPv4Address(f"{x}.200.88.99")
@@ -457,10 +457,7 @@ def _except_hits(excepts: Sequence[NET], probe: Probe) -> bool:
     addresses of an IPv4 cidr: the reading that allows more)."""
     ip = probe.ip
     assert ip is not None
-    for ex in excepts:
-        if ex.version == ip.version and ip in ex:
-            return True
-    return False
+    return any(ex.version == ip.version and ip in ex for ex in excepts)
 
 
 def _cidr_peer(cidr: str, excepts: Sequence[str], where: str) -> Callable[[Probe], bool]:

@@ -297,9 +297,9 @@ def render_cilium_rule(rule: dict[str, Any], draw: st.DrawFn, invalid: bool) -> 
             out.setdefault(f"{pre}Endpoints", []).append(dict(peer[1]))
         elif peer[0] == "nodes":
             out.setdefault(f"{pre}Nodes", []).append(dict(peer[1]))
-    if rule["ports"] is not None:
+    if rule["ports"] is not None or invalid:
         ports = []
-        for proto, lo, hi in rule["ports"]:
+        for proto, lo, hi in rule["ports"] or ():
             entry: dict[str, Any] = {}
             if (lo, hi) == (1, 65535):
                 how = draw(st.sampled_from(("omit", "zero", "range")))

@@ -58,3 +58,27 @@ def test_wrong_media_type_and_oversized_bodies_are_refused(server: Server) -> No
     assert server.post("/v1/check", b"x", content_type="application/xml").status == 415
     assert server.post_oversized("/v1/check", b"a" * (3 * 1024 * 1024 + 10), content_type="text/yaml").status == 413
     assert server.post("/v1/check", b"\xff\xfe", content_type="text/yaml").status == 400
+
+
+SUPERSCRIPT_PORT = """\
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: superscript, namespace: team-a}
+spec:
+  endpointSelector: {}
+  egress:
+    - toCIDR: [169.254.169.254/32]
+      toPorts:
+        - ports: [{port: "\u00b2", protocol: TCP}]
+"""
+
+
+def test_a_port_go_would_not_parse_is_an_input_error_not_a_server_error(server: Server) -> None:
+    body = (SUPERSCRIPT_PORT + "---\n" + ALLOW_ALL).encode()
+    reply = server.post("/v1/check", body, content_type="application/yaml")
+    assert reply.status == 200
+    report = reply.json()
+    assert report["summary"]["exit_code"] == 2
+    (error,) = report["errors"]
+    assert error["line"] == 9 and "spec.egress[0].toPorts[0].ports[0].port" in error["message"]
+    assert [r["verdict"] for r in report["results"]] == ["denied", "allowed"]  # the others were still checked

@@ -417,3 +417,58 @@ def test_several_policies_from_a_file_render_under_their_headings(tmp_path: Path
 
 def test_nothing_to_render_is_an_empty_string() -> None:
     assert render_text([]) == ""
+
+
+# --- peers under other names (reserved selectors, nodes, CIDR groups, port unions) -------------
+
+def egress_text(obj: dict[str, Any]) -> str:
+    return explained(obj).to_json()["subjects"][0]["egress"][0]["text"]
+
+
+@pytest.mark.parametrize("selector", [
+    {"matchLabels": {"reserved:world": ""}},
+    {"matchExpressions": [{"key": "reserved:world", "operator": "Exists"}]},
+])
+def test_a_reserved_world_selector_is_described_as_the_entity_world(selector: dict[str, Any]) -> None:
+    obj = cnp({"endpointSelector": {}, "egress": [{"toEndpoints": [selector]}]})
+    rule = egress_text(obj)
+    assert rule.startswith("to entity world") and "pods in this namespace" not in rule
+    (note,) = notes(obj, "reserved-selector").values()
+    assert "entity world spelled as a selector, not pods of this namespace" in note
+
+
+def test_a_selector_not_requiring_the_namespace_names_the_reserved_identities_it_matches() -> None:
+    selector = {"matchExpressions": [{"key": "io.kubernetes.pod.namespace", "operator": "NotIn",
+                                      "values": ["kube-system"]}]}
+    rule = egress_text(cnp({"endpointSelector": {}, "egress": [{"toEndpoints": [selector]}]}))
+    for entity in ("world", "host", "kube-apiserver", "remote-node"):
+        assert f"entity {entity}" in rule
+
+
+@pytest.mark.parametrize("nodes", [{}, {"matchLabels": {"node-role.kubernetes.io/control-plane": ""}}])
+def test_to_nodes_is_described_as_the_nodes_host_identities(nodes: dict[str, Any]) -> None:
+    obj = cnp({"endpointSelector": WEB, "egress": [{"toNodes": [nodes]}]})
+    assert "the host and remote-node identities" in egress_text(obj)
+    assert "host and remote-node identities" in notes(obj, "nodes")["spec.egress[0].toNodes[0]"]
+
+
+def test_a_cidr_group_reference_is_described_as_a_cidr_group() -> None:
+    obj = cnp({"endpointSelector": WEB, "egress": [{"toCIDRSet": [{"cidrGroupRef": "partners"}]}]})
+    assert "CIDR group partners" in egress_text(obj)
+    assert "CiliumCIDRGroup" in notes(obj, "cidr-group")["spec.egress[0].toCIDRSet[0]"]
+
+
+@pytest.mark.parametrize("ports", [
+    [{"protocol": "TCP", "port": 1, "endPort": 79}, {"protocol": "TCP", "port": 81, "endPort": 65535}],
+    [{"protocol": "TCP", "port": 2, "endPort": 65535}],
+])
+def test_split_port_ranges_are_described_as_every_port(ports: list[dict[str, Any]]) -> None:
+    rule = egress_text(k8s({"podSelector": {}, "policyTypes": ["Egress"],
+                            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": ports}]}))
+    assert "judged as every port" in rule
+
+
+def test_a_few_ports_are_not_described_as_every_port() -> None:
+    rule = egress_text(k8s({"podSelector": {}, "policyTypes": ["Egress"], "egress": [
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443}, {"port": 8443}]}]}))
+    assert "every port" not in rule

@@ -97,21 +97,6 @@ def test_coverage_contains_checks_both_families() -> None:
     assert cov.contains("1.2.3.4") and not cov.contains("::1")
 
 
-@pytest.mark.parametrize(("pattern", "suffix", "public"), [
-    ("*", "", True),
-    ("*.com", "com", True),
-    ("**.com", "com", True),
-    ("api-*.co.uk", "co.uk", True),
-    ("*.github.io", "github.io", True),
-    ("*.example.com", "example.com", False),
-    ("www.example.com", "", False),
-])
-def test_fqdn_wildcards_are_judged_against_the_public_suffix_list(pattern: str, suffix: str, public: bool) -> None:
-    from webhook.facts import fqdn_wildcard
-
-    assert fqdn_wildcard(pattern) == (suffix, public)
-
-
 def test_a_whole_private_range_is_reported_only_when_fully_covered() -> None:
     policy = normalize({"kind": "NetworkPolicy", "metadata": {"name": "p", "namespace": "a"},
                         "spec": {"podSelector": {}, "egress": [{"to": [block("10.0.0.0/8"),
