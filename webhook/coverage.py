@@ -10,7 +10,6 @@ protocol. Work is O(segments x rules) over at most a few boundaries per CIDR.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,30 +47,45 @@ def _public_size(start: int, end: int, public: Sequence[Interval]) -> int:
 
 def figures(openings: Sequence[Opening], public: Sequence[Interval], public_size: int,
             port_coverage: float) -> Figures:
-    bounds: set[int] = set()
+    """A sweep over the rule boundaries: O(boundaries log boundaries) plus one port union per segment
+    over the rules active there (memoized by the active set)."""
+    events: list[tuple[int, int, int]] = []
     for o in openings:
         for start, end in o.intervals:
-            bounds.add(start)
-            bounds.add(end + 1)
-    points = sorted(bounds)
+            events.append((start, 1, o.index))
+            events.append((end + 1, -1, o.index))
+    events.sort()
+    by_index = {o.index: o for o in openings}
+    active: dict[int, int] = {}
     every = some = 0
     every_rules: set[int] = set()
     some_rules: set[int] = set()
-    for left, right in itertools.pairwise(points):
-        start, end = left, right - 1
-        active = [o for o in openings if any(s <= start and end <= e for s, e in o.intervals)]
-        if not active:
+    verdicts: dict[frozenset[int], tuple[bool, bool]] = {}
+    i = 0
+    while i < len(events):
+        position = events[i][0]
+        while i < len(events) and events[i][0] == position:
+            _, delta, index = events[i]
+            active[index] = active.get(index, 0) + delta
+            if not active[index]:
+                del active[index]
+            i += 1
+        if not active or i >= len(events):
             continue
-        size = _public_size(start, end, public)
+        size = _public_size(position, events[i][0] - 1, public)
         if not size:
             continue
-        if any(o.some_traffic for o in active):
+        key = frozenset(active)
+        if key not in verdicts:
+            union = PortSet()
+            for index in key:
+                union = union.union(by_index[index].ports)
+            verdicts[key] = (any(by_index[x].some_traffic for x in key), union.every_port(port_coverage))
+        has_traffic, every_port = verdicts[key]
+        if has_traffic:
             some += size
-            some_rules.update(o.index for o in active if o.some_traffic)
-        union = PortSet()
-        for o in active:
-            union = union.union(o.ports)
-        if union.every_port(port_coverage):
+            some_rules.update(x for x in key if by_index[x].some_traffic)
+        if every_port:
             every += size
-            every_rules.update(o.index for o in active if not o.ports.empty)
+            every_rules.update(x for x in key if not by_index[x].ports.empty)
     return Figures(every / public_size, some / public_size, tuple(sorted(every_rules)), tuple(sorted(some_rules)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from webhook.coverage import Opening, figures
 from webhook.fqdn import metadata_host, wildcard_reach
@@ -129,6 +130,11 @@ _V4_PUBLIC_SIZE = sum(e - s + 1 for s, e in V4_PUBLIC)
 _V6_PUBLIC_SIZE = sum(e - s + 1 for s, e in V6_PUBLIC)
 
 
+@lru_cache(maxsize=64)
+def _network(cidr: str) -> IPNetwork:
+    return ipaddress.ip_network(cidr)
+
+
 def nat64_v4(v6: Iterable[Interval]) -> list[Interval]:
     """The IPv4 addresses IPv6 ranges reach through NAT64 (RFC 6052's 64:ff9b::/96: 64:ff9b::a.b.c.d is
     a.b.c.d behind a NAT64 gateway). Whether a cluster has one is not known, so the reading that allows
@@ -153,7 +159,7 @@ class Coverage:
         return intersect_size(self.v6, V6_PUBLIC) / _V6_PUBLIC_SIZE
 
     def covers_network(self, cidr: str) -> bool:
-        net = ipaddress.ip_network(cidr)
+        net = _network(cidr)
         start, end = _interval(net)
         ranges = self.v4 if net.version == 4 else self.v6
         return any(s <= start and end <= e for s, e in ranges)
@@ -168,7 +174,13 @@ class Coverage:
 def peer_coverage(peer: Peer) -> Coverage:
     if peer.type is not PeerType.CIDR:
         return Coverage()
-    net = parse_network(peer.cidr, _cidr_path(peer))
+    return _cidr_coverage(peer.cidr, peer.excepts, peer.path, _cidr_path(peer))
+
+
+@lru_cache(maxsize=65536)  # facts ask for a peer's coverage several times; parsing dominates the cost
+def _cidr_coverage(cidr: str, excepts: tuple[str, ...], path: str, cidr_path: str) -> Coverage:
+    peer = Peer(path=path, type=PeerType.CIDR, cidr=cidr, excepts=excepts)
+    net = parse_network(peer.cidr, cidr_path)
     cidr_mapped = _is_mapped(peer.cidr)
     holes = []
     for i, text in enumerate(peer.excepts):

@@ -100,6 +100,13 @@ class Selector:
 
 
 def strip_source(key: str) -> str:
+    """The key without its Cilium label source; the reserved source keeps its `reserved:` prefix, in
+    every spelling Cilium's parseSource accepts (pkg/labels/labels.go): `reserved:world`,
+    `$world` and `reserved.world` are one key."""
+    if key.startswith("$"):
+        return "reserved:" + key[1:]
+    if key.startswith("reserved.") and ":" not in key:
+        return "reserved:" + key[len("reserved."):]
     for source in _SOURCES:
         if key.startswith(source):
             return key[len(source):]
