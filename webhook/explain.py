@@ -251,8 +251,9 @@ def _cidr_effect(peer: Peer) -> str:
     fraction = facts.public_v4_fraction if family == "IPv4" else facts.public_v6_fraction
     if facts.prefix_len == 0 and not peer.excepts:
         head = f"every {family} address"
-    elif internet and peer.excepts:
-        head = f"the whole {family} internet except {', '.join(peer.excepts)}"
+    elif internet and [e for e in peer.excepts if e not in facts.ignored_excepts]:
+        head = f"the whole {family} internet except " + ", ".join(
+            e for e in peer.excepts if e not in facts.ignored_excepts)
     elif internet:
         head = f"the whole {family} internet"
     elif fraction >= 0.01:
@@ -278,9 +279,7 @@ def _ports(rule: Rule) -> str:
         return "every port"
     parts = [_port(p) for p in rule.ports] + [_icmp(i) for i in rule.icmp]
     if rule.facts.every_port:  # entries that add up to every port (1-79 + 81-65535)
-        closed = 65535 - round(rule.facts.port_coverage * 65535)
-        return (f"{', '.join(parts)}, which together open every {rule.facts.open_protocol or 'TCP'} port but "
-                f"{closed}: judged as every port")
+        return f"{', '.join(parts)}, which together open {rule.open_ports_share()}: judged as every port"
     return ", ".join(parts)
 
 

@@ -242,7 +242,9 @@ def is_api_server_service(peer: Peer, own: str) -> bool:
     if peer.type is not PeerType.SERVICE or peer.namespaces is None:
         return False
     names = peer.namespaces.names if peer.namespaces.scope is Scope.NAMED else (own,)
-    if "default" not in names:
+    # A clusterwide policy's selector without a namespace is read as every namespace (the reading
+    # that allows more), so it can pick the default/kubernetes Service too.
+    if "default" not in names and names != ("",):
         return False
     if peer.service == "kubernetes":
         return True
@@ -276,7 +278,8 @@ def peer_facts(peer: Peer, params: FactParams, namespace: str = "") -> PeerFacts
                          public_v4_fraction=v4, public_v6_fraction=v6,
                          metadata_ips=tuple(ip for ip in params.metadata_ips if cov.contains(ip)),
                          prefix_len=net.prefixlen, family=net.version, private_ranges=private,
-                         ignored_excepts=ignored_excepts(peer))
+                         ignored_excepts=ignored_excepts(peer),
+                         nat64=net.version == 6 and v4 >= params.internet_coverage)
     if peer.type is PeerType.ENTITY:
         v4_net, v6_net = INTERNET_ENTITIES.get(peer.entity, (False, False))
         # Cilium classes link-local metadata addresses as `world` (outside the cluster).

@@ -14,6 +14,7 @@ from typing import Any
 from webhook.selectors import Selector
 
 MAX_PORT = 65535
+PORT_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP", "ANY"})
 
 
 class Flavor(StrEnum):
@@ -72,12 +73,17 @@ class PortRange:
 
     @property
     def all_ports(self) -> bool:
-        return not self.name and (self.start is None or (self.start <= 1 and (self.end or 0) >= MAX_PORT))
+        """Every port of a protocol that has ports: an entry for VRRP, IGMP or ICMP (no ports at all) is
+        that protocol only, not every port."""
+        return not self.name and self.protocol in PORT_PROTOCOLS and (
+            self.start is None or (self.start <= 1 and (self.end or 0) >= MAX_PORT))
 
     @property
     def span(self) -> int:
         if self.name:
             return 1
+        if self.protocol not in PORT_PROTOCOLS:
+            return 0  # VRRP, IGMP, ICMP: the protocol has no ports
         if self.start is None:
             return MAX_PORT
         return (self.end if self.end is not None else self.start) - self.start + 1
@@ -85,6 +91,8 @@ class PortRange:
     def label(self) -> str:
         if self.name:
             return f"{self.protocol}/{self.name}"
+        if self.protocol not in PORT_PROTOCOLS:
+            return self.protocol
         if self.all_ports:
             return f"{self.protocol}/all ports" if self.protocol != "ANY" else "all ports"
         if self.end is not None and self.end != self.start:
@@ -123,6 +131,7 @@ class PeerFacts:
     metadata_host: str = ""  # a cloud metadata host name a toFQDNs entry can reach
     infrastructure: tuple[str, ...] = ()  # infrastructure identities reached (host, remote-node, kube-apiserver)
     ignored_excepts: tuple[str, ...] = ()  # excepts that remove nothing (IPv4-mapped IPv6 under an IPv4 CIDR)
+    nat64: bool = False  # an IPv6 CIDR holding the NAT64 prefix 64:ff9b::/96: the IPv4 internet through NAT64
 
     def to_input(self) -> dict[str, Any]:
         return {"internet_v4": self.internet_v4, "internet_v6": self.internet_v6,
@@ -134,7 +143,7 @@ class PeerFacts:
                 "other_namespaces": self.other_namespaces, "fqdn_suffix": self.fqdn_suffix,
                 "fqdn_public_suffix": self.fqdn_public_suffix, "fqdn_example": self.fqdn_example,
                 "metadata_host": self.metadata_host, "infrastructure": list(self.infrastructure),
-                "ignored_excepts": list(self.ignored_excepts)}
+                "ignored_excepts": list(self.ignored_excepts), "nat64": self.nat64}
 
 
 @dataclass(frozen=True)
@@ -164,9 +173,13 @@ class Peer:
             return "every node" if self.raw.get("all") else "selected nodes"
         if self.type is PeerType.CIDR:
             text = self.cidr + (f" except {', '.join(self.excepts)}" if self.excepts else "")
+            if self.facts.nat64:
+                text += " (it holds 64:ff9b::/96, the IPv4 internet through a NAT64 gateway)"
             if self.facts.ignored_excepts:
-                text += (f" ({', '.join(self.facts.ignored_excepts)} is IPv4-mapped IPv6: Cilium keeps it as IPv6, "
-                         "so it removes no IPv4 address)")
+                many = len(self.facts.ignored_excepts) > 1
+                it, removes = ("them", "they remove") if many else ("it", "it removes")
+                text += (f" ({', '.join(self.facts.ignored_excepts)} {'are' if many else 'is'} IPv4-mapped IPv6: "
+                         f"Cilium keeps {it} as IPv6, so {removes} no IPv4 address)")
             return text
         if self.type is PeerType.ENTITY:
             return f"entity {self.entity}"
@@ -249,10 +262,16 @@ class Rule:
             return "every port"
         parts = [p.label() for p in self.ports] + (["ICMP"] if self.icmp else [])
         if self.facts.every_port:
-            closed = MAX_PORT - round(self.facts.port_coverage * MAX_PORT)
-            return (f"{', '.join(parts)} (every {self.facts.open_protocol or 'TCP'} port but {closed}: "
-                    "counts as every port)")
+            return f"{', '.join(parts)} ({self.open_ports_share()}: counts as every port)"
         return ", ".join(parts)
+
+    def open_ports_share(self) -> str:
+        """How much of one protocol's port space entries that count as every port open, in words."""
+        closed = MAX_PORT - round(self.facts.port_coverage * MAX_PORT)
+        protocol = self.facts.open_protocol or "TCP"
+        if closed == 0:
+            return f"all {MAX_PORT} {protocol} ports"
+        return f"all but {closed} of the {MAX_PORT} {protocol} ports"
 
     def to_input(self) -> dict[str, Any]:
         return {

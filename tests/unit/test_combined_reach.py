@@ -106,7 +106,8 @@ def test_halves_in_one_rule_are_the_rule_s_own_finding() -> None:
 
 
 def test_ipv6_rule_beside_ipv4_halves_gives_combined_ipv4_only() -> None:
-    got = facts(kubernetes(block("::/0"), block("0.0.0.0/1"), block("128.0.0.0/1")))
+    # 2000::/3 (global unicast) leaves out 64:ff9b::/96: ::/0 would reach the IPv4 internet through NAT64.
+    got = facts(kubernetes(block("2000::/3"), block("0.0.0.0/1"), block("128.0.0.0/1")))
     assert len(got.combined_all_ports) == 1
     reach = got.combined_all_ports[0]
     assert reach.internet_v4 and not reach.internet_v6
@@ -115,7 +116,7 @@ def test_ipv6_rule_beside_ipv4_halves_gives_combined_ipv4_only() -> None:
 
 
 def test_ipv6_rule_is_not_named_as_part_of_the_ipv4_reach() -> None:
-    reach = facts(kubernetes(block("::/0"), block("0.0.0.0/1"), block("128.0.0.0/1"))).combined_all_ports[0]
+    reach = facts(kubernetes(block("2000::/3"), block("0.0.0.0/1"), block("128.0.0.0/1"))).combined_all_ports[0]
     assert reach.rules == ("spec.egress[1]", "spec.egress[2]")
     assert reach.cidrs == ("0.0.0.0/1", "128.0.0.0/1")
 

@@ -116,7 +116,8 @@ def test_a_cidr_says_which_part_of_the_address_space_it_covers() -> None:
     assert peers == ["0.0.0.0/0 (every IPv4 address, including the metadata address 169.254.169.254)",
                      "169.254.0.0/16 (includes the metadata address 169.254.169.254)",
                      "10.0.0.0/7 (includes the private range 10.0.0.0/8)",
-                     "::/0 (every IPv6 address, including the metadata address fd00:ec2::254)",
+                     "::/0 (it holds 64:ff9b::/96, the IPv4 internet through a NAT64 gateway) (every IPv6 address, "
+                     "including the metadata address fd00:ec2::254)",
                      "169.254.169.254/32 (the metadata address)",
                      "128.0.0.0/1 (about 43% of the public IPv4 internet, plus the metadata address 169.254.169.254 "
                      "and the private ranges 172.16.0.0/12, 192.168.0.0/16)",

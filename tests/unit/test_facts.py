@@ -48,9 +48,17 @@ def test_ipv4_mapped_ipv6_counts_as_ipv4() -> None:
     assert rule_facts([block("::ffff:0.0.0.0/96")]).internet_v4
 
 
-def test_ipv6_default_route_is_the_ipv6_internet() -> None:
-    facts = rule_facts([block("::/0")])
+def test_ipv6_global_unicast_is_the_ipv6_internet() -> None:
+    facts = rule_facts([block("2000::/3")])
     assert facts.internet_v6 and not facts.internet_v4
+
+
+def test_ipv6_default_route_reaches_the_ipv4_internet_through_nat64_too() -> None:
+    """::/0 holds 64:ff9b::/96 (RFC 6052): behind a NAT64 gateway that is every IPv4 address."""
+    facts = rule_facts([block("::/0")])
+    assert facts.internet_v6 and facts.internet_v4
+    assert rule_facts([block("64:ff9b::/96")]).internet_v4
+    assert not rule_facts([block("64:ff9b::/97")]).internet_v4  # half the IPv4 space
 
 
 def test_metadata_is_reached_through_a_broader_cidr_on_all_ports() -> None:
