@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from webhook.cluster_view import ClusterSnapshot
+from webhook.deadline import check as check_deadline
 from webhook.netpolicy import NormalizedPolicy, Peer, PeerType
 from webhook.shape import ShapeError
 
@@ -39,6 +40,7 @@ def resolve(policy: NormalizedPolicy, lookup: Lookup) -> tuple[NormalizedPolicy,
     notices: list[str] = []
     rules = []
     for rule in policy.rules:
+        check_deadline("CIDR groups")
         peers: list[Peer] = []
         for peer in rule.peers:
             if peer.type is not PeerType.GROUP or "cidrGroup" not in peer.raw:

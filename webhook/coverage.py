@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from webhook.deadline import check as check_deadline
 from webhook.ports import PortSet
 
 Interval = tuple[int, int]  # inclusive
@@ -64,6 +65,8 @@ def figures(openings: Sequence[Opening], public: Sequence[Interval], public_size
     i = 0
     while i < len(events):
         position = events[i][0]
+        if not i % 1024:
+            check_deadline("coverage")
         while i < len(events) and events[i][0] == position:
             _, delta, index = events[i]
             active[index] = active.get(index, 0) + delta

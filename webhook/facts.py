@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from webhook.coverage import Opening, figures
+from webhook.deadline import check as check_deadline
 from webhook.fqdn import metadata_host, wildcard_reach
 from webhook.netpolicy import (
     Action,
@@ -422,6 +423,7 @@ def subject_groups(policy: NormalizedPolicy) -> list[tuple[int, ...]]:
     def extend(chosen: list[Subject], requirements: tuple[Requirement, ...], rest: list[Subject]) -> bool:
         nonlocal steps
         steps += 1
+        check_deadline("grouping specs entries")
         if steps > _GROUP_SEARCH_STEPS:
             return False
         grew = False
@@ -469,6 +471,7 @@ def enrich(policy: NormalizedPolicy, params: FactParams) -> NormalizedPolicy:
     """Return the policy with peer, rule and policy facts filled in."""
     rules = []
     for rule in policy.rules:
+        check_deadline("facts")
         peers = tuple(replace(p, facts=peer_facts(p, params, policy.namespace)) for p in rule.peers)
         with_peers = replace(rule, peers=peers)
         rules.append(replace(with_peers, facts=rule_facts(with_peers, params)))

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from webhook.deadline import check as check_deadline
 from webhook.identities import EVERY_RESERVED_ENTITY, endpoint_reach, has_reserved_key
 from webhook.netpolicy import (
     Action,
@@ -120,6 +121,7 @@ def _kubernetes(obj: Mapping[str, Any]) -> tuple[tuple[Subject, ...], tuple[Rule
     rules = []
     for direction, items, peer_key in ((Direction.INGRESS, ingress, "from"), (Direction.EGRESS, egress, "to")):
         for i, item in enumerate(items):
+            check_deadline("normalization")
             path = f"spec.{direction.value}[{i}]"
             rule = expect_mapping(item, path)
             peers = tuple(_k8s_peer(p, f"{path}.{peer_key}[{j}]")
@@ -289,6 +291,7 @@ def _cilium_spec(spec: Mapping[str, Any], path: str, index: int, namespace: str,
     for (direction, action), items in sections.items():
         field_name = direction.value + ("Deny" if action is Action.DENY else "")
         for i, item in enumerate(items):
+            check_deadline("normalization")
             rules.append(_cilium_rule(item, f"{path}.{field_name}[{i}]", index, direction, action, namespace,
                                       clusterwide))
     return subject, rules

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from webhook import cidr_groups, exceptions
+from webhook import cidr_groups, deadline, exceptions
 from webhook import decide as decisions
 from webhook.cluster_view import DISABLED, ClusterSnapshot, ClusterView
 from webhook.config import Settings
-from webhook.engine import Engine, EngineError, build_engine
+from webhook.engine import TIMEOUT, Engine, EngineError, build_engine
 from webhook.facts import FactParams, enrich
 from webhook.model import (
     NETWORK_POLICY,
@@ -60,8 +60,19 @@ class Pipeline:
         return self.cluster.snapshot() if self.cluster is not None else DISABLED
 
     def review(self, request: AdmissionRequest, today: date | None = None,
-               cluster: ClusterSnapshot | None = None) -> Decision:
-        """`cluster` replaces the pipeline's own view for this request (sample files, tests)."""
+               cluster: ClusterSnapshot | None = None, started: float | None = None) -> Decision:
+        """`cluster` replaces the pipeline's own view for this request (sample files, tests). `started`
+        (time.monotonic()) is when the request was read: the one deadline, engine.budget_seconds from
+        then, covers decoding, normalization, facts and every evaluation (webhook/deadline.py)."""
+        expires = (started if started is not None else time.monotonic()) + self.settings.engine.budget_seconds
+        with deadline.bounded(expires):
+            try:
+                return self._review(request, today, cluster, expires)
+            except deadline.DeadlineExceeded as exc:
+                return self._engine_failure(EngineError(str(exc), TIMEOUT))
+
+    def _review(self, request: AdmissionRequest, today: date | None, cluster: ClusterSnapshot | None,
+                expires: float) -> Decision:
         skip = self.skip_reason(request)
         if skip:
             return Decision(verdict=Verdict.SKIPPED, reason=skip)
@@ -80,15 +91,14 @@ class Pipeline:
         rules = self._rules_to_run(request.operation, policy.kind, ctx)
         ctx = replace(ctx, notices=ctx.notices + group_notices + self._cluster_notices(snapshot, rules))
         context = snapshot.to_input(policy.namespace or request.namespace, policy, request.operation, labels)
-        deadline = time.monotonic() + self.settings.engine.budget_seconds  # for every evaluation of this request
         try:
-            raw = self.engine.evaluate(self.document(request, policy, old_policy, rules, context), deadline)
+            raw = self.engine.evaluate(self.document(request, policy, old_policy, rules, context), expires)
         except EngineError as exc:
             return self._engine_failure(exc)
         findings = decisions.findings_from_raw(raw, self.policies)
         if old_policy is not None and self._may_be_lenient(findings, ctx):
             try:
-                ctx = replace(ctx, previous=self._previous(request, old_policy, rules, context, deadline))
+                ctx = replace(ctx, previous=self._previous(request, old_policy, rules, context, expires))
             except EngineError as exc:
                 return self._engine_failure(exc)
         return decisions.apply_modes(findings, self.policies, self.settings, ctx)

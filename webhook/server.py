@@ -123,6 +123,7 @@ def _watch_cluster(pipeline: Pipeline, settings: config.Settings) -> Pipeline:
 def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
     endpoint = "mutate" if mutate else "validate"
     started = time.perf_counter()
+    read_at = time.monotonic()  # the request's one deadline runs from here (webhook/deadline.py)
     structlog.contextvars.bind_contextvars(endpoint=endpoint)
     settings = pipeline.settings
     try:
@@ -134,7 +135,7 @@ def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
         log.warning("admission.bad_request", status=exc.status, error=exc.message)
         return _json_error(exc.status, exc.message)
 
-    decision = _safe_review(pipeline, metrics, review)
+    decision = _safe_review(pipeline, metrics, review, read_at)
     revision = pipeline.revision
     if mutate:
         writes = review.operation is not Operation.DELETE and review.object is not None
@@ -186,10 +187,11 @@ def _check(pipeline: Pipeline) -> Response:
     return Response(render_json(report), mimetype="application/json")
 
 
-def _safe_review(pipeline: Pipeline, metrics: Metrics, review: AdmissionRequest) -> Decision:
+def _safe_review(pipeline: Pipeline, metrics: Metrics, review: AdmissionRequest,
+                 started: float | None = None) -> Decision:
     """A bug in evaluation still yields an answer, following the configured failure policy."""
     try:
-        decision = pipeline.review(review)
+        decision = pipeline.review(review, started=started)
     except Exception as exc:
         log.error("admission.evaluation_crashed", error_type=type(exc).__name__, error=str(exc)[:200])
         decision = engine_failure(f"internal error ({type(exc).__name__})", pipeline.settings.engine.on_error)
