@@ -35,6 +35,6 @@ ENV PATH=/opt/netguard/venv/bin:$PATH \
 WORKDIR /
 # Numeric, so Kubernetes can verify runAsNonRoot without reading /etc/passwd.
 USER 65532:65532
-EXPOSE 8443
+EXPOSE 8443 8444
 # Validates the configuration and compiles every policy, then execs gunicorn (webhook/gunicorn_conf.py).
 ENTRYPOINT ["netguard", "serve"]

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv certs lint typecheck bench lock clean deploy-policies fuzz
+.PHONY: run test venv certs lint typecheck bench bench-hostile lock clean deploy-policies fuzz
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,11 @@ certs/tls.crt: | $(STAMP)
 
 certs: certs/tls.crt
 
-## Start the webhook over TLS on https://127.0.0.1:8443 with the embedded engine and policies/.
+## Start the webhook over TLS on https://127.0.0.1:8443 (admission) and :8444 (POST /v1/check) with the
+## embedded engine and policies/.
 run: $(STAMP) certs/tls.crt
-	NETGUARD_BIND=$${NETGUARD_BIND:-127.0.0.1:8443} $(BIN)/netguard serve
+	NETGUARD_BIND=$${NETGUARD_BIND:-127.0.0.1:8443} NETGUARD_CHECK_BIND=$${NETGUARD_CHECK_BIND:-127.0.0.1:8444} \
+	  $(BIN)/netguard serve
 
 ## The whole test suite (the same command .ci/run runs): lint, strict typing, then pytest.
 test: lint
@@ -29,7 +31,7 @@ test: lint
 
 ## Property tests against the independent oracle (tests/oracle), with thousands of examples.
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/oracle -q -o timeout=0
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/oracle tests/server/test_fuzz_admission.py -q -o timeout=0
 
 lint: $(STAMP)
 	$(BIN)/ruff check webhook tests bench deploy
@@ -41,6 +43,11 @@ deploy-policies:
 
 bench: $(STAMP) certs/tls.crt
 	$(BIN)/python bench/admission_bench.py
+
+## Availability under hostile load (slow, idle and oversized clients) with the bare Flask baseline; docs/performance.md.
+BENCH_HOSTILE_ARGS ?= --json
+bench-hostile: $(STAMP) certs/tls.crt
+	$(BIN)/python bench/hostile_bench.py $(BENCH_HOSTILE_ARGS)
 
 ## Refresh constraints.txt from a clean resolve (run by hand when dependencies change).
 lock:

@@ -697,7 +697,8 @@ def run(args: argparse.Namespace) -> Run:
             base_port = free_port()
         env = dict(os.environ)
         env.update({
-            "NETGUARD_BIND": f"127.0.0.1:{ng_port}", "NETGUARD_WORKERS": str(WORKERS),
+            "NETGUARD_BIND": f"127.0.0.1:{ng_port}", "NETGUARD_CHECK_BIND": f"127.0.0.1:{free_port()}",
+            "NETGUARD_WORKERS": str(WORKERS),
             "NETGUARD_LOG_LEVEL": args.netguard_log_level, "NETGUARD_TLS_CERT": str(cert),
             "NETGUARD_TLS_KEY": str(key), "NETGUARD_POLICIES_DIR": str(policies_dir),
             # Inside our temp dir, so nothing is left behind even if a server has to be killed.

@@ -40,7 +40,8 @@ def _readme_curl() -> str:
 @pytest.mark.skipif(shutil.which("curl") is None or shutil.which("make") is None, reason="needs curl and make")
 def test_make_run_then_the_readme_curl_gets_a_denial() -> None:
     port = _free_port()
-    env = dict(os.environ, NETGUARD_BIND=f"127.0.0.1:{port}", NETGUARD_WORKERS="1", NETGUARD_LOG_FORMAT="json")
+    env = dict(os.environ, NETGUARD_BIND=f"127.0.0.1:{port}", NETGUARD_CHECK_BIND=f"127.0.0.1:{_free_port()}",
+               NETGUARD_WORKERS="1", NETGUARD_LOG_FORMAT="json")
     proc = subprocess.Popen(["make", "run"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:

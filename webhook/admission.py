@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,7 @@ def decode_json(raw: bytes, content_type: str | None, max_depth: int = DEFAULT_M
     except UnicodeDecodeError as exc:
         raise ReviewError(400, f"request body is not UTF-8 (byte {exc.start})") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise ReviewError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError as exc:  # NaN/Infinity, or an integer past sys.get_int_max_str_digits()
@@ -70,6 +71,15 @@ def decode_json(raw: bytes, content_type: str | None, max_depth: int = DEFAULT_M
             json.dumps(value, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise ReviewError(400, "JSON string holds a lone UTF-16 surrogate escape") from None
+    return value
+
+
+def _finite_float(text: str) -> float:
+    """1e400 decodes to infinity, which the engine's JSON cannot carry; Go's decoder (the API server's)
+    refuses numbers beyond float64 too."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {_clip(text, 40)} is out of range")
     return value
 
 

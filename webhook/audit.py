@@ -18,6 +18,7 @@ from webhook.check import CheckReport, Requester, check_documents
 from webhook.decisionlog import DecisionStats
 from webhook.facts import enrich
 from webhook.inventory import Inventory, Workload
+from webhook.limits import check_limits
 from webhook.mutate import ANNOTATION_LAST_MODIFIED_BY
 from webhook.netpolicy import NormalizedPolicy, Subject
 from webhook.normalize import normalize
@@ -207,6 +208,8 @@ def _audit_findings(check: CheckReport, last_by: Mapping[tuple[str, str, str], s
 def _normalized(pipeline: Pipeline, docs: Sequence[Document]) -> list[tuple[Document, NormalizedPolicy]]:
     out = []
     for doc in docs:
+        if check_limits(doc.obj, pipeline.settings.limits) is not None:
+            continue  # reported by the check as a `limits` finding; too large to read for posture
         try:
             out.append((doc, enrich(normalize(doc.obj), pipeline.fact_params)))
         except ShapeError:

@@ -160,7 +160,9 @@ def _serve(args: argparse.Namespace) -> int:
         if not Path(path).is_file():
             raise config.ConfigError(f"TLS file {path} not found; run `netguard certs generate` (or `make certs`)")
     print(f"netguard: {len(pipeline.policies.guardrails)} guardrails, revision {pipeline.revision}, "
-          f"engine {settings.engine.type}, serving https://{settings.server.bind}", file=sys.stderr)
+          f"engine {settings.engine.type}, serving https://{settings.server.bind}"
+          + (f" (POST /v1/check on https://{settings.server.check_bind})" if settings.server.check_bind else ""),
+          file=sys.stderr)
     if args.check_only:
         return EXIT_OK
     gunicorn_args = ["gunicorn", "--config", "python:webhook.gunicorn_conf", "webhook.server:create_app()"]

@@ -18,12 +18,14 @@ from typing import Any
 import jsonschema
 import yaml
 
+from webhook.limits import Limits
 from webhook.model import Mode
 
 # Environment overrides for deployment knobs only; policy behaviour lives in the file.
 ENV_CONFIG = "NETGUARD_CONFIG"
 ENV_OVERRIDES = {
     "NETGUARD_BIND": ("server", "bind"),
+    "NETGUARD_CHECK_BIND": ("server", "check_bind"),
     "NETGUARD_TLS_CERT": ("server", "tls_cert"),
     "NETGUARD_TLS_KEY": ("server", "tls_key"),
     "NETGUARD_WORKERS": ("server", "workers"),
@@ -65,6 +67,18 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class CheckSettings:
+    """Limits of one POST /v1/check call, served on server.check_bind with its own threads."""
+
+    threads: int = 2
+    evaluators: int = 1  # regorus evaluator processes of the check listener, apart from admission's
+    max_documents: int = 200
+    max_body_bytes: int = 1024 * 1024
+    timeout_seconds: float = 10.0
+    max_response_bytes: int = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     bind: str = "0.0.0.0:8443"
     tls_cert: str = "certs/tls.crt"
@@ -77,6 +91,21 @@ class ServerSettings:
     graceful_timeout_seconds: int = 20
     max_body_bytes: int = 3 * 1024 * 1024
     max_json_depth: int = 64
+    # Slow and idle clients (webhook/worker.py): the TLS handshake must end within handshake_timeout_seconds
+    # of the accept, a request head within head_timeout_seconds of its first byte, and a body within
+    # body_timeout_seconds of a thread taking the request; a kept-alive connection idles keepalive_seconds.
+    handshake_timeout_seconds: float = 2.0
+    head_timeout_seconds: float = 2.0
+    body_timeout_seconds: float = 5.0
+    max_connections: int = 1000  # per worker: handshaking, idle, reading or in a thread
+    max_idle_connections: int = 100  # per worker; beyond it (or at max_connections) the oldest idle close
+    # Load shedding: a request that waited for a thread longer than this share of its deadline (the API
+    # server's ?timeout=, else request_deadline_seconds) is answered at once with engine.on_error.
+    request_deadline_seconds: float = 5.0
+    shed_queue_fraction: float = 0.4
+    # POST /v1/check on its own listener, threads and evaluators ("" turns it off).
+    check_bind: str = "0.0.0.0:8444"
+    check: CheckSettings = field(default_factory=lambda: CheckSettings())
 
 
 @dataclass(frozen=True)
@@ -155,6 +184,7 @@ class Settings:
     exceptions: tuple[ConfigException, ...] = ()
     exception_keys: tuple[ExceptionKey, ...] = ()
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    limits: Limits = field(default_factory=Limits)  # the largest object judged (webhook/limits.py)
     source: str = "(defaults)"
 
 
@@ -200,7 +230,9 @@ def from_mapping(doc: Mapping[str, Any], source: str = "(inline)") -> Settings:
     doc = _yaml_quirks(doc)
     validate(doc, source)
     engine = doc.get("engine", {})
-    server = ServerSettings(**doc.get("server", {}))
+    server_doc = dict(doc.get("server", {}))
+    check = CheckSettings(**server_doc.pop("check", {}))
+    server = ServerSettings(**server_doc, check=check)
     rules = {
         rid: RuleSettings(mode=Mode(r["mode"]) if "mode" in r else None, parameters=r.get("parameters", {}))
         for rid, r in doc.get("rules", {}).items()
@@ -233,6 +265,7 @@ def from_mapping(doc: Mapping[str, Any], source: str = "(inline)") -> Settings:
         exception_keys=tuple(ExceptionKey(id=k["id"], public_key=k["public_key"])
                              for k in doc.get("exception_keys", [])),
         cluster=ClusterSettings(**doc.get("cluster", {})),
+        limits=Limits(**doc.get("limits", {})),
         source=source,
     )
 

@@ -22,6 +22,7 @@ from webhook.policies import Guardrail, PolicySet
 FindingKey = tuple[str, str, str]
 ENGINE_ERROR = "engine-error"  # pseudo-rule of a fail-closed evaluation failure
 INVALID_OBJECT = "invalid-object"  # pseudo-rule of a malformed object
+LIMITS = "limits"  # pseudo-rule of an object over a configured size limit (webhook/limits.py)
 ENGINE_FAILURE_KINDS = ("timeout", "unreachable", "error")  # engine.TIMEOUT, UNREACHABLE, ERROR
 
 
@@ -153,6 +154,13 @@ def invalid_object(path: str, problem: str) -> Decision:
     finding = Finding(rule=INVALID_OBJECT, path=path or "(object)", message=problem,
                       fix="correct the field so it matches the API schema", severity="high")
     return Decision(verdict=Verdict.DENIED, findings=(AppliedFinding(finding, Mode.ENFORCE, "schema"),))
+
+
+def over_limit(path: str, problem: str, fix: str) -> Decision:
+    """An object larger than the configured limits is denied before any work, with the limit named."""
+    finding = Finding(rule=LIMITS, path=path or "(object)", message=problem, fix=fix, severity="high")
+    return Decision(verdict=Verdict.DENIED, findings=(AppliedFinding(finding, Mode.ENFORCE, "limits"),),
+                    reason=f"over a limit: {path or '(object)'}: {problem}")
 
 
 def engine_failure(message: str, on_error: str, kind: str = "error", budget_seconds: float | None = None) -> Decision:

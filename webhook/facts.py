@@ -8,9 +8,12 @@ computed here with integer interval arithmetic over the standard `ipaddress` mod
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from threading import Lock
 
 from webhook.coverage import Opening, figures
 from webhook.deadline import check as check_deadline
@@ -30,6 +33,7 @@ from webhook.netpolicy import (
     Subject,
 )
 from webhook.ports import PortSet
+from webhook.ports import merge as merge_intervals
 from webhook.selectors import Requirement, parse_selector, satisfiable
 from webhook.shape import ShapeError
 
@@ -74,14 +78,38 @@ class FactParams:
 
 def parse_network(text: str, path: str) -> IPNetwork:
     """A CIDR (or bare address) as a network; IPv4-mapped IPv6 becomes the IPv4 it denotes."""
-    try:
-        net = ipaddress.ip_network(text.strip(), strict=False)
-    except ValueError:
-        raise ShapeError(path, f"{text!r} is not a valid CIDR") from None
+    net = _read_network(text)
+    if net is None:
+        raise ShapeError(path, f"{text!r} is not a valid CIDR")
+    return net
+
+
+# Parsing with ipaddress dominates the cost of the facts, and a policy repeats its strings (the same
+# CIDR in several rules, the old and new object of an UPDATE), so each string is parsed once. The
+# entries are small (a string and a network), so the bound keeps the memory to a few MB.
+_PARSED_CIDRS = 16384
+
+
+@lru_cache(maxsize=_PARSED_CIDRS)
+def _read_network(text: str) -> IPNetwork | None:
+    net = _read_raw(text)
     if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.subnet_of(_MAPPED):
         base = int(net.network_address) - int(_MAPPED.network_address)
         return ipaddress.IPv4Network((base, net.prefixlen - 96))
     return net
+
+
+@lru_cache(maxsize=_PARSED_CIDRS)
+def _read_raw(text: str) -> IPNetwork | None:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=256)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
 
 
 def _interval(net: IPNetwork) -> Interval:
@@ -89,42 +117,70 @@ def _interval(net: IPNetwork) -> Interval:
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
-    out: list[Interval] = []
-    for start, end in sorted(intervals):
-        if out and start <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
+    return list(merge_intervals(intervals))  # one implementation for addresses and ports (ports.py)
 
 
 def subtract(base: Sequence[Interval], holes: Iterable[Interval]) -> list[Interval]:
-    result = list(base)
-    for h_start, h_end in merge(holes):
-        nxt: list[Interval] = []
-        for start, end in result:
-            if h_end < start or h_start > end:
-                nxt.append((start, end))
-                continue
-            if start < h_start:
-                nxt.append((start, h_start - 1))
-            if h_end < end:
-                nxt.append((h_end + 1, end))
-        result = nxt
+    """`base` minus the holes: what is left of each base interval, in base order. The holes are
+    merged and sorted once; each base interval finds its first hole by bisection and walks only the
+    holes inside it, so the work is O((base + holes) log holes + output)."""
+    merged = merge(holes)
+    ends = [h_end for _, h_end in merged]
+    result: list[Interval] = []
+    for start, end in base:
+        at = start
+        k = bisect_left(ends, start)  # the first hole that ends at or after the base starts
+        while k < len(merged) and merged[k][0] <= end:
+            h_start, h_end = merged[k]
+            if at < h_start:
+                result.append((at, h_start - 1))
+            at = max(at, h_end + 1)
+            k += 1
+        if at <= end:
+            result.append((at, end))
     return result
 
 
 def intersect_size(a: Sequence[Interval], b: Sequence[Interval]) -> int:
-    total = 0
-    for a_start, a_end in a:
-        for b_start, b_end in b:
-            lo, hi = max(a_start, b_start), min(a_end, b_end)
+    """The sum of the overlaps of every pair (one from `a`, one from `b`): the size of the intersection
+    when each side is merged. Two pointers when both sides are sorted and disjoint (merged, the usual
+    case), else a sweep over the sorted boundaries: O((a + b) log(a + b))."""
+    if _disjoint(a) and _disjoint(b):
+        total = i = j = 0
+        while i < len(a) and j < len(b):
+            lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
             if lo <= hi:
                 total += hi - lo + 1
+            if a[i][1] < b[j][1]:
+                i += 1
+            else:
+                j += 1
+        return total
+    events: list[tuple[int, int, int]] = []  # (position, change of a's depth, change of b's depth)
+    for start, end in a:
+        events += ((start, 1, 0), (end + 1, -1, 0))
+    for start, end in b:
+        events += ((start, 0, 1), (end + 1, 0, -1))
+    events.sort()
+    total = depth_a = depth_b = 0
+    previous = 0
+    for position, change_a, change_b in events:
+        if depth_a and depth_b:
+            total += depth_a * depth_b * (position - previous)
+        depth_a += change_a
+        depth_b += change_b
+        previous = position
     return total
 
 
+def _disjoint(intervals: Sequence[Interval]) -> bool:
+    """Sorted, each interval well formed and apart from the next."""
+    return all(s <= e for s, e in intervals) and all(
+        intervals[k][1] < intervals[k + 1][0] for k in range(len(intervals) - 1))
+
+
 _V4_ALL: list[Interval] = [(0, 2**32 - 1)]
+_V6_ALL: Interval = (0, 2**128 - 1)
 V4_PUBLIC = subtract(_V4_ALL, [_interval(ipaddress.ip_network(c)) for c in _IPV4_NON_PUBLIC])
 V6_PUBLIC = merge(_interval(ipaddress.ip_network(c)) for c in _IPV6_PUBLIC)
 _V4_PUBLIC_SIZE = sum(e - s + 1 for s, e in V4_PUBLIC)
@@ -132,8 +188,9 @@ _V6_PUBLIC_SIZE = sum(e - s + 1 for s, e in V6_PUBLIC)
 
 
 @lru_cache(maxsize=64)
-def _network(cidr: str) -> IPNetwork:
-    return ipaddress.ip_network(cidr)
+def _network_interval(cidr: str) -> tuple[int, int, int]:
+    net = ipaddress.ip_network(cidr)
+    return (net.version, *_interval(net))
 
 
 def nat64_v4(v6: Iterable[Interval]) -> list[Interval]:
@@ -160,29 +217,65 @@ class Coverage:
         return intersect_size(self.v6, V6_PUBLIC) / _V6_PUBLIC_SIZE
 
     def covers_network(self, cidr: str) -> bool:
-        net = _network(cidr)
-        start, end = _interval(net)
-        ranges = self.v4 if net.version == 4 else self.v6
+        version, start, end = _network_interval(cidr)
+        ranges = self.v4 if version == 4 else self.v6
         return any(s <= start and end <= e for s, e in ranges)
 
     def contains(self, address: str) -> bool:
-        ip = ipaddress.ip_address(address)
+        ip = _address(address)
         value = int(ip)
         ranges = self.v4 if ip.version == 4 else self.v6
         return any(s <= value <= e for s, e in ranges)
 
 
+class _CoverageCache:
+    """Coverages already computed, least recently used first out, bounded by the intervals they hold
+    rather than by their number: one peer with a thousand excepts weighs a thousand, so requests
+    full of excepts cannot grow the memory of a long-running worker (about 130 bytes an interval)."""
+
+    def __init__(self, max_intervals: int) -> None:
+        self.max_intervals = max_intervals
+        self.entries: OrderedDict[tuple[str, tuple[str, ...], str, str], Coverage] = OrderedDict()
+        self.held = 0
+        self.lock = Lock()  # gthread: requests of one worker share the cache
+
+    def get(self, key: tuple[str, tuple[str, ...], str, str]) -> Coverage:
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+                return found
+        cov = _cidr_coverage(*key)
+        weight = self.weight(key, cov)
+        with self.lock:
+            if key not in self.entries and weight <= self.max_intervals:
+                self.entries[key] = cov
+                self.held += weight
+                while self.held > self.max_intervals:
+                    old_key, old = self.entries.popitem(last=False)
+                    self.held -= self.weight(old_key, old)
+        return cov
+
+    @staticmethod
+    def weight(key: tuple[str, tuple[str, ...], str, str], cov: Coverage) -> int:
+        return len(cov.v4) + len(cov.v6) + len(key[1]) + 1
+
+
+# Facts ask for a peer's coverage several times (peer, rule, combined reach); keep them within a request.
+_COVERAGES = _CoverageCache(max_intervals=1 << 18)
+
+
 def peer_coverage(peer: Peer) -> Coverage:
     if peer.type is not PeerType.CIDR:
         return Coverage()
-    return _cidr_coverage(peer.cidr, peer.excepts, peer.path, _cidr_path(peer))
+    return _COVERAGES.get((peer.cidr, peer.excepts, peer.path, _cidr_path(peer)))
 
 
-@lru_cache(maxsize=65536)  # facts ask for a peer's coverage several times; parsing dominates the cost
 def _cidr_coverage(cidr: str, excepts: tuple[str, ...], path: str, cidr_path: str) -> Coverage:
     peer = Peer(path=path, type=PeerType.CIDR, cidr=cidr, excepts=excepts)
     net = parse_network(peer.cidr, cidr_path)
     cidr_mapped = _is_mapped(peer.cidr)
+    n_start, n_end = _interval(net)
     holes = []
     for i, text in enumerate(peer.excepts):
         if _ignored_except(text, net, cidr_mapped):
@@ -191,26 +284,25 @@ def _cidr_coverage(cidr: str, excepts: tuple[str, ...], path: str, cidr_path: st
         # reading), as plain IPv6 under a plain IPv6 CIDR (::/0 except ::ffff:169.254.169.254/128).
         hole = parse_network(text, f"{peer.path}.except[{i}]") if net.version == 4 else _raw_network(
             text, f"{peer.path}.except[{i}]")
-        if hole.version != net.version or not hole.subnet_of(net):  # type: ignore[arg-type]
+        h_start, h_end = _interval(hole)
+        if hole.version != net.version or not (n_start <= h_start and h_end <= n_end):  # inside the CIDR
             raise ShapeError(f"{peer.path}.except[{i}]", f"{peer.excepts[i]} is not inside {peer.cidr}")
-        holes.append(hole)
-    left = subtract([_interval(net)], [_interval(h) for h in holes])
+        holes.append((h_start, h_end))
+    left = subtract([(n_start, n_end)], holes)
     return Coverage(v4=tuple(left), v6=()) if net.version == 4 else Coverage(v4=(), v6=tuple(left))
 
 
+@lru_cache(maxsize=_PARSED_CIDRS)
 def _is_mapped(text: str) -> bool:
-    try:
-        net = ipaddress.ip_network(text.strip(), strict=False)
-    except ValueError:
-        return False
+    net = _read_raw(text)
     return isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.subnet_of(_MAPPED)
 
 
 def _raw_network(text: str, path: str) -> IPNetwork:
-    try:
-        return ipaddress.ip_network(text.strip(), strict=False)
-    except ValueError:
-        raise ShapeError(path, f"{text!r} is not a valid CIDR") from None
+    net = _read_raw(text)
+    if net is None:
+        raise ShapeError(path, f"{text!r} is not a valid CIDR")
+    return net
 
 
 def _ignored_except(text: str, net: IPNetwork, cidr_mapped: bool = False) -> bool:
@@ -308,10 +400,13 @@ def peer_facts(peer: Peer, params: FactParams, namespace: str = "") -> PeerFacts
     return PeerFacts()
 
 
+_NO_PORT, _EVERY_PORT = PortSet(), PortSet.everything()
+
+
 def rule_ports(rule: Rule) -> PortSet:
     """The rule's ports, merged per protocol (no port entries: every port of every protocol)."""
     if not rule.ports:
-        return PortSet() if rule.icmp else PortSet.everything()
+        return _NO_PORT if rule.icmp else _EVERY_PORT
     return PortSet.of((p.protocol, p.start, p.end, p.name) for p in rule.ports)
 
 
@@ -348,26 +443,48 @@ def rule_facts(rule: Rule, params: FactParams) -> RuleFacts:
                      open_protocol=ports.open_protocol(params.port_coverage) if every_port and rule.ports else "")
 
 
-def _family_openings(rules: Sequence[Rule], family: int) -> list[Opening]:
-    whole = (0, 2**32 - 1) if family == 4 else (0, 2**128 - 1)
+# A rule's reach for the sweep: its merged addresses per family (IPv4 with NAT64) and its ports.
+_RuleReach = tuple[tuple[Interval, ...], tuple[Interval, ...], PortSet]
+
+
+def _rule_reach(rule: Rule) -> _RuleReach:
+    v4: list[Interval] = []
+    v6: list[Interval] = []
+    if rule.any_peer:
+        v4.append(_V4_ALL[0])
+        v6.append(_V6_ALL)
+    for p in rule.peers:
+        if p.type is PeerType.ENTITY:
+            internet_v4, internet_v6 = INTERNET_ENTITIES.get(p.entity, (False, False))
+            if internet_v4:
+                v4.append(_V4_ALL[0])
+            if internet_v6:
+                v6.append(_V6_ALL)
+        elif p.type is PeerType.CIDR:
+            cov = peer_coverage(p)
+            v4.extend(cov.v4)
+            v4.extend(nat64_v4(cov.v6))
+            v6.extend(cov.v6)
+    return tuple(merge(v4)), tuple(merge(v6)), rule_ports(rule)
+
+
+def _family_openings(rules: Sequence[Rule], family: int, memo: dict[int, _RuleReach] | None = None) -> list[Opening]:
+    """`memo` (by id of the rule, within one enrich) keeps each rule's reach across the subject groups."""
+    memo = {} if memo is None else memo
     out = []
     for index, rule in enumerate(rules):
-        intervals: list[Interval] = []
-        if rule.any_peer:
-            intervals.append(whole)
-        for p in rule.peers:
-            if p.type is PeerType.ENTITY and INTERNET_ENTITIES.get(p.entity, (False, False))[family == 6]:
-                intervals.append(whole)
-            elif p.type is PeerType.CIDR:
-                cov = peer_coverage(p)
-                intervals.extend([*cov.v4, *nat64_v4(cov.v6)] if family == 4 else cov.v6)
+        reach = memo.get(id(rule))
+        if reach is None:
+            reach = memo[id(rule)] = _rule_reach(rule)
+        intervals = reach[0] if family == 4 else reach[1]
         if intervals:
-            ports = rule_ports(rule)
-            out.append(Opening(index, tuple(merge(intervals)), ports, some_traffic=not ports.empty or bool(rule.icmp)))
+            ports = reach[2]
+            out.append(Opening(index, intervals, ports, some_traffic=not ports.empty or bool(rule.icmp)))
     return out
 
 
-def _combined(rules: list[Rule], params: FactParams) -> tuple[Reach | None, Reach | None]:
+def _combined(rules: list[Rule], params: FactParams,
+              memo: dict[int, _RuleReach] | None = None) -> tuple[Reach | None, Reach | None]:
     """What these rules open only together: (every port, some port) families no single rule opens.
 
     Every-port families are left out of the some-port reach (they are the stronger finding)."""
@@ -377,7 +494,7 @@ def _combined(rules: list[Rule], params: FactParams) -> tuple[Reach | None, Reac
         single_every = any(r.facts.every_port and (r.facts.internet_v4 if family == 4 else r.facts.internet_v6)
                            for r in rules)
         single_some = any(r.facts.internet_v4 if family == 4 else r.facts.internet_v6 for r in rules)
-        fig = figures(_family_openings(rules, family), public, size, params.port_coverage)
+        fig = figures(_family_openings(rules, family, memo), public, size, params.port_coverage)
         if fig.every_port_fraction >= params.internet_coverage and not single_every:
             every[family] = fig.every_port_rules
         elif fig.some_port_fraction >= params.internet_coverage and not single_some and not single_every:
@@ -403,9 +520,16 @@ def _reach(rules: list[Rule], families: dict[int, tuple[int, ...]]) -> Reach | N
                  ports=tuple(r.ports_label() for r in chosen))
 
 
-# Past this many steps the search for subject groups stops and every pair that can overlap is
-# grouped (more findings, never fewer).
+# Past this many steps, requirements examined or groups found, the search for subject groups stops and
+# every pair that can overlap is grouped (more findings, never fewer). The work bound matters as much as
+# the steps: each step checks the conjunction of up to every entry's requirements.
 _GROUP_SEARCH_STEPS = 4096
+_GROUP_SEARCH_WORK = 100_000
+_GROUP_SEARCH_FOUND = 256
+
+
+# More entries than this (limits.max_specs is far lower by default) skip the exact search.
+_GROUP_SEARCH_DEPTH = 256
 
 
 def subject_groups(policy: NormalizedPolicy) -> list[tuple[int, ...]]:
@@ -417,25 +541,32 @@ def subject_groups(policy: NormalizedPolicy) -> list[tuple[int, ...]]:
     subjects = list(policy.subjects)
     if len(subjects) == 1:
         return [(subjects[0].index,)]
+    if len(subjects) > _GROUP_SEARCH_DEPTH:  # the search recurses once per chosen entry
+        return _pairwise_groups(subjects)
     found: set[tuple[int, ...]] = set()
-    steps = 0
+    steps = work = 0
 
     def extend(chosen: list[Subject], requirements: tuple[Requirement, ...], rest: list[Subject]) -> bool:
-        nonlocal steps
+        nonlocal steps, work
         steps += 1
         check_deadline("grouping specs entries")
         if steps > _GROUP_SEARCH_STEPS:
             return False
         grew = False
         for i, s in enumerate(rest):
+            if s.selects != chosen[0].selects:
+                continue
             combined = requirements + s.selector.requirements
-            if s.selects == chosen[0].selects and satisfiable(combined):
+            work += len(combined)
+            if work > _GROUP_SEARCH_WORK:
+                return False
+            if satisfiable(combined):
                 grew = True
                 if not extend([*chosen, s], combined, rest[i + 1:]):
                     return False
         if not grew:
             found.add(tuple(sorted(c.index for c in chosen)))
-        return True
+        return len(found) <= _GROUP_SEARCH_FOUND
 
     for i, s in enumerate(subjects):
         if not satisfiable(s.selector.requirements):
@@ -444,7 +575,8 @@ def subject_groups(policy: NormalizedPolicy) -> list[tuple[int, ...]]:
             return _pairwise_groups(subjects)
     groups = sorted(found)
     # keep only maximal sets (a set found from a later start can be inside an earlier one)
-    return [g for g in groups if not any(set(g) < set(h) for h in groups)]
+    masks = [sum(1 << i for i in g) for g in groups]
+    return [g for g, m in zip(groups, masks, strict=True) if not any(m & h == m != h for h in masks)]
 
 
 def _pairwise_groups(subjects: list[Subject]) -> list[tuple[int, ...]]:
@@ -453,17 +585,19 @@ def _pairwise_groups(subjects: list[Subject]) -> list[tuple[int, ...]]:
 
 
 def _direction_facts(policy: NormalizedPolicy, rules: list[Rule], direction: Direction,
-                     params: FactParams) -> DirectionFacts:
-    all_ports: list[Reach] = []
-    any_ports: list[Reach] = []
-    for group in subject_groups(policy):
-        allowing = [r for r in rules if r.subject in group and r.direction is direction
-                    and r.action is Action.ALLOW and r.effective and not r.matches_nothing]
-        strict, loose = _combined(allowing, params)
-        if strict is not None and strict not in all_ports:
-            all_ports.append(strict)
-        if loose is not None and loose not in any_ports:
-            any_ports.append(loose)
+                     params: FactParams, groups: list[tuple[int, ...]] | None = None) -> DirectionFacts:
+    all_ports: dict[Reach, None] = {}  # ordered sets
+    any_ports: dict[Reach, None] = {}
+    allowing_rules = [r for r in rules if r.direction is direction and r.action is Action.ALLOW and r.effective
+                      and not r.matches_nothing]
+    memo: dict[int, _RuleReach] = {}  # each rule's reach, computed once for every group it is in
+    for group in subject_groups(policy) if groups is None else groups:
+        members = set(group)
+        strict, loose = _combined([r for r in allowing_rules if r.subject in members], params, memo)
+        if strict is not None:
+            all_ports.setdefault(strict)
+        if loose is not None:
+            any_ports.setdefault(loose)
     return DirectionFacts(combined_all_ports=tuple(all_ports), combined_any_ports=tuple(any_ports))
 
 
@@ -473,7 +607,8 @@ def enrich(policy: NormalizedPolicy, params: FactParams) -> NormalizedPolicy:
     for rule in policy.rules:
         check_deadline("facts")
         peers = tuple(replace(p, facts=peer_facts(p, params, policy.namespace)) for p in rule.peers)
-        with_peers = replace(rule, peers=peers)
+        with_peers = replace(rule, peers=peers) if peers else rule
         rules.append(replace(with_peers, facts=rule_facts(with_peers, params)))
-    facts = {d.value: _direction_facts(policy, rules, d, params) for d in Direction}
+    groups = subject_groups(policy)
+    facts = {d.value: _direction_facts(policy, rules, d, params, groups) for d in Direction}
     return replace(policy, rules=tuple(rules), facts=facts)

@@ -26,11 +26,16 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-bind = [_server.bind]
+# Admission (and /healthz, /readyz, /metrics) on server.bind; POST /v1/check on server.check_bind, served by
+# its own threads in each worker (webhook/worker.py tells the listeners apart by port).
+bind = [_server.bind] + ([_server.check_bind] if _server.check_bind else [])
 workers = _server.workers or _cpu_count()
-worker_class = "webhook.worker.ThreadWorker"  # gthread, counting connections right (see webhook/worker.py)
+# gthread whose threads get only complete request heads, with time limits for the handshake, the head
+# and the body, and a cap on idle connections (see webhook/worker.py).
+worker_class = "webhook.worker.ThreadWorker"
 threads = _server.threads
 keepalive = _server.keepalive_seconds
+worker_connections = _server.max_connections
 # SIGTERM: the master closes its listening socket and each worker stops accepting, finishes the
 # requests it has, answers a request on a kept-alive connection within 2 s with "Connection:
 # close", and exits (webhook/worker.py keeps its count of open connections right). Connections
@@ -73,9 +78,13 @@ def on_starting(server: Any) -> None:
 def worker_exit(server: Any, worker: Any) -> None:
     """Stop this worker's regorus evaluator processes (they would stop at EOF anyway, a little later)."""
     app = getattr(worker, "wsgi", None)
-    pipeline = getattr(app, "extensions", {}).get("netguard")
+    extensions = getattr(app, "extensions", {})
+    pipeline = extensions.get("netguard")
     if pipeline is not None:
         pipeline.engine.close()
+    checker = extensions.get("netguard.check")
+    if checker is not None:
+        checker.close()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -2,6 +2,11 @@
 
 Under gunicorn with several workers, PROMETHEUS_MULTIPROC_DIR is set by the gunicorn config
 before the workers start, and /metrics aggregates every worker's files.
+
+Every label value comes from a finite set netguard defines, never from the request as sent:
+`kind` is one of the policy kinds or `other` (`kind_label`), `operation` and `verdict` are enums,
+`rule` a guardrail id of the loaded catalog (or a pseudo-rule), `status` an HTTP status netguard
+answers with. docs/operations.md lists each metric's label values.
 """
 
 from __future__ import annotations
@@ -10,6 +15,17 @@ import os
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+from webhook.model import POLICY_KINDS
+
+KIND_LABELS = frozenset(k.kind for k in POLICY_KINDS)
+CUT_PHASES = ("handshake", "head", "body", "idle_evicted")  # webhook/worker.py
+
+
+def kind_label(kind: str) -> str:
+    """A request's kind as a label: one of the guarded policy kinds, or `other` (a finite set)."""
+    return kind if kind in KIND_LABELS else "other"
+
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -22,6 +38,8 @@ class Metrics:
     violations: Counter
     engine_errors: Counter
     bad_requests: Counter
+    shed: Counter
+    connections_cut: Counter
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -46,4 +64,10 @@ def create_metrics() -> Metrics:
                               "unreachable (OPA) or error", ["engine", "reason"], registry=registry),
         bad_requests=Counter("netguard_bad_requests_total", "Webhook calls rejected before evaluation",
                              ["status"], registry=registry),
+        shed=Counter("netguard_shed_total", "Admission requests answered with engine.on_error without evaluation "
+                     "because they waited too long for a worker thread (overloaded)", ["endpoint"],
+                     registry=registry),
+        connections_cut=Counter("netguard_connections_cut_total",
+                                "Connections closed by a time limit (phase handshake, head, body) or as the oldest "
+                                "idle one under pressure (idle_evicted)", ["phase"], registry=registry),
     )

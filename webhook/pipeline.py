@@ -19,6 +19,7 @@ from webhook.cluster_view import DISABLED, ClusterSnapshot, ClusterView
 from webhook.config import Settings
 from webhook.engine import TIMEOUT, Engine, EngineError, build_engine
 from webhook.facts import FactParams, enrich
+from webhook.limits import check_limits
 from webhook.model import (
     NETWORK_POLICY,
     POLICY_KINDS,
@@ -78,6 +79,11 @@ class Pipeline:
             return Decision(verdict=Verdict.SKIPPED, reason=skip)
         subject = request.subject
         assert subject is not None  # skip_reason guarantees it
+        over = check_limits(subject, self.settings.limits)  # before any work, on the raw object
+        if over is not None:
+            if request.operation is Operation.DELETE:  # never block removing an oversized object
+                return Decision(verdict=Verdict.ALLOWED, reason=f"too large to judge: {over.path}: {over.problem}")
+            return decisions.over_limit(over.path, over.problem, over.fix)
         snapshot = cluster or self.snapshot()
         try:
             policy, group_notices = cidr_groups.resolve(normalize(subject), cidr_groups.snapshot_lookup(snapshot))
@@ -144,6 +150,8 @@ class Pipeline:
     def _old_policy(self, request: AdmissionRequest, snapshot: ClusterSnapshot) -> NormalizedPolicy | None:
         if request.operation is not Operation.UPDATE or request.old_object is None:
             return None
+        if check_limits(request.old_object, self.settings.limits) is not None:
+            return None  # too large to judge: its findings cannot excuse the new object's (an update may shrink it)
         try:
             old, _ = cidr_groups.resolve(normalize(request.old_object), cidr_groups.snapshot_lookup(snapshot))
             return enrich(old, self.fact_params)

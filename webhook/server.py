@@ -8,6 +8,8 @@ a 4xx status for a broken call. No stack trace or object body ever reaches the c
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -20,12 +22,21 @@ from werkzeug.exceptions import HTTPException
 from webhook import admission, config, logs
 from webhook.admission import ReviewError
 from webhook.decide import engine_failure, engine_failure_kind
-from webhook.metrics import Metrics, create_metrics
+from webhook.metrics import Metrics, create_metrics, kind_label
 from webhook.model import AdmissionRequest, Decision, Mode, Operation
 from webhook.mutate import patch_for
 from webhook.pipeline import Pipeline, build_pipeline, warm_up
 
 log = logs.get_logger("netguard.server")
+
+# Set by webhook/worker.py in each request's environ: which listener it came in on, and how long the
+# complete request waited for a thread. Without them (another server, Flask's test client) a request
+# counts as an admission-listener request that did not wait.
+LISTENER, QUEUE_WAIT = "netguard.listener", "netguard.queue_wait"
+ADMISSION_LISTENER, CHECK_LISTENER = "admission", "check"
+CHECK_LISTENER_PATHS = ("/v1/check", "/healthz")
+OVERLOADED = "netguard is overloaded"
+_TIMEOUT_PARAM = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
 
 
 def create_app(settings: config.Settings | None = None, pipeline: Pipeline | None = None) -> Flask:
@@ -40,6 +51,9 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
     app = Flask("netguard")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.extensions["netguard"] = pipeline
+    app.extensions["netguard.metrics"] = metrics  # the worker counts connections it cuts
+    checker = _CheckEngine(pipeline)
+    app.extensions["netguard.check"] = checker
 
     @app.before_request
     def bind_request_context() -> None:
@@ -48,6 +62,19 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
         structlog.contextvars.bind_contextvars(
             request_id=(request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16])[:64],
             peer=request.remote_addr, path=request.path[:100])
+
+    @app.before_request
+    def route_by_listener() -> Response | None:
+        """/v1/check only on the check listener (its own threads and limits); admission never there."""
+        listener = request.environ.get(LISTENER, ADMISSION_LISTENER)
+        if listener == CHECK_LISTENER and request.path not in CHECK_LISTENER_PATHS:
+            return _json_error(404, "not found: this is the /v1/check listener (server.check_bind); admission "
+                                    "and metrics are served on server.bind")
+        if listener != CHECK_LISTENER and request.path == "/v1/check":
+            where = settings.server.check_bind or "off: server.check_bind is empty"
+            return _json_error(404, f"POST /v1/check moved to its own listener, server.check_bind ({where}; "
+                                    "port 8444 by default); this port serves admission only")
+        return None
 
     @app.post("/validate")
     def validate() -> Response:
@@ -59,7 +86,7 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
 
     @app.post("/v1/check")
     def check_endpoint() -> Response:
-        return _check(pipeline)
+        return _check(checker.pipeline(), settings.server.check)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -123,7 +150,9 @@ def _watch_cluster(pipeline: Pipeline, settings: config.Settings) -> Pipeline:
 def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
     endpoint = "mutate" if mutate else "validate"
     started = time.perf_counter()
-    read_at = time.monotonic()  # the request's one deadline runs from here (webhook/deadline.py)
+    # The request's one deadline (webhook/deadline.py) runs from when its head was complete: the time it
+    # waited for a thread (worker.py) counts against it.
+    read_at = time.monotonic() - float(request.environ.get(QUEUE_WAIT) or 0.0)
     structlog.contextvars.bind_contextvars(endpoint=endpoint)
     settings = pipeline.settings
     try:
@@ -135,10 +164,16 @@ def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
         log.warning("admission.bad_request", status=exc.status, error=exc.message)
         return _json_error(exc.status, exc.message)
 
-    decision = _safe_review(pipeline, metrics, review, read_at)
+    waited = _overloaded(settings.server)
+    if waited is not None:
+        metrics.shed.labels(endpoint=endpoint).inc()
+        decision = engine_failure(f"{OVERLOADED} (the request waited {waited:.1f} s for a worker thread); "
+                                  "retry", settings.engine.on_error, kind="overloaded")
+    else:
+        decision = _safe_review(pipeline, metrics, review, read_at)
     revision = pipeline.revision
     if mutate:
-        writes = review.operation is not Operation.DELETE and review.object is not None
+        writes = review.operation is not Operation.DELETE and review.object is not None and waited is None
         patch = patch_for(review.object or {}, decision, revision, review.user.username) if writes else []
         body = admission.build_response(admission.Response(uid=review.uid, allowed=True, patch=patch or None))
     else:
@@ -159,20 +194,78 @@ def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
     return resp
 
 
+def _overloaded(server: config.ServerSettings) -> float | None:
+    """The time this request waited for a thread, when that is past its share of the call's deadline.
+
+    The deadline is the API server's `?timeout=` (it adds the webhook's timeoutSeconds to every
+    call), else server.request_deadline_seconds. A request that waited that long could not be
+    evaluated in what is left, and answering it at once frees the thread for the next one.
+    """
+    waited = float(request.environ.get(QUEUE_WAIT) or 0.0)
+    if waited <= 0:
+        return None
+    deadline = server.request_deadline_seconds
+    match = _TIMEOUT_PARAM.match(request.args.get("timeout", ""))
+    if match:
+        value = float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match.group(2)]
+        deadline = min(max(value, 0.1), 60.0)
+    return waited if waited > server.shed_queue_fraction * deadline else None
+
+
+class _CheckEngine:
+    """The pipeline of POST /v1/check: admission's, with its own regorus evaluator processes (made on first use),
+    so a long check never holds the evaluators admission waits for. OPA is shared (it is its own server)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._admission = pipeline
+        self._pipeline: Pipeline | None = None
+        self._lock = threading.Lock()
+
+    def pipeline(self) -> Pipeline:
+        with self._lock:
+            if self._pipeline is None:
+                settings = self._admission.settings
+                if self._admission.engine.name == "regorus":
+                    from webhook.engine import RegorusEngine
+
+                    engine = RegorusEngine(self._admission.policies, evaluators=settings.server.check.evaluators,
+                                           default_timeout=settings.engine.budget_seconds)
+                    self._pipeline = replace(self._admission, engine=engine)
+                else:
+                    self._pipeline = self._admission
+            return self._pipeline
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pipeline is not None and self._pipeline is not self._admission:
+                self._pipeline.engine.close()
+            self._pipeline = None
+
+
 CHECK_MEDIA_TYPES = ("application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml",
                      "text/plain")
 
 
-def _check(pipeline: Pipeline) -> Response:
-    """POST /v1/check: the same report as `netguard check --format json`; evaluates only, changes nothing."""
+def _check(pipeline: Pipeline, limits: config.CheckSettings) -> Response:
+    """POST /v1/check: the same report as `netguard check --format json`; evaluates only, changes nothing.
+
+    Within server.check limits: body bytes, documents, total time (checked between documents, so at
+    most one evaluation budget over) and answer size; past one, a 413 or 503 naming the limit.
+    """
     from webhook.check import Requester, check_documents
     from webhook.check_formats import render_json
     from webhook.sources import read_text
 
+    started = time.monotonic()
     media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
     if media_type not in CHECK_MEDIA_TYPES:
         return _json_error(415, f"unsupported Content-Type; use one of {', '.join(CHECK_MEDIA_TYPES)}")
+    too_large = f"body larger than server.check.max_body_bytes ({limits.max_body_bytes} bytes); send fewer documents"
+    if (request.content_length or 0) > limits.max_body_bytes:
+        return _closing(_json_error(413, too_large))
     raw = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+    if len(raw) > limits.max_body_bytes:  # a chunked body
+        return _closing(_json_error(413, too_large))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -181,10 +274,35 @@ def _check(pipeline: Pipeline) -> Response:
     requester = Requester(request.args.get("user") or "netguard-check",
                           tuple(request.args.getlist("group")) or ("system:authenticated",))
     documents, errors = read_text(text, "<request>")
-    report = check_documents(pipeline, documents, errors, namespace=namespace, requester=requester)
+    if len(documents) > limits.max_documents:
+        return _json_error(413, f"{len(documents)} documents, more than server.check.max_documents "
+                                f"({limits.max_documents}); split them over several calls")
+    report = check_documents(pipeline, [], errors, namespace=namespace, requester=requester)
+    results, problems, skipped = list(report.results), list(report.errors), report.skipped
+    for index, document in enumerate(documents):
+        if time.monotonic() - started > limits.timeout_seconds:
+            log.warning("check.time_limit", documents=len(documents), checked=index, user=requester.username)
+            return _json_error(503, f"the check took longer than server.check.timeout_seconds "
+                                    f"({limits.timeout_seconds} s) after {index} of {len(documents)} documents; "
+                                    "send fewer documents per call")
+        part = check_documents(pipeline, [document], namespace=namespace, requester=requester)
+        results.extend(part.results)
+        problems.extend(part.errors)
+        skipped += part.skipped
+    report = replace(report, results=tuple(results), errors=tuple(problems), skipped=skipped)
+    body = render_json(report).encode()
     log.info("check.report", documents=len(documents), policies=len(report.results), errors=len(report.errors),
-             enforce=report.count(Mode.ENFORCE), user=requester.username)
-    return Response(render_json(report), mimetype="application/json")
+             enforce=report.count(Mode.ENFORCE), user=requester.username, bytes=len(body))
+    if len(body) > limits.max_response_bytes:
+        return _json_error(413, f"the report would be {len(body)} bytes, more than server.check.max_response_bytes "
+                                f"({limits.max_response_bytes}); send fewer documents per call")
+    return Response(body, mimetype="application/json")
+
+
+def _closing(response: Response) -> Response:
+    """The unread body stays on the socket: say we close."""
+    response.headers["Connection"] = "close"
+    return response
 
 
 def _safe_review(pipeline: Pipeline, metrics: Metrics, review: AdmissionRequest,
@@ -202,7 +320,7 @@ def _safe_review(pipeline: Pipeline, metrics: Metrics, review: AdmissionRequest,
 
 
 def _record(metrics: Metrics, endpoint: str, review: AdmissionRequest, decision: Decision, elapsed: float) -> None:
-    metrics.requests.labels(endpoint=endpoint, kind=review.kind.kind, operation=review.operation.value,
+    metrics.requests.labels(endpoint=endpoint, kind=kind_label(review.kind.kind), operation=review.operation.value,
                             verdict=decision.verdict.value).inc()
     metrics.latency.labels(endpoint=endpoint).observe(elapsed)
     if endpoint == "validate":

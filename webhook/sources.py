@@ -19,6 +19,7 @@ always JSON-serializable. Mapping keys become strings. Duplicate keys keep the l
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -416,9 +417,13 @@ def _at(node: Node) -> tuple[int, int]:
 def _scalar(node: ScalarNode) -> Any:
     if node.tag in _TYPED_TAGS:
         try:
-            return _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
+            value = _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
         except (ValueError, yaml.constructor.ConstructorError):
-            pass  # `!!int abc`: keep the text
+            return node.value  # `!!int abc`: keep the text
+        if isinstance(value, float) and not math.isfinite(value):
+            # .inf, .nan, 1e400: no JSON (and no API server) carries them
+            raise _Stop(node, f"{node.value[:40]!r} is not a finite number")
+        return value
     return node.value
 
 

@@ -1,26 +1,391 @@
-"""netguard's gunicorn worker: gthread with its connection count kept right, so shutdown drains.
+"""netguard's gunicorn worker: gthread whose threads only ever wait for clients that are sending.
 
-On SIGTERM a gthread worker stops accepting, answers what it has (kept-alive connections get
-`Connection: close` and at most a 2 s linger) and exits once its count of open connections is
-zero. gunicorn 27 counts one connection twice when the TLS handshake meets EOF (a TCP probe, a
-port scan, a client that gives up mid-handshake): the handler closes the socket, and closing it
-again in finish_request raises and decrements a second time. Measured: six bare connect+close
-made the count -5, and SIGTERM then ended the worker at once, cutting the requests in flight and
-resetting kept-alive connections. finish_request handles exactly one connection, so it may
-lower the count by one at most; this worker holds it to that.
+gthread hands every accepted connection to a thread, which then blocks with no time limit in the
+TLS handshake, the request head and the body: four clients per worker that send 6 bytes of a
+ClientHello (or half a head, or half a body) held every thread, and /validate and /healthz timed
+out. This worker keeps everything a client can stall in the worker's event loop, without a thread:
+
+- **handshake**: non-blocking, driven by the poller; it must end within
+  `server.handshake_timeout_seconds` of the accept (a silent TCP connection is gone after it too);
+- **idle**: a connection with no request bytes (after the handshake, or kept alive after a
+  request) waits in the poller for `server.keepalive_seconds`; at most
+  `server.max_idle_connections` of them, and at `server.max_connections` the oldest idle
+  connections close to make room (an idle connection has no request in flight: a client reopens);
+- **head**: read without blocking from its first byte until the blank line, within
+  `server.head_timeout_seconds`; only a complete head is queued for a thread.
+
+A thread then reads the body (up to the listener's size limit) into memory within
+`server.body_timeout_seconds`: the event loop enforces the deadline by shutting the socket's read
+side, which wakes a blocked read; the client gets a 408. Every socket operation of a thread has
+that timeout too, so a client that does not read its answer cannot hold a thread either. The time
+a complete request waited for a thread reaches the app as `netguard.queue_wait` (load shedding,
+server.py), and the listener as `netguard.listener`: POST /v1/check has its own listener and
+thread pool (`server.check_bind`, `server.check.threads`), so it never takes admission's threads.
+
+It also keeps the open-connection count right, so SIGTERM drains: gunicorn 27 counted one
+connection twice when a handshake met EOF, and a negative count ended the worker at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent import futures
+from functools import partial
 from typing import Any
 
+from gunicorn import http, util
+from gunicorn.http.body import Body, ChunkedReader, LengthReader
+from gunicorn.http.errors import NoMoreData
+from gunicorn.sock import ssl_context
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn
 from gunicorn.workers.gthread import ThreadWorker as _GthreadWorker
+
+from webhook import config
+
+MAX_HEAD_BYTES = 64 * 1024  # a request head longer than this is refused (431) before any thread sees it
+POLL_INTERVAL = 0.2  # deadlines are enforced within this much
+RECV_SIZE = 64 * 1024
+
+HANDSHAKE, IDLE, HEAD, THREAD, LINGER = "handshake", "idle", "head", "thread", "linger"
+LINGER_SECONDS, LINGER_BYTES = 2.0, 64 * 1024  # gunicorn's close_graceful, without blocking the loop
+ADMISSION, CHECK = "admission", "check"
+
+_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+_HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+def _port(bind: str) -> int | None:
+    _host, sep, port = bind.rpartition(":")
+    return int(port) if sep and port.isdigit() else None
+
+
+class _Conn(TConn):  # type: ignore[misc]  # gunicorn ships no type hints
+    """A connection and where it is: handshake, idle, head (event loop) or thread."""
+
+    def __init__(self, cfg: Any, sock: socket.socket, client: Any, server: Any, listener: str) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.listener = listener
+        self.phase = HANDSHAKE
+        self.deadline = 0.0  # of the current phase (idle: the keep-alive end)
+        self.head = bytearray()
+        self.queued_at = 0.0
+        self.drained = 0
+        self.events = selectors.EVENT_READ
+
+
+class _App:
+    """The WSGI app, told which listener a request came in on and how long it waited for a thread."""
+
+    def __init__(self, app: Any, local: threading.local) -> None:
+        self.app = app
+        self._local = local
+
+    def __getattr__(self, name: str) -> Any:  # app.extensions for gunicorn_conf.worker_exit
+        return getattr(self.app, name)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            environ["netguard.listener"] = conn.listener
+            environ["netguard.queue_wait"] = max(0.0, self._local.started - conn.queued_at)
+        result: Iterable[bytes] = self.app(environ, start_response)
+        return result
 
 
 class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no type hints
     nr_conns: int  # open connections: accepted, in a request, or kept alive
 
-    def finish_request(self, *args: Any) -> None:
-        before = self.nr_conns
-        super().finish_request(*args)
-        self.nr_conns = max(self.nr_conns, before - 1)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        server = config.load().server
+        self.limits = server
+        self.worker_connections = server.max_connections
+        self.max_keepalived = server.max_idle_connections
+        self._check_port = _port(server.check_bind) if server.check_bind else None
+        self._idle: dict[_Conn, None] = {}  # oldest first (insertion order)
+        self._loop: set[_Conn] = set()  # handshake, head and linger phases
+        self._local = threading.local()
+        self.check_pool: futures.ThreadPoolExecutor | None = None
+
+    # -- set-up -------------------------------------------------------------------------------------
+
+    def init_process(self) -> None:
+        if self._check_port is not None:
+            self.check_pool = futures.ThreadPoolExecutor(max_workers=self.limits.check.threads,
+                                                         thread_name_prefix="check")
+        super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi: Any = _App(self.wsgi, self._local)
+
+    def _count(self, phase: str) -> None:
+        """netguard_connections_cut_total{phase}: the app's metrics, when it has them."""
+        with contextlib.suppress(Exception):
+            self.wsgi.app.extensions["netguard.metrics"].connections_cut.labels(phase=phase).inc()
+
+    # -- event loop: accept, handshake, idle, head --------------------------------------------------
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        super().wait_for_and_dispatch_events(min(timeout, POLL_INTERVAL))
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        server = listener.getsockname()
+        kind = CHECK if self._check_port is not None and server[1] == self._check_port else ADMISSION
+        conn = _Conn(self.cfg, client_sock, client_addr, server, kind)  # non-blocking
+        now = time.monotonic()
+        try:
+            if self.cfg.is_ssl:
+                conn.sock = ssl_context(self.cfg).wrap_socket(
+                    client_sock, server_side=True, do_handshake_on_connect=False,
+                    suppress_ragged_eofs=self.cfg.suppress_ragged_eofs)
+                conn.deadline = now + self.limits.handshake_timeout_seconds
+                self._loop.add(conn)
+            else:  # plain HTTP (not netguard's deployment): nothing to shake hands over
+                self._start_parser(conn)
+                self._to_idle(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_event, conn))
+        except Exception:
+            self._drop(conn)
+            raise
+        self._advance(conn)
+
+    def _start_parser(self, conn: _Conn) -> None:
+        conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+        conn.initialized = True
+
+    def _on_event(self, conn: _Conn, _fileobj: Any) -> None:
+        if conn.phase == LINGER:
+            self._drain(conn)
+        else:
+            self._advance(conn)
+
+    def _close_graceful(self, conn: _Conn) -> None:
+        """RFC 9112 9.6 as gunicorn's util.close_graceful does it (FIN, then read what the client still
+        sends so the kernel does not answer it with a reset that truncates our answer), but in the event
+        loop: gthread lingers up to 2 s per connection on the loop itself, and four connections closed
+        together stalled every accept, handshake and head for 8 s."""
+        try:
+            conn.sock.setblocking(False)
+            socket.socket.shutdown(conn.sock, socket.SHUT_WR)  # the TCP socket: no TLS state is touched
+            conn.phase, conn.deadline, conn.drained = LINGER, time.monotonic() + LINGER_SECONDS, 0
+            self._loop.add(conn)
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_event, conn))
+        except Exception:
+            self._drop(conn)
+            return
+        self._drain(conn)
+
+    def _drain(self, conn: _Conn) -> None:
+        try:
+            while conn.drained < LINGER_BYTES:
+                data = socket.socket.recv(conn.sock, 4096)
+                if not data:
+                    break
+                conn.drained += len(data)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self._drop(conn)
+
+    def _advance(self, conn: _Conn) -> None:
+        """Move the handshake or the head on with what the socket has now; never blocks."""
+        want = selectors.EVENT_READ
+        try:
+            if conn.phase == HANDSHAKE:
+                conn.sock.do_handshake()
+                self._start_parser(conn)
+                self._to_idle(conn)
+            while True:
+                data = conn.sock.recv(RECV_SIZE)
+                if not data:  # the client closed
+                    self._drop(conn)
+                    return
+                if conn.phase == IDLE:
+                    self._idle.pop(conn, None)
+                    self._loop.add(conn)
+                    conn.phase, conn.deadline = HEAD, time.monotonic() + self.limits.head_timeout_seconds
+                start = max(0, len(conn.head) - 3)
+                conn.head += data
+                if conn.head.find(b"\r\n\r\n", start) >= 0 or conn.head.find(b"\n\n", start) >= 0:
+                    self._dispatch(conn)  # the rest of a body stays on the socket for the thread
+                    return
+                if len(conn.head) > MAX_HEAD_BYTES:
+                    self._refuse(conn, _HEAD_TOO_LARGE)
+                    return
+        except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+            want = selectors.EVENT_READ
+        except ssl.SSLWantWriteError:
+            want = selectors.EVENT_WRITE
+        except (ssl.SSLError, OSError, ValueError):  # a failed handshake, a reset
+            self._drop(conn)
+            return
+        if want != conn.events:
+            conn.events = want
+            self.poller.modify(conn.sock, want, partial(self._on_event, conn))
+
+    def _to_idle(self, conn: _Conn) -> None:
+        """No request bytes yet: wait in the poller for the keep-alive time, among the idle."""
+        self._loop.discard(conn)
+        conn.phase = IDLE
+        conn.deadline = time.monotonic() + self.cfg.keepalive
+        if not self.alive:
+            conn.deadline = min(conn.deadline, time.monotonic() + STOP_KEEPALIVE_LINGER)
+        self._idle[conn] = None
+
+    def _dispatch(self, conn: _Conn) -> None:
+        """A complete head: off the poller, into the listener's thread pool."""
+        self._loop.discard(conn)
+        self.poller.unregister(conn.sock)
+        conn.parser.unreader.unread(bytes(conn.head))
+        conn.head = bytearray()
+        conn.phase, conn.data_ready = THREAD, True
+        conn.queued_at = time.monotonic()
+        self.enqueue_req(conn)
+
+    def _refuse(self, conn: _Conn, answer: bytes) -> None:
+        with contextlib.suppress(Exception):
+            conn.sock.send(answer)  # non-blocking, best effort
+        self._drop(conn)
+
+    def _drop(self, conn: _Conn, cut: str | None = None) -> None:
+        """Close a connection the event loop holds; the count goes down exactly once."""
+        self._loop.discard(conn)
+        self._idle.pop(conn, None)
+        with contextlib.suppress(Exception):
+            self.poller.unregister(conn.sock)
+        self.nr_conns -= 1
+        with contextlib.suppress(Exception):
+            conn.close()
+        if cut:
+            self._count(cut)
+
+    def murder_keepalived(self, force: bool = False) -> None:
+        """Every loop turn: deadlines of handshakes, heads, lingering closes and idle connections; the caps."""
+        now = time.monotonic()
+        for conn in [c for c in self._loop if c.deadline <= now or force]:
+            self._drop(conn, cut=None if conn.phase == LINGER else conn.phase)
+        for conn in [c for c in self._idle if c.deadline <= now or force]:
+            self._drop(conn)
+        # Too many idle, or no room for a new connection: the oldest idle ones go first.
+        while self._idle and (len(self._idle) > self.max_keepalived or self.nr_conns >= self.worker_connections):
+            self._drop(next(iter(self._idle)), cut="idle_evicted")
+
+    def murder_pending(self) -> None:
+        """Nothing waits on gthread's pending list here: the event loop reads every request head."""
+
+    def _cap_keepalive(self, deadline: float) -> None:
+        for conn in self._idle:
+            conn.deadline = min(conn.deadline, deadline)
+
+    # -- threads ------------------------------------------------------------------------------------
+
+    def enqueue_req(self, conn: _Conn) -> None:
+        pool = self.check_pool if conn.listener == CHECK and self.check_pool is not None else self.tpool
+        fs = pool.submit(self.handle, conn)
+        fs.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
+
+    @staticmethod
+    def _bound_reads(conn: _Conn, deadline: float | None) -> None:
+        """Every read of this request from the socket ends by `deadline` in total, not per read: the socket
+        timeout is what is left before each one (a client trickling a byte at a time runs out too). A read
+        timeout leaves the TLS session usable, so the client still gets its 408."""
+        unreader = conn.parser.unreader
+        if deadline is None:
+            unreader.__dict__.pop("chunk", None)
+            return
+        read = type(unreader).chunk
+
+        def chunk(size_hint: int | None = None) -> bytes:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("request read deadline")
+            conn.sock.settimeout(left)
+            data: bytes = read(unreader, size_hint)
+            return data
+
+        unreader.chunk = chunk
+
+    def handle(self, conn: _Conn) -> Any:
+        """A complete head is buffered: parse it, read the body within its deadline, run the app."""
+        self._local.conn, self._local.started = conn, time.monotonic()
+        self._bound_reads(conn, self._local.started + self.limits.body_timeout_seconds)
+        try:
+            return super().handle(conn)
+        finally:
+            self._bound_reads(conn, None)
+            self._local.conn = None
+
+    def handle_request(self, req: Any, conn: _Conn) -> bool:
+        limit = self.limits.check.max_body_bytes if conn.listener == CHECK else self.limits.max_body_bytes
+        reader = req.body.reader
+        whole = isinstance(reader, ChunkedReader) or (isinstance(reader, LengthReader) and reader.length <= limit)
+        if whole:
+            try:
+                data = req.body.read(limit + 1)
+            except (OSError, NoMoreData):  # past the deadline (TimeoutError), or a reset
+                self._count("body")
+                with contextlib.suppress(Exception):
+                    util.write(conn.sock, _REQUEST_TIMEOUT)
+                return False
+            body = Body(io.BytesIO(data))
+            # A chunked body longer than the limit is not all read: the connection cannot be reused.
+            body.failed = isinstance(reader, ChunkedReader) and len(data) > limit
+            req.body = body
+        elif not isinstance(reader, LengthReader):
+            req.body = Body(io.BytesIO(b""))  # neither length nor chunked: a request has no body (RFC 9112 6.3)
+        # No blocking socket call without a limit: reads ended by the body deadline (_bound_reads), and a
+        # client that does not read its answer cannot hold a write longer than this either.
+        self._bound_reads(conn, None)
+        conn.sock.settimeout(self.limits.body_timeout_seconds)
+        return bool(super().handle_request(req, conn))
+
+    def finish_request(self, conn: _Conn, fs: Any) -> None:
+        """Back on the event loop: keep-alive connections wait idle (or read their next head) in the poller."""
+        try:
+            keep = fs.result() if not fs.cancelled() else False
+        except Exception:
+            keep = False
+        if keep and conn.parser is not None:
+            try:
+                conn.sock.setblocking(False)
+                conn.head = bytearray(conn.parser.unreader.take_buffered())  # a pipelined next request
+                conn.events = selectors.EVENT_READ
+                self._to_idle(conn)
+                self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_event, conn))
+            except Exception:
+                self._drop(conn)
+                return
+            if conn.head:
+                self._idle.pop(conn, None)
+                self._loop.add(conn)
+                conn.phase, conn.deadline = HEAD, time.monotonic() + self.limits.head_timeout_seconds
+                if b"\r\n\r\n" in conn.head or b"\n\n" in conn.head:
+                    self._dispatch(conn)
+                    return
+            self._advance(conn)  # TLS may hold decrypted bytes the poller cannot see
+            return
+        self._close_graceful(conn)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            if self.check_pool is not None:
+                self.check_pool.shutdown(wait=False)

@@ -64,7 +64,7 @@ def test_the_final_stage_runs_netguard_serve_as_a_numeric_non_root_user_on_8443(
     assert stage.entrypoint == ["netguard", "serve"] and stage.cmd == []
     assert stage.user is not None and re.fullmatch(r"[0-9]+:[0-9]+", stage.user)
     assert int(stage.user.split(":")[0]) != 0 and int(stage.user.split(":")[1]) != 0
-    assert stage.expose == ["8443"]
+    assert stage.expose == ["8443", "8444"]  # admission; POST /v1/check (server.check_bind)
     assert {k: v for k, v in stage.env.items() if k != "PATH"} == {
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
         "NETGUARD_POLICIES_DIR": "/etc/netguard/policies", "NETGUARD_CONFIG": "/etc/netguard/config.yaml",
@@ -309,7 +309,8 @@ def run_final_stage() -> Iterator[Container]:
         env = {key: remap(value) for key, value in stage.env.items()}
         env["PATH"] = env["PATH"].replace("$PATH", "").rstrip(":") + ":/usr/bin:/bin"
         port = _free_port()
-        env.update(NETGUARD_BIND=f"127.0.0.1:{port}", TMPDIR=str(tmpdir), HOME=str(root))
+        env.update(NETGUARD_BIND=f"127.0.0.1:{port}", NETGUARD_CHECK_BIND=f"127.0.0.1:{_free_port()}",
+                   TMPDIR=str(tmpdir), HOME=str(root))
         executable = shutil.which(stage.entrypoint[0], path=env["PATH"])
         assert executable and executable.startswith(str(root)), executable
         log = top / "container.log"

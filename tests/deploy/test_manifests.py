@@ -187,11 +187,13 @@ def test_the_service_selects_the_webhook_pods_on_the_https_port(base: list[dict[
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    (port,) = service["spec"]["ports"]
-    assert port["port"] == 443
+    port, check = service["spec"]["ports"]
+    assert port["port"] == 443 and check["port"] == 8444
     container_ports = {p["name"]: p["containerPort"] for p in _container(base)["ports"]}
     assert container_ports[port["targetPort"]] == 8443
+    assert container_ports[check["targetPort"]] == 8444
     assert _base_settings().server.bind.endswith(":8443")
+    assert _base_settings().server.check_bind.endswith(":8444")
 
 
 def test_webhooks_call_the_service_on_routes_the_app_serves(base: list[dict[str, Any]],
@@ -404,13 +406,19 @@ def test_the_container_reads_the_paths_the_image_configures(base: list[dict[str,
                 assert set(refs) <= names, (target, volume["name"])
 
 
-def test_the_network_policy_admits_only_8443_and_passes_netguards_own_guardrails(
+def test_the_network_policy_admits_8443_and_checks_on_8444_from_cidrs_and_passes_netguards_own_guardrails(
         base: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     policy = one(base, "NetworkPolicy", "netguard")
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= one(
         base, "Deployment")["spec"]["template"]["metadata"]["labels"].items()
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
-    assert {(p["protocol"], p["port"]) for rule in policy["spec"]["ingress"] for p in rule["ports"]} == {("TCP", 8443)}
+    ingress = policy["spec"]["ingress"]
+    assert {(p["protocol"], p["port"]) for rule in ingress for p in rule["ports"]} == {("TCP", 8443), ("TCP", 8444)}
+    for rule in ingress:  # /v1/check clients reach only 8444, and only from listed CIDRs
+        ports = {p["port"] for p in rule["ports"]}
+        assert ports in ({8443}, {8444})
+        if ports == {8444}:
+            assert rule["from"] and all(set(peer) == {"ipBlock"} for peer in rule["from"])
     egress_ports = {(p["protocol"], p["port"]) for rule in policy["spec"]["egress"] for p in rule["ports"]}
     assert egress_ports == {("TCP", 443), ("TCP", 6443), ("UDP", 53), ("TCP", 53)}
     # netguard does not review its own namespace; check the policy as if it did.

@@ -54,8 +54,13 @@ class Server:
     port: int
     ca_path: Path
     log_path: Path
+    check_port: int = 0  # the POST /v1/check listener (server.check_bind)
     # The gunicorn master (`netguard serve` execs it), for tests that signal it and read its exit status.
     process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
+
+    def check_listener(self) -> Server:
+        """The same server, addressed on its /v1/check listener."""
+        return replace(self, port=self.check_port, base_url=f"https://{HOSTNAME}:{self.check_port}")
 
     def ssl_context(self) -> ssl.SSLContext:
         """What the API server does: trust only the webhook's CA, check the host name."""
@@ -175,11 +180,12 @@ def run_server(workdir: Path, certs: CertPaths, policies: Path,
 
     It is yielded once `wait_for` answers 200: /healthz for tests of readiness itself."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port, check_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("NETGUARD_") and k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update({
         "NETGUARD_BIND": f"127.0.0.1:{port}",
+        "NETGUARD_CHECK_BIND": f"127.0.0.1:{check_port}",
         "NETGUARD_TLS_CERT": str(certs.cert),
         "NETGUARD_TLS_KEY": str(certs.key),
         "NETGUARD_WORKERS": str(workers),
@@ -193,7 +199,7 @@ def run_server(workdir: Path, certs: CertPaths, policies: Path,
         env["NETGUARD_CONFIG"] = str(config_path)
     log_path = workdir / "server.log"
     server = Server(base_url=f"https://{HOSTNAME}:{port}", host=HOSTNAME, port=port,
-                    ca_path=certs.ca_cert, log_path=log_path)
+                    ca_path=certs.ca_cert, log_path=log_path, check_port=check_port)
     with open(log_path, "ab") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "webhook.cli", "serve"], cwd=REPO_ROOT, env=env,

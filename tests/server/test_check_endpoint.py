@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .conftest import Server
+
+
+@pytest.fixture
+def check(server: Server) -> Server:
+    """POST /v1/check is served on its own listener (server.check_bind)."""
+    return server.check_listener()
 
 ALLOW_ALL = """\
 apiVersion: networking.k8s.io/v1
@@ -25,8 +33,8 @@ spec:
 """
 
 
-def test_a_yaml_body_with_several_documents_is_checked(server: Server) -> None:
-    reply = server.post("/v1/check?namespace=team-z", ALLOW_ALL.encode(), content_type="application/yaml")
+def test_a_yaml_body_with_several_documents_is_checked(check: Server) -> None:
+    reply = check.post("/v1/check?namespace=team-z", ALLOW_ALL.encode(), content_type="application/yaml")
     assert reply.status == 200
     report = reply.json()
     assert report["summary"]["policies"] == 2 and report["summary"]["exit_code"] == 1
@@ -35,29 +43,29 @@ def test_a_yaml_body_with_several_documents_is_checked(server: Server) -> None:
     assert second["namespace"] == "team-z" and second["verdict"] == "allowed"
 
 
-def test_a_json_body_is_accepted(server: Server) -> None:
+def test_a_json_body_is_accepted(check: Server) -> None:
     body = json.dumps({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                        "metadata": {"name": "x", "namespace": "a"}, "spec": {"podSelector": {}}})
-    reply = server.post("/v1/check", body.encode())
+    reply = check.post("/v1/check", body.encode())
     assert reply.status == 200 and reply.json()["summary"]["exit_code"] == 0
 
 
-def test_the_requester_can_be_given(server: Server) -> None:
-    reply = server.post("/v1/check?user=root&group=system%3Amasters", ALLOW_ALL.encode(), content_type="text/yaml")
+def test_the_requester_can_be_given(check: Server) -> None:
+    reply = check.post("/v1/check?user=root&group=system%3Amasters", ALLOW_ALL.encode(), content_type="text/yaml")
     assert reply.json()["results"][0]["verdict"] == "denied"  # identity does not excuse allow-all
 
 
-def test_broken_input_is_reported_in_the_report_not_as_a_server_error(server: Server) -> None:
-    reply = server.post("/v1/check", b"kind: [unclosed\n", content_type="application/yaml")
+def test_broken_input_is_reported_in_the_report_not_as_a_server_error(check: Server) -> None:
+    reply = check.post("/v1/check", b"kind: [unclosed\n", content_type="application/yaml")
     assert reply.status == 200
     report = reply.json()
     assert report["summary"]["exit_code"] == 2 and report["errors"][0]["source"] == "<request>"
 
 
-def test_wrong_media_type_and_oversized_bodies_are_refused(server: Server) -> None:
-    assert server.post("/v1/check", b"x", content_type="application/xml").status == 415
-    assert server.post_oversized("/v1/check", b"a" * (3 * 1024 * 1024 + 10), content_type="text/yaml").status == 413
-    assert server.post("/v1/check", b"\xff\xfe", content_type="text/yaml").status == 400
+def test_wrong_media_type_and_oversized_bodies_are_refused(check: Server) -> None:
+    assert check.post("/v1/check", b"x", content_type="application/xml").status == 415
+    assert check.post_oversized("/v1/check", b"a" * (3 * 1024 * 1024 + 10), content_type="text/yaml").status == 413
+    assert check.post("/v1/check", b"\xff\xfe", content_type="text/yaml").status == 400
 
 
 SUPERSCRIPT_PORT = """\
@@ -73,9 +81,9 @@ spec:
 """
 
 
-def test_a_port_go_would_not_parse_is_an_input_error_not_a_server_error(server: Server) -> None:
+def test_a_port_go_would_not_parse_is_an_input_error_not_a_server_error(check: Server) -> None:
     body = (SUPERSCRIPT_PORT + "---\n" + ALLOW_ALL).encode()
-    reply = server.post("/v1/check", body, content_type="application/yaml")
+    reply = check.post("/v1/check", body, content_type="application/yaml")
     assert reply.status == 200
     report = reply.json()
     assert report["summary"]["exit_code"] == 2
