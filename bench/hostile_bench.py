@@ -401,7 +401,8 @@ def _slow_attempt(kind: str, port: int, ctx: ssl.SSLContext, stop: float, body_b
     return result
 
 
-def run_slow(port: int, ca: str | None, per_kind: int, body_bytes: bytes, pipe: Connection) -> None:
+def run_slow(port: int, ca: str | None, per_kind: int, kinds: Sequence[str], body_bytes: bytes,
+             pipe: Connection) -> None:
     """Process entry: per_kind clients of each kind, one thread each, from the start to the stop."""
     ctx = ab.client_context(Path(ca) if ca else None)
     pipe.send("ready")
@@ -425,7 +426,7 @@ def run_slow(port: int, ca: str | None, per_kind: int, body_bytes: bytes, pipe: 
     if delay > 0:
         time.sleep(delay)
     threads = [threading.Thread(target=client, args=(kind,), daemon=True)
-               for kind in SLOW_KINDS for _ in range(per_kind)]
+               for kind in kinds for _ in range(per_kind)]
     for t in threads:
         t.start()
     for t in threads:
@@ -645,7 +646,7 @@ def run_phase(server: ab.Server, args: argparse.Namespace, ca: str | None, bodie
         if args.hostile_rate > 0:
             procs.start("hostile", run_stream, hostile)
         if args.slow_per_worker > 0:
-            procs.start("slow", run_slow, server.port, ca, args.slow_per_worker * ab.WORKERS,
+            procs.start("slow", run_slow, server.port, ca, args.slow_per_worker * ab.WORKERS, args.slow_kinds,
                         bodies[0].raw)
         if args.idle > 0:
             procs.start("idle", run_idle, server.port, args.idle)
@@ -801,7 +802,7 @@ def summarize_slow(raw: Mapping[str, Any]) -> dict[str, Any]:
     if "error" in raw:
         return {"error": raw["error"]}
     out: dict[str, Any] = {}
-    for kind in SLOW_KINDS:
+    for kind in sorted({a["kind"] for a in raw["attempts"]}, key=SLOW_KINDS.index):
         attempts = [a for a in raw["attempts"] if a["kind"] == kind]
         cut = sorted(a["hold"] for a in attempts if a["cut"])
         held = sorted(a["hold"] for a in attempts if not a["cut"])
@@ -1011,6 +1012,7 @@ def run(args: argparse.Namespace) -> Result:
                   "ordinary_max_connections": args.ordinary_max_connections, "hostile_rate": args.hostile_rate,
                   "hostile_excepts": args.hostile_excepts, "hostile_bytes": len(hostile_raw),
                   "hostile_timeout_s": args.hostile_timeout, "slow_per_worker": args.slow_per_worker,
+                  "slow_kinds": args.slow_kinds,
                   "idle": args.idle, "workers": ab.WORKERS, "targets": args.targets},
     )
     if soft < needed:
@@ -1130,6 +1132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="at most this many hostile requests in flight (default 32)")
     parser.add_argument("--slow-per-worker", type=int, default=4,
                         help="slow clients of each kind per server worker (default 4; 0: none)")
+    parser.add_argument("--slow-kinds", default=",".join(SLOW_KINDS),
+                        help=f"comma-separated slow-client kinds (default all: {','.join(SLOW_KINDS)})")
     parser.add_argument("--idle", type=int, default=1000, help="idle TCP connections (default 1000; 0: none)")
     parser.add_argument("--targets", default="netguard,baseline",
                         help="comma-separated: netguard, baseline (default both)")
@@ -1145,6 +1149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--duration must be 1..600 s, --calm 0..60 s")
     if not 0 < args.ordinary_rate <= 1000 or not 0 <= args.hostile_rate <= 50:
         parser.error("--ordinary-rate must be in (0, 1000], --hostile-rate in [0, 50]")
+    args.slow_kinds = [k.strip() for k in args.slow_kinds.split(",") if k.strip()]
+    if any(k not in SLOW_KINDS for k in args.slow_kinds):
+        parser.error(f"--slow-kinds takes {', '.join(SLOW_KINDS)}")
+    if not args.slow_kinds:
+        args.slow_per_worker = 0
     if not 0 <= args.idle <= 20000 or not 0 <= args.slow_per_worker <= 64:
         parser.error("--idle must be 0..20000, --slow-per-worker 0..64")
     if not 1 <= args.ordinary_connections <= args.ordinary_max_connections <= 256 \

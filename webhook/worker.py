@@ -12,12 +12,16 @@ out. This worker keeps everything a client can stall in the worker's event loop,
   `server.max_idle_connections` of them, and at `server.max_connections` the oldest idle
   connections close to make room (an idle connection has no request in flight: a client reopens);
 - **head**: read without blocking from its first byte until the blank line, within
-  `server.head_timeout_seconds`; only a complete head is queued for a thread.
+  `server.head_timeout_seconds`;
+- **body**: read without blocking too (Content-Length or chunked, up to the listener's size limit),
+  within `server.body_timeout_seconds` of the head's end; past it the client gets a 408. Only a
+  whole request is queued for a thread (a body over the limit, or a malformed framing, is queued at
+  once so the app answers 413/400 without reading it). Measured with `make bench-hostile`: when the
+  thread read the body, 4 clients per worker sending half a body held every thread for the body
+  time limit and ordinary reviews were shed.
 
-A thread then reads the body (up to the listener's size limit) into memory within
-`server.body_timeout_seconds`: the event loop enforces the deadline by shutting the socket's read
-side, which wakes a blocked read; the client gets a 408. Every socket operation of a thread has
-that timeout too, so a client that does not read its answer cannot hold a thread either. The time
+A thread's reads come from that buffer; every socket operation of a thread still has the body
+timeout, so a client that does not read its answer cannot hold a thread either. The time
 a complete request waited for a thread reaches the app as `netguard.queue_wait` (load shedding,
 server.py), and the listener as `netguard.listener`: POST /v1/check has its own listener and
 thread pool (`server.check_bind`, `server.check.threads`), so it never takes admission's threads.
@@ -54,7 +58,7 @@ MAX_HEAD_BYTES = 64 * 1024  # a request head longer than this is refused (431) b
 POLL_INTERVAL = 0.2  # deadlines are enforced within this much
 RECV_SIZE = 64 * 1024
 
-HANDSHAKE, IDLE, HEAD, THREAD, LINGER = "handshake", "idle", "head", "thread", "linger"
+HANDSHAKE, IDLE, HEAD, BODY, THREAD, LINGER = "handshake", "idle", "head", "body", "thread", "linger"
 LINGER_SECONDS, LINGER_BYTES = 2.0, 64 * 1024  # gunicorn's close_graceful, without blocking the loop
 ADMISSION, CHECK = "admission", "check"
 
@@ -67,6 +71,52 @@ def _port(bind: str) -> int | None:
     return int(port) if sep and port.isdigit() else None
 
 
+def _head_end(buf: bytearray, start: int) -> int:
+    """The index just past the head's blank line, or -1."""
+    crlf, lf = buf.find(b"\r\n\r\n", start), buf.find(b"\n\n", start)
+    ends = [i + 4 for i in (crlf,) if i >= 0] + [i + 2 for i in (lf,) if i >= 0]
+    return min(ends) if ends else -1
+
+
+def _framing(head: bytes) -> tuple[str, int]:
+    """How the body is delimited (RFC 9112 6.3): chunked wins over a length; none means no body."""
+    length: int | None = None
+    chunked = False
+    for line in head.split(b"\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        field = name.strip().lower()
+        if field == b"content-length":
+            text = value.strip()
+            if not text.isdigit() or (length is not None and int(text) != length):
+                return "bad", 0
+            length = int(text)
+        elif field == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if chunked:
+        return "chunked", 0
+    return ("length", length) if length is not None else ("none", 0)
+
+
+def _chunked_complete(buf: bytearray, pos: int) -> bool:
+    """Has the whole chunked body (up to the last chunk and its trailer section) arrived?"""
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return False
+        size_text = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            return True  # malformed: the thread's parser answers 400
+        if size == 0:
+            return buf.find(b"\r\n\r\n", eol) >= 0  # "0\r\n" + trailers + "\r\n" (no trailers: "0\r\n\r\n")
+        pos = eol + 2 + size + 2
+        if pos > len(buf):
+            return False
+
+
 class _Conn(TConn):  # type: ignore[misc]  # gunicorn ships no type hints
     """A connection and where it is: handshake, idle, head (event loop) or thread."""
 
@@ -76,6 +126,8 @@ class _Conn(TConn):  # type: ignore[misc]  # gunicorn ships no type hints
         self.phase = HANDSHAKE
         self.deadline = 0.0  # of the current phase (idle: the keep-alive end)
         self.head = bytearray()
+        self.body_start = 0  # where the body begins in `head` once the head is complete
+        self.framing, self.length = "none", 0  # how the body is delimited: none, length, chunked, bad
         self.queued_at = 0.0
         self.drained = 0
         self.events = selectors.EVENT_READ
@@ -223,9 +275,15 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
                     conn.phase, conn.deadline = HEAD, time.monotonic() + self.limits.head_timeout_seconds
                 start = max(0, len(conn.head) - 3)
                 conn.head += data
-                if conn.head.find(b"\r\n\r\n", start) >= 0 or conn.head.find(b"\n\n", start) >= 0:
-                    self._dispatch(conn)  # the rest of a body stays on the socket for the thread
-                    return
+                if conn.phase == BODY:
+                    if self._body_done(conn):
+                        return
+                    continue
+                end = _head_end(conn.head, start)
+                if end >= 0:
+                    if self._head_done(conn, end):
+                        return
+                    continue
                 if len(conn.head) > MAX_HEAD_BYTES:
                     self._refuse(conn, _HEAD_TOO_LARGE)
                     return
@@ -248,6 +306,26 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
         if not self.alive:
             conn.deadline = min(conn.deadline, time.monotonic() + STOP_KEEPALIVE_LINGER)
         self._idle[conn] = None
+
+    def _head_done(self, conn: _Conn, end: int) -> bool:
+        """The head is complete: read the body in the event loop too (a thread only ever gets a whole
+        request, so clients that send half a body cannot hold the threads), within body_timeout_seconds.
+        Returns True when the connection left the loop's reading (dispatched or refused)."""
+        conn.body_start = end
+        conn.framing, conn.length = _framing(bytes(conn.head[:end]))
+        conn.phase, conn.deadline = BODY, time.monotonic() + self.limits.body_timeout_seconds
+        return self._body_done(conn)
+
+    def _body_done(self, conn: _Conn) -> bool:
+        limit = self.limits.check.max_body_bytes if conn.listener == CHECK else self.limits.max_body_bytes
+        have = len(conn.head) - conn.body_start
+        if (conn.framing == "none" or conn.framing == "bad"
+                or (conn.framing == "length" and (have >= conn.length or conn.length > limit))
+                or (conn.framing == "chunked" and (have > limit + 64 * 1024
+                                                   or _chunked_complete(conn.head, conn.body_start)))):
+            self._dispatch(conn)  # too large or malformed: the thread answers 413/400 without reading more
+            return True
+        return False
 
     def _dispatch(self, conn: _Conn) -> None:
         """A complete head: off the poller, into the listener's thread pool."""
@@ -280,6 +358,10 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
         """Every loop turn: deadlines of handshakes, heads, lingering closes and idle connections; the caps."""
         now = time.monotonic()
         for conn in [c for c in self._loop if c.deadline <= now or force]:
+            if conn.phase == BODY and not force:
+                self._refuse(conn, _REQUEST_TIMEOUT)  # the client is told why
+                self._count(BODY)
+                continue
             self._drop(conn, cut=None if conn.phase == LINGER else conn.phase)
         for conn in [c for c in self._idle if c.deadline <= now or force]:
             self._drop(conn)
@@ -376,8 +458,8 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
                 self._idle.pop(conn, None)
                 self._loop.add(conn)
                 conn.phase, conn.deadline = HEAD, time.monotonic() + self.limits.head_timeout_seconds
-                if b"\r\n\r\n" in conn.head or b"\n\n" in conn.head:
-                    self._dispatch(conn)
+                end = _head_end(conn.head, 0)
+                if end >= 0 and self._head_done(conn, end):
                     return
             self._advance(conn)  # TLS may hold decrypted bytes the poller cannot see
             return
