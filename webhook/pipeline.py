@@ -36,6 +36,7 @@ from webhook.normalize import normalize
 from webhook.policies import PolicyLoadError, PolicySet, load_policy_set, resolve_parameters
 from webhook.requester import classify
 from webhook.shape import ShapeError
+from webhook.verdict_cache import VerdictCache, request_key
 
 SKIP_OPERATIONS = frozenset({Operation.CONNECT})
 # Guardrails that decide from the cluster view; while it cannot be trusted they stay silent and the
@@ -52,6 +53,9 @@ class Pipeline:
     fact_params: FactParams
     config_exemptions: tuple[exceptions.Exemption, ...] = field(default=())
     cluster: ClusterView | None = None  # the watched cluster (webhook with cluster.enabled), read from memory
+    # Decisions of identical requests (webhook/verdict_cache.py); None with cache.enabled false. Mutable and
+    # shared by copies made with replace(): it empties itself when asked for another revision or engine.
+    cache: VerdictCache | None = field(default=None, compare=False)
 
     @property
     def revision(self) -> str:
@@ -80,11 +84,39 @@ class Pipeline:
         subject = request.subject
         assert subject is not None  # skip_reason guarantees it
         over = check_limits(subject, self.settings.limits)  # before any work, on the raw object
-        if over is not None:
+        if over is not None:  # not cached: cheaper than a key, and an oversized object is never serialized for one
             if request.operation is Operation.DELETE:  # never block removing an oversized object
                 return Decision(verdict=Verdict.ALLOWED, reason=f"too large to judge: {over.path}: {over.problem}")
             return decisions.over_limit(over.path, over.problem, over.fix)
+        today = today or date.today()  # once: the key and the exceptions' expiry read the same day
         snapshot = cluster or self.snapshot()
+        key = self._cache_key(request, today, snapshot) if cluster is None else None
+        if key is not None:
+            assert self.cache is not None
+            hit = self.cache.get(key, self.revision, self.engine)
+            if hit is not None:
+                return replace(hit, cached=True)
+        decision = self._evaluate(request, today, snapshot, expires)
+        if key is not None and decisions.engine_failure_kind(decision) is None:  # a failure is about that moment
+            assert self.cache is not None
+            self.cache.put(key, decision, self.revision, self.engine)
+        return decision
+
+    def _cache_key(self, request: AdmissionRequest, today: date, snapshot: ClusterSnapshot) -> bytes | None:
+        """The verdict cache's key, or None when this request is not to be cached: no cache, or a cluster view
+        that is enabled but not usable or has a watch down (age_seconds and notices then change with time)."""
+        if self.cache is None:
+            return None
+        if snapshot.enabled and (not snapshot.usable or snapshot.age_seconds or not snapshot.generation):
+            return None
+        return request_key(request, today=today, revision=self.revision,
+                           config=self.cache.config_digest(self.settings),
+                           cluster=snapshot.generation if snapshot.enabled else None, engine=self.engine.name)
+
+    def _evaluate(self, request: AdmissionRequest, today: date, snapshot: ClusterSnapshot,
+                  expires: float) -> Decision:
+        subject = request.subject
+        assert subject is not None
         try:
             policy, group_notices = cidr_groups.resolve(normalize(subject), cidr_groups.snapshot_lookup(snapshot))
             policy = enrich(policy, self.fact_params)
@@ -93,7 +125,7 @@ class Pipeline:
                 return Decision(verdict=Verdict.ALLOWED, reason=f"old object unreadable: {exc}")
             return decisions.invalid_object(exc.path, exc.problem)
         old_policy = self._old_policy(request, snapshot)
-        ctx, labels = self._context(request, policy, today or date.today(), snapshot)
+        ctx, labels = self._context(request, policy, today, snapshot)
         rules = self._rules_to_run(request.operation, policy.kind, ctx)
         ctx = replace(ctx, notices=ctx.notices + group_notices + self._cluster_notices(snapshot, rules))
         context = snapshot.to_input(policy.namespace or request.namespace, policy, request.operation, labels)
@@ -140,8 +172,10 @@ class Pipeline:
             "requester": requester.to_input(),
             "policy": policy.to_input(),
             "old_policy": old_policy.to_input() if old_policy else None,
-            "object": request.subject,
-            "old_object": request.old_object if request.operation is Operation.UPDATE else None,
+            # The raw objects only when a rule reads them (PolicySet.reads_raw_object; docs/input.md).
+            **({"object": request.subject,
+                "old_object": request.old_object if request.operation is Operation.UPDATE else None}
+               if self.policies.reads_raw_object else {}),
             "rules": rules,
             "parameters": self.parameters,
             "cluster": cluster,
@@ -246,7 +280,8 @@ def build_pipeline(settings: Settings, engine: Engine | None = None, *, isolate:
                                     evaluators=settings.engine.evaluators if isolate else 0)
     pipeline = Pipeline(settings=settings, policies=policies, engine=engine, parameters=parameters,
                         fact_params=fact_params(parameters),
-                        config_exemptions=exceptions.from_config(settings.exceptions))
+                        config_exemptions=exceptions.from_config(settings.exceptions),
+                        cache=VerdictCache(settings.cache.max_entries) if settings.cache.enabled else None)
     warm_up(pipeline)
     return pipeline
 

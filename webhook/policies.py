@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,16 @@ class PolicySet:
     @property
     def by_package(self) -> dict[str, Guardrail]:
         return {g.package_name: g for g in self.guardrails}
+
+    @cached_property
+    def reads_raw_object(self) -> bool:
+        """Does any production module read the raw object (input.object / input.old_object)? Only then
+        does the engine input carry it beside the normalized model (for a big Cilium policy it was half of
+        the ~120 KB input). Deliberately broad: a false "reads" costs bytes, a missed one hides data."""
+        return any(_RAW_OBJECT.search(m.text) for m in self.modules)
+
+
+_RAW_OBJECT = re.compile(r'\binput\s*\.\s*(?:old_)?object\b|"(?:old_)?object"|\bwalk\s*\(\s*input\b')
 
 
 def _metadata_schema() -> dict[str, Any]:

@@ -1,0 +1,38 @@
+"""The engine input carries the raw object only when a rule reads it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from webhook.admission import parse_review
+from webhook.config import from_mapping
+from webhook.normalize import normalize
+from webhook.pipeline import build_pipeline
+from webhook.policies import RegoModule
+from webhook.reviews import make_review
+
+REPO = Path(__file__).resolve().parents[2]
+POLICY = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "a", "namespace": "b"},
+          "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": 443}]}]}}
+
+
+def test_the_catalog_reads_no_raw_object_so_the_input_leaves_it_out() -> None:
+    pipeline = build_pipeline(from_mapping({"policies_dir": str(REPO / "policies")}))
+    assert pipeline.policies.reads_raw_object is False
+    document = pipeline.document(parse_review(make_review(POLICY)), normalize(POLICY), None, [])
+    assert "object" not in document and "old_object" not in document
+    assert "policy" in document
+
+
+def test_a_module_that_reads_input_object_gets_it() -> None:
+    pipeline = build_pipeline(from_mapping({"policies_dir": str(REPO / "policies")}))
+    for text in ('x := input.object.metadata.name', 'y := object.get(input, ["old_object"], null)',
+                 'z := [p | walk(input, p)]'):
+        module = RegoModule(path=REPO / "policies" / "custom" / "rule.rego", text=text, package="custom")
+        policies = replace(pipeline.policies, library=(*pipeline.policies.library, module))
+        assert policies.reads_raw_object, text
+        document = replace(pipeline, policies=policies).document(
+            parse_review(make_review(POLICY)), normalize(POLICY), None, [])
+        assert document["object"] == POLICY and json.dumps(document)
