@@ -24,6 +24,7 @@ gunicorn worker (the app factory starts it after the fork): threads do not survi
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import random
 import threading
 import time
@@ -143,6 +144,10 @@ class ClusterSnapshot:
     by_namespace: Mapping[str, Mapping[PolicyKey, NormalizedPolicy]] = field(default_factory=dict)
     # CiliumCIDRGroups by name (cluster-scoped); read them through cidr_groups(), which knows when not to.
     cidr_groups_by_name: Mapping[str, CidrGroup] = field(default_factory=dict)
+    # The version of the view's content this snapshot holds: a ClusterView takes a new one, unique in the
+    # process, on every change (list or event), so equal generations mean equal content (the verdict cache's
+    # key). 0 for snapshots not taken from a ClusterView (files, tests, DISABLED): they carry no version.
+    generation: int = 0
 
     @property
     def usable(self) -> bool:
@@ -252,6 +257,8 @@ class ClusterSnapshot:
 
 
 DISABLED = ClusterSnapshot(enabled=False)
+# Generations of every ClusterView in the process, so two views (a test's, a replaced one) never share one.
+_GENERATIONS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -278,6 +285,7 @@ class ClusterView:
         self._wall = wall
         self._lock = threading.Lock()
         self._data = _Data()
+        self._generation = next(_GENERATIONS)
         self._listed: set[str] = set()
         self._last_ok: dict[str, float] = {}  # resource -> when its watch was last known to be current
         self._down: dict[str, str] = {}  # resource -> the error that took its watch down
@@ -295,10 +303,11 @@ class ClusterView:
 
     def snapshot(self) -> ClusterSnapshot:
         with self._lock:
-            data, synced, age = self._data, self._synced(), self._age()
+            data, synced, age, generation = self._data, self._synced(), self._age(), self._generation
         return ClusterSnapshot(enabled=True, synced=synced, stale=synced and age > self.stale_after_seconds,
                                age_seconds=age if synced else None, namespaces=data.namespaces,
-                               by_namespace=data.by_namespace, cidr_groups_by_name=data.cidr_groups)
+                               by_namespace=data.by_namespace, cidr_groups_by_name=data.cidr_groups,
+                               generation=generation)
 
     @property
     def namespaces(self) -> Mapping[str, Mapping[str, str]]:
@@ -335,6 +344,12 @@ class ClusterView:
                 "last_event": last.isoformat() if last else None,
                 "watches_down": {r: error[:300] for r, error in sorted(down.items())}}
 
+    @property
+    def generation(self) -> int:
+        """Changes with every list or event applied (never with liveness alone)."""
+        with self._lock:
+            return self._generation
+
     def _synced(self) -> bool:
         return all(r in self._listed for r in self._resources)
 
@@ -350,7 +365,7 @@ class ClusterView:
         if resource == NAMESPACES:
             namespaces = dict(_namespace_labels(obj) for obj in objects)
             with self._lock:
-                self._data = replace(self._data, namespaces=namespaces)
+                self._store(namespaces=namespaces)
                 self._listed_now(resource)
             return
         if resource == CIDR_GROUPS:
@@ -363,7 +378,7 @@ class ClusterView:
                         groups[group.name] = group
                     elif problem:
                         self.unreadable[key] = problem
-                self._data = replace(self._data, cidr_groups=groups)
+                self._store(cidr_groups=groups)
                 self._listed_now(resource)
             return
         kind = POLICY_RESOURCES[resource].kind
@@ -377,7 +392,7 @@ class ClusterView:
                     by_ns.setdefault(key[1], {})[key] = policy
                 elif problem:
                     self.unreadable[key] = problem
-            self._data = replace(self._data, by_namespace={ns: inner for ns, inner in by_ns.items() if inner})
+            self._store(by_namespace={ns: inner for ns, inner in by_ns.items() if inner})
             self._listed_now(resource)
 
     def apply(self, resource: str, event_type: str, obj: Mapping[str, Any]) -> None:
@@ -394,7 +409,7 @@ class ClusterView:
                     namespaces.pop(name, None)
                 else:
                     namespaces[name] = labels
-                self._data = replace(self._data, namespaces=namespaces)
+                self._store(namespaces=namespaces)
                 self._event_now(resource)
             return
         if resource == CIDR_GROUPS:
@@ -407,7 +422,7 @@ class ClusterView:
                     groups[group.name] = group
                 elif not deleted and problem:
                     self.unreadable[key] = problem
-                self._data = replace(self._data, cidr_groups=groups)
+                self._store(cidr_groups=groups)
                 self._event_now(resource)
             return
         key, policy, problem = self._normalize(resource, obj)
@@ -424,7 +439,7 @@ class ClusterView:
                 by_ns[key[1]] = inner
             else:
                 by_ns.pop(key[1], None)
-            self._data = replace(self._data, by_namespace=by_ns)
+            self._store(by_namespace=by_ns)
             self._event_now(resource)
 
     def mark_live(self, resource: str) -> None:
@@ -446,6 +461,11 @@ class ClusterView:
             was_up = resource not in self._down
             self._down[resource] = error
             return was_up
+
+    def _store(self, **changes: Any) -> None:
+        """Replace the data (the lock held) and take a new generation."""
+        self._data = replace(self._data, **changes)
+        self._generation = next(_GENERATIONS)
 
     def _listed_now(self, resource: str) -> None:
         self._listed.add(resource)

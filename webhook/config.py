@@ -169,6 +169,14 @@ class ClusterSettings:
 
 
 @dataclass(frozen=True)
+class CacheSettings:
+    """The verdict cache (webhook/verdict_cache.py): decisions of identical requests, per worker process."""
+
+    enabled: bool = True
+    max_entries: int = 4096
+
+
+@dataclass(frozen=True)
 class Settings:
     policies_dir: str = "policies"
     dry_run: bool = False
@@ -185,6 +193,7 @@ class Settings:
     exception_keys: tuple[ExceptionKey, ...] = ()
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     limits: Limits = field(default_factory=Limits)  # the largest object judged (webhook/limits.py)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     source: str = "(defaults)"
 
 
@@ -266,6 +275,7 @@ def from_mapping(doc: Mapping[str, Any], source: str = "(inline)") -> Settings:
                              for k in doc.get("exception_keys", [])),
         cluster=ClusterSettings(**doc.get("cluster", {})),
         limits=Limits(**doc.get("limits", {})),
+        cache=CacheSettings(**doc.get("cache", {})),
         source=source,
     )
 

@@ -20,6 +20,7 @@ from webhook.model import POLICY_KINDS
 
 KIND_LABELS = frozenset(k.kind for k in POLICY_KINDS)
 CUT_PHASES = ("handshake", "head", "body", "idle_evicted")  # webhook/worker.py
+CACHE_RESULTS = ("hit", "miss", "evict")  # webhook/verdict_cache.py
 
 
 def kind_label(kind: str) -> str:
@@ -40,6 +41,7 @@ class Metrics:
     bad_requests: Counter
     shed: Counter
     connections_cut: Counter
+    verdict_cache: Counter
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -70,4 +72,7 @@ def create_metrics() -> Metrics:
         connections_cut=Counter("netguard_connections_cut_total",
                                 "Connections closed by a time limit (phase handshake, head, body) or as the oldest "
                                 "idle one under pressure (idle_evicted)", ["phase"], registry=registry),
+        verdict_cache=Counter("netguard_verdict_cache_total",
+                              "Verdict cache lookups (hit, miss) and entries evicted as least recently used (evict)",
+                              ["result"], registry=registry),
     )

@@ -133,6 +133,8 @@ class Decision:
     reason: str = ""  # why the request was skipped or errored, for the log
     notices: tuple[str, ...] = ()  # things the requester should know (ignored exception tokens, ...)
     exceptions_used: tuple[str, ...] = ()
+    # Served from the verdict cache (webhook/verdict_cache.py): for the decision log; not part of equality.
+    cached: bool = field(default=False, compare=False)
 
     @property
     def allowed(self) -> bool:

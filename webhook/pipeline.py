@@ -111,7 +111,8 @@ class Pipeline:
             return None
         return request_key(request, today=today, revision=self.revision,
                            config=self.cache.config_digest(self.settings),
-                           cluster=snapshot.generation if snapshot.enabled else None, engine=self.engine.name)
+                           cluster=snapshot.generation if snapshot.enabled else None, engine=self.engine.name,
+                           raw_object=self.policies.reads_raw_object)
 
     def _evaluate(self, request: AdmissionRequest, today: date, snapshot: ClusterSnapshot,
                   expires: float) -> Decision:

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from webhook import admission, config, logs
 from webhook.admission import ReviewError
 from webhook.decide import engine_failure, engine_failure_kind
-from webhook.metrics import Metrics, create_metrics, kind_label
+from webhook.metrics import CACHE_RESULTS, Metrics, create_metrics, kind_label
 from webhook.model import AdmissionRequest, Decision, Mode, Operation
 from webhook.mutate import patch_for
 from webhook.pipeline import Pipeline, build_pipeline, warm_up
@@ -48,6 +48,10 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
     if settings.cluster.enabled and pipeline.cluster is None:
         pipeline = _watch_cluster(pipeline, settings)
     metrics = create_metrics()
+    if pipeline.cache is not None:  # this app's metrics count the cache (the last app made, with a shared pipeline)
+        for result in CACHE_RESULTS:
+            metrics.verdict_cache.labels(result=result)  # every series present from the start
+        pipeline.cache.observer = lambda result: metrics.verdict_cache.labels(result=result).inc()
     app = Flask("netguard")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.extensions["netguard"] = pipeline
@@ -189,6 +193,7 @@ def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
         reason=decision.reason or None, latency_ms=round(elapsed * 1000, 3), policy_revision=revision,
         engine=pipeline.engine.name, patched=bool(body["response"].get("patch")),
         exceptions_used=list(decision.exceptions_used) or None, notices=list(decision.notices) or None,
+        cached=decision.cached,
     )
     resp = Response(_dumps(body), mimetype="application/json")
     return resp
@@ -230,7 +235,9 @@ class _CheckEngine:
 
                     engine = RegorusEngine(self._admission.policies, evaluators=settings.server.check.evaluators,
                                            default_timeout=settings.engine.budget_seconds)
-                    self._pipeline = replace(self._admission, engine=engine)
+                    # Its own verdict cache too: a large check cannot evict admission's entries.
+                    cache = self._admission.cache.sibling() if self._admission.cache is not None else None
+                    self._pipeline = replace(self._admission, engine=engine, cache=cache)
                 else:
                     self._pipeline = self._admission
             return self._pipeline
