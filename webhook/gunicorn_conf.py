@@ -6,6 +6,7 @@ closes every connection pays a TLS handshake per request (about 10x lower throug
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import ssl
@@ -29,6 +30,15 @@ def _cpu_count() -> int:
 # Admission (and /healthz, /readyz, /metrics) on server.bind; POST /v1/check on server.check_bind, served by
 # its own threads in each worker (webhook/worker.py tells the listeners apart by port).
 bind = [_server.bind] + ([_server.check_bind] if _server.check_bind else [])
+# SO_REUSEPORT stays off (gunicorn's default: one listening socket, bound by the master, shared by the workers).
+# With reuse_port = True gunicorn 27 binds nothing in the master and each worker binds its own sockets after the
+# fork (arbiter.spawn_worker -> sock.create_sockets); the kernel then spreads new connections by a hash, and
+# `make bench` measured the busiest worker at 52-64 % of the requests instead of the occasional 100 %. But
+# tests/server/test_operations.py (the opa_budgeted tests) then failed 2 runs in 3 with a connection reset or
+# refused right after /readyz answered, and passed 3 in 3 without it: connections queued on a worker's own
+# socket are reset when that socket closes, and none is held while no worker has one. Not enabled until that is
+# understood; `bench/admission_bench.py --reuse-port` measures it (docs/performance.md).
+reuse_port = False
 workers = _server.workers or _cpu_count()
 # gthread whose threads get only complete request heads, with time limits for the handshake, the head
 # and the body, and a cap on idle connections (see webhook/worker.py).
@@ -73,6 +83,27 @@ def on_starting(server: Any) -> None:
         path = tempfile.mkdtemp(prefix="netguard-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
         server._netguard_metrics_dir = path
+
+
+# Cyclic garbage collection in the workers (post_worker_init). The app, the compiled catalog and the imported
+# modules are long-lived: gc.freeze() moves them out of the collector's generations, so a full collection no
+# longer walks them. A review of a large Cilium policy allocates tens of thousands of containers, which with
+# the default threshold (700) triggers dozens of young collections per request and, every few requests, a full
+# one that walked everything the worker holds: the p99 of such a review (docs/performance.md). The garbage is the
+# same; only how often it is looked for changes (memory: at most a few MB more per worker).
+GC_THRESHOLDS = (50_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Collect, freeze what is there (long-lived), and raise the thresholds; also used by bench/admission_bench."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def post_worker_init(worker: Any) -> None:
+    """After the worker loaded the app (policies compiled, evaluators started), before it serves."""
+    tune_gc()
 
 
 def worker_exit(server: Any, worker: Any) -> None:
