@@ -10,6 +10,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -256,3 +257,14 @@ def dry_run_server(tmp_path_factory: pytest.TempPathFactory, certs: CertPaths,
     """A third server with `dry_run: true`: every enforce becomes warn."""
     with run_server(tmp_path_factory.mktemp("netguard-dry-run"), certs, policies, {"dry_run": True}) as srv:
         yield srv
+
+
+def metric(server: Server, name: str, **labels: str) -> float:
+    """One Prometheus sample from /metrics by name and exact label set (0.0 when absent)."""
+    text = server.get("/metrics").body.decode()
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
+            return float(match.group(2))
+    return 0.0

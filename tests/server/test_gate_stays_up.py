@@ -30,7 +30,7 @@ from tests.opa_standin import OpaStandIn
 from webhook.certs import CertPaths
 from webhook.reviews import make_review
 
-from .conftest import Server, run_server
+from .conftest import Server, metric, run_server
 
 LIMIT = 1.5  # handshake, head and body limits of the slow-client server
 SLACK = 6.0  # generous: a cut or an answer within LIMIT + SLACK
@@ -60,16 +60,6 @@ def policy(name: str) -> dict[str, Any]:
 
 def review(name: str = "fine", uid: str | None = None) -> dict[str, Any]:
     return make_review(policy(name), uid=uid or str(uuid.uuid4()))
-
-
-def metric(server: Server, name: str, **labels: str) -> float:
-    text = server.get("/metrics").body.decode()
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
-        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
-            return float(match.group(2))
-    return 0.0
 
 
 def assert_serving(server: Server) -> None:

@@ -19,7 +19,6 @@ import http.client
 import itertools
 import json
 import os
-import re
 import select
 import shutil
 import signal
@@ -41,7 +40,7 @@ from webhook.certs import CertPaths, generate
 from webhook.reviews import make_review
 from webhook.tls import CHECK_INTERVAL
 
-from .conftest import Server, run_server
+from .conftest import Server, metric, run_server
 
 SPIN_ANNOTATION = "netguard.test/spin"
 SLOW_RULE = """package guardrails.test_slow_evaluation
@@ -117,16 +116,6 @@ def post(server: Server, body: bytes, timeout: float = 30.0) -> tuple[int, dict[
     reply = server.request("POST", "/validate", body=body, headers={"Content-Type": "application/json"},
                            timeout=timeout)
     return reply.status, reply.json(), time.monotonic() - started
-
-
-def metric(server: Server, name: str, **labels: str) -> float:
-    text = server.get("/metrics").body.decode()
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
-        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
-            return float(match.group(2))
-    return 0.0
 
 
 def decision_line(server: Server, uid: str) -> dict[str, Any]:
