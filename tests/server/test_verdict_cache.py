@@ -4,13 +4,12 @@ request (uid, warnings, the patch) is still per request."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
 from webhook.reviews import make_review
 
-from .conftest import Server
+from .conftest import Server, metric
 
 WORKERS = 2  # the session server's; the cache is per worker process
 
@@ -33,9 +32,7 @@ def decision_lines(server: Server, uids: list[str]) -> dict[str, dict[str, Any]]
 
 
 def cache_metric(server: Server, result: str) -> float:
-    text = server.get("/metrics").body.decode()
-    match = re.search(rf'^netguard_verdict_cache_total\{{result="{result}"\}} (\S+)$', text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    return metric(server, "netguard_verdict_cache_total", result=result)
 
 
 def test_identical_requests_are_answered_from_the_cache_with_their_own_uid(server: Server) -> None:
