@@ -57,7 +57,10 @@ def resolve(policy: NormalizedPolicy, lookup: Lookup) -> tuple[NormalizedPolicy,
             expanded = expand(peer, cidrs, names)
             # A group with no CIDRs (or no group) allows nothing: keep the peer so the rule still names a peer.
             peers.extend(expanded or [peer])
-        rules.append(replace(rule, peers=tuple(peers)))
+        changed = len(peers) != len(rule.peers) or any(a is not b for a, b in zip(peers, rule.peers, strict=False))
+        rules.append(replace(rule, peers=tuple(peers)) if changed else rule)
+    if all(a is b for a, b in zip(rules, policy.rules, strict=True)):
+        return policy, tuple(notices)  # no group peers: nothing to copy
     return replace(policy, rules=tuple(rules)), tuple(notices)
 
 

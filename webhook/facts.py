@@ -11,7 +11,7 @@ import ipaddress
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from threading import Lock
 
@@ -31,6 +31,7 @@ from webhook.netpolicy import (
     RuleFacts,
     Scope,
     Subject,
+    updated,
 )
 from webhook.ports import PortSet
 from webhook.ports import merge as merge_intervals
@@ -606,9 +607,9 @@ def enrich(policy: NormalizedPolicy, params: FactParams) -> NormalizedPolicy:
     rules = []
     for rule in policy.rules:
         check_deadline("facts")
-        peers = tuple(replace(p, facts=peer_facts(p, params, policy.namespace)) for p in rule.peers)
-        with_peers = replace(rule, peers=peers) if peers else rule
-        rules.append(replace(with_peers, facts=rule_facts(with_peers, params)))
+        peers = tuple(updated(p, facts=peer_facts(p, params, policy.namespace)) for p in rule.peers)
+        with_peers = updated(rule, peers=peers) if peers else rule
+        rules.append(updated(with_peers, facts=rule_facts(with_peers, params)))
     groups = subject_groups(policy)
     facts = {d.value: _direction_facts(policy, rules, d, params, groups) for d in Direction}
-    return replace(policy, rules=tuple(rules), facts=facts)
+    return updated(policy, rules=tuple(rules), facts=facts)

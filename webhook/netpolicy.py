@@ -6,15 +6,27 @@ rule covers all three kinds. `to_input()` is the JSON contract with the Rego (do
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from webhook.selectors import Selector
 
 MAX_PORT = 65535
+_T = TypeVar("_T")
 PORT_PROTOCOLS = frozenset({"TCP", "UDP", "SCTP", "ANY"})
+
+
+def updated(obj: _T, **changes: Any) -> _T:
+    """A copy of a frozen model object with some fields changed, without dataclasses.replace's
+    re-initialisation (which was ~9 % of a large Cilium policy's review: facts are attached to every
+    peer and rule). Only for these plain models: they have no __post_init__ to re-run."""
+    new = copy.copy(obj)
+    for name, value in changes.items():
+        object.__setattr__(new, name, value)
+    return new
 
 
 class Flavor(StrEnum):
