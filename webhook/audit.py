@@ -16,12 +16,10 @@ from typing import Any
 from webhook import exceptions as exc_mod
 from webhook.check import CheckReport, Requester, check_documents
 from webhook.decisionlog import DecisionStats
-from webhook.facts import enrich
 from webhook.inventory import Inventory, Workload
 from webhook.limits import check_limits
 from webhook.mutate import ANNOTATION_LAST_MODIFIED_BY
 from webhook.netpolicy import NormalizedPolicy, Subject
-from webhook.normalize import normalize
 from webhook.pipeline import Pipeline
 from webhook.posture import has_default_deny, subject_covers_namespace
 from webhook.shape import ShapeError
@@ -211,7 +209,7 @@ def _normalized(pipeline: Pipeline, docs: Sequence[Document]) -> list[tuple[Docu
         if check_limits(doc.obj, pipeline.settings.limits) is not None:
             continue  # reported by the check as a `limits` finding; too large to read for posture
         try:
-            out.append((doc, enrich(normalize(doc.obj), pipeline.fact_params)))
+            out.append((doc, pipeline.model(doc.obj, pipeline.snapshot())[0]))  # as the check read it
         except ShapeError:
             continue  # reported by the check as an input error
     return out

@@ -119,8 +119,7 @@ class Pipeline:
         subject = request.subject
         assert subject is not None
         try:
-            policy, group_notices = cidr_groups.resolve(normalize(subject), cidr_groups.snapshot_lookup(snapshot))
-            policy = enrich(policy, self.fact_params)
+            policy, group_notices = self.model(subject, snapshot)
         except ShapeError as exc:
             if request.operation is Operation.DELETE:  # never block removing a broken object
                 return Decision(verdict=Verdict.ALLOWED, reason=f"old object unreadable: {exc}")
@@ -188,10 +187,15 @@ class Pipeline:
         if check_limits(request.old_object, self.settings.limits) is not None:
             return None  # too large to judge: its findings cannot excuse the new object's (an update may shrink it)
         try:
-            old, _ = cidr_groups.resolve(normalize(request.old_object), cidr_groups.snapshot_lookup(snapshot))
-            return enrich(old, self.fact_params)
+            return self.model(request.old_object, snapshot)[0]
         except ShapeError:
             return None
+
+    def model(self, obj: Mapping[str, Any], snapshot: ClusterSnapshot) -> tuple[NormalizedPolicy, tuple[str, ...]]:
+        """The raw object as the guardrails read it: normalized, CIDR groups resolved through the snapshot,
+        facts attached; and the notices about what could not be resolved. ShapeError for a malformed object."""
+        policy, notices = cidr_groups.resolve(normalize(obj), cidr_groups.snapshot_lookup(snapshot))
+        return enrich(policy, self.fact_params), notices
 
     def _context(self, request: AdmissionRequest, policy: NormalizedPolicy, today: date,
                  snapshot: ClusterSnapshot) -> tuple[decisions.ModeContext, Mapping[str, str]]:
@@ -297,10 +301,11 @@ def warm_up(pipeline: Pipeline) -> None:
     request = AdmissionRequest(uid="warm-up", kind=NETWORK_POLICY, operation=Operation.CREATE,
                                user=UserInfo(username="netguard"), namespace="warm-up", name="warm-up",
                                object=WARM_UP_OBJECT)
-    policy = enrich(normalize(WARM_UP_OBJECT), pipeline.fact_params)
-    rules = [g.package_name for g in pipeline.policies.guardrails]
     # A synced, empty cluster: the guardrails that read input.cluster run their whole body too.
-    cluster = ClusterSnapshot(synced=True, age_seconds=0.0).to_input("warm-up", policy, Operation.CREATE, {})
+    snapshot = ClusterSnapshot(synced=True, age_seconds=0.0)
+    policy, _ = pipeline.model(WARM_UP_OBJECT, snapshot)
+    rules = [g.package_name for g in pipeline.policies.guardrails]
+    cluster = snapshot.to_input("warm-up", policy, Operation.CREATE, {})
     try:
         pipeline.engine.evaluate(pipeline.document(request, policy, None, rules, cluster))
     except EngineError as exc:
