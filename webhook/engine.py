@@ -26,9 +26,10 @@ from opa_client import OpaClient
 
 from webhook import evalpool
 from webhook.config import OpaSettings
-from webhook.policies import PolicyLoadError, PolicySet, RegoModule
+from webhook.policies import STATIC_FINDINGS_PACKAGE, PolicyLoadError, PolicySet, RegoModule, static_findings_module
 
 FINDINGS_RULE = "data.netguard.findings"
+STATIC_FINDINGS_RULE = f"data.{STATIC_FINDINGS_PACKAGE}.findings"  # what regorus evaluates (policies.py)
 RawFindings = dict[str, list[dict[str, Any]]]
 _UNDEFINED = '"<undefined>"'
 
@@ -93,7 +94,7 @@ class RegorusEngine:
 
     def __init__(self, policies: PolicySet, extra_modules: tuple[RegoModule, ...] = (), *,
                  evaluators: int = 0, default_timeout: float = 2.0) -> None:
-        self._modules = policies.modules + extra_modules
+        self._modules = (*policies.modules, static_findings_module(policies), *extra_modules)
         self._local = threading.local()
         self._local.engine = self._compile()
         self._default_timeout = default_timeout  # a call without a deadline (warm-up, readiness)
@@ -118,12 +119,12 @@ class RegorusEngine:
     def evaluate(self, document: Mapping[str, Any], deadline: float | None = None) -> RawFindings:
         # A partial object rule is {} when empty; undefined here can only mean empty too,
         # since the policies were compiled in this process.
-        return _parse_findings(self.eval_rule(FINDINGS_RULE, document, deadline))
+        return _parse_findings(self.eval_rule(STATIC_FINDINGS_RULE, document, deadline))
 
     def eval_rule(self, path: str, document: Mapping[str, Any], deadline: float | None = None) -> Any:
         """Evaluate any rule (in an evaluator process, or on this thread's engine); undefined is None."""
         # set_input_json, not set_input: the Python conversion turns False into 0.
-        text = json.dumps(document)
+        text = json.dumps(document, separators=(",", ":"))
         if self._pool is not None:
             raw = self._pooled(path, text, deadline)
         else:
