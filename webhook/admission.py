@@ -64,7 +64,9 @@ def decode_json(raw: bytes, content_type: str | None, max_depth: int = DEFAULT_M
     except RecursionError:
         # CPython's decoder guards its recursion, so a hostile body ends here, not in a crash.
         raise ReviewError(400, f"JSON nested deeper than {max_depth} levels") from None
-    if _too_deep(value, max_depth):
+    # A value cannot nest deeper than the brackets its text holds (those inside strings only add to the
+    # count), so the walk runs only for bodies that could be too deep: typical reviews skip it (~0.1 ms).
+    if raw.count(b"{") + raw.count(b"[") > max_depth and _too_deep(value, max_depth):
         raise ReviewError(400, f"JSON nested deeper than {max_depth} levels")
     if "\\ud" in text.lower():  # only then can an escape have produced a lone surrogate
         try:

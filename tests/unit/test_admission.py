@@ -77,6 +77,22 @@ def test_broken_bodies_become_http_errors(raw: bytes, ctype: str | None, status:
     assert err.value.status == status
 
 
+@pytest.mark.parametrize("padding", [0, 200])
+def test_the_depth_limit_holds_exactly_whatever_else_the_body_holds(padding: int) -> None:
+    """Nesting at the limit passes and one level more fails, for a body with few brackets (the walk is skipped
+    only when the bracket count alone proves the limit holds) and one padded with brackets in strings and in
+    flat lists (the walk runs and must still count levels, not brackets)."""
+    def body(depth: int) -> bytes:
+        value: object = 1
+        for _ in range(depth - 1):
+            value = [value]
+        return json.dumps({"pad": ["[{" * padding, *([[]] * padding)], "v": value}).encode()
+
+    assert decode_json(body(64), "application/json", 64)["v"] is not None
+    with pytest.raises(ReviewError, match="nested deeper than 64"):
+        decode_json(body(65), "application/json", 64)
+
+
 def test_content_type_parameters_are_accepted() -> None:
     assert decode_json(b'{"a": 1}', "application/json; charset=utf-8") == {"a": 1}
 
