@@ -1390,8 +1390,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="A/B: both servers with SO_REUSEPORT (each worker its own listening socket)")
     parser.add_argument("--default-gc", action="store_true",
                         help="A/B: netguard's workers and the in-process runs without gunicorn_conf.tune_gc")
-    parser.add_argument("--netguard-log-level", choices=("debug", "info", "warning", "error"), default="warning",
-                        help="NETGUARD_LOG_LEVEL for the server (default warning: no per-request decision lines)")
+    parser.add_argument("--netguard-log-level", choices=("debug", "info", "warning", "error"), default="info",
+                        help="NETGUARD_LOG_LEVEL for the server (default info: the decision log on, as in production "
+                             "and as the targets are stated; warning turns the per-request lines off for an A/B)")
     args = parser.parse_args(argv)
     if args.duration < 1 or args.connections < 1 or args.iterations < 1 or args.warmup < 0 \
             or args.large_iterations < 1 or args.rate < 0 or args.audit_policies < 0:

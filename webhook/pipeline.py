@@ -83,19 +83,22 @@ class Pipeline:
             return Decision(verdict=Verdict.SKIPPED, reason=skip)
         subject = request.subject
         assert subject is not None  # skip_reason guarantees it
-        over = check_limits(subject, self.settings.limits)  # before any work, on the raw object
-        if over is not None:  # not cached: cheaper than a key, and an oversized object is never serialized for one
-            if request.operation is Operation.DELETE:  # never block removing an oversized object
-                return Decision(verdict=Verdict.ALLOWED, reason=f"too large to judge: {over.path}: {over.problem}")
-            return decisions.over_limit(over.path, over.problem, over.fix)
         today = today or date.today()  # once: the key and the exceptions' expiry read the same day
         snapshot = cluster or self.snapshot()
+        # The cache first: a hit is content identical to content that passed the limits and was judged (an
+        # oversized object is never stored), so the limits need not be counted again (~0.07 ms of a small
+        # review). The key serializes the object once, no more than decoding it cost.
         key = self._cache_key(request, today, snapshot) if cluster is None else None
         if key is not None:
             assert self.cache is not None
             hit = self.cache.get(key, self.revision, self.engine)
             if hit is not None:
                 return replace(hit, cached=True)
+        over = check_limits(subject, self.settings.limits)  # before any work, on the raw object
+        if over is not None:  # not stored in the cache: the next request counts again
+            if request.operation is Operation.DELETE:  # never block removing an oversized object
+                return Decision(verdict=Verdict.ALLOWED, reason=f"too large to judge: {over.path}: {over.problem}")
+            return decisions.over_limit(over.path, over.problem, over.fix)
         decision = self._evaluate(request, today, snapshot, expires)
         if key is not None and decisions.engine_failure_kind(decision) is None:  # a failure is about that moment
             assert self.cache is not None

@@ -272,13 +272,18 @@ def test_a_deadline_passed_is_not_cached(pipeline: Pipeline) -> None:
     assert not review(pipeline).cached
 
 
-def test_objects_over_a_limit_and_skipped_requests_do_not_touch_the_cache(pipeline: Pipeline) -> None:
+def test_objects_over_a_limit_are_never_stored_and_skipped_requests_do_not_touch_the_cache(
+        pipeline: Pipeline) -> None:
+    """The cache is asked before the limits are counted (a hit is content that passed them), so an oversized
+    object is a miss each time, and is denied each time: its denial is never stored."""
     assert pipeline.cache is not None
     huge = netpol(egress=[{}] * (pipeline.settings.limits.max_rules + 1))
-    assert review(pipeline, request(huge)).reason.startswith("over a limit")
+    for _ in range(2):
+        decision = review(pipeline, request(huge))
+        assert decision.reason.startswith("over a limit") and not decision.cached
     skipped = request(namespace="kube-system", obj=netpol(namespace="kube-system"))
     assert review(pipeline, skipped).verdict is Verdict.SKIPPED
-    assert len(pipeline.cache) == 0 and pipeline.cache.misses == 0
+    assert len(pipeline.cache) == 0 and pipeline.cache.misses == 2 and pipeline.cache.hits == 0
 
 
 # -- the LRU, its metrics, the configuration ----------------------------------------------------------------
