@@ -208,7 +208,7 @@ class EvaluatorPool:
                 self._idle.put(child)
             return
 
-    def evaluate(self, rule: str, input_json: str, timeout: float) -> str:
+    def evaluate(self, rule: str, input_json: bytes | str, timeout: float) -> str:
         """The rule's value as JSON text, within `timeout` seconds or EvaluatorTimeout."""
         if timeout <= 0:
             raise EvaluatorBusy()  # no time left: do not take (and then kill) an evaluator for nothing
@@ -219,7 +219,8 @@ class EvaluatorPool:
             raise EvaluatorBusy() from None
         healthy = False
         try:
-            answer = child.call(rule.encode() + b"\n" + input_json.encode(), deadline).decode()
+            body = input_json.encode() if isinstance(input_json, str) else input_json
+            answer = child.call(b"%s\n%s" % (rule.encode(), body), deadline).decode()
             healthy = True
             return answer
         except EvaluatorFailed as exc:

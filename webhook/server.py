@@ -8,10 +8,10 @@ a 4xx status for a broken call. No stack trace or object body ever reaches the c
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
-import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -64,7 +64,8 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
         """Every request, routed or not, logs with its own id and peer (contextvars are per request)."""
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            request_id=(request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16])[:64],
+            # 64 random bits, as uuid4().hex[:16] gave, at a fraction of its cost
+            request_id=(request.headers.get("X-Request-Id") or os.urandom(8).hex())[:64],
             peer=request.remote_addr, path=request.path[:100])
 
     @app.before_request

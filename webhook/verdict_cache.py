@@ -6,12 +6,12 @@ thousands at once. Evaluating each again gives the same answer: `Pipeline.review
 request, the date, the cluster view, the configuration and the policies (webhook/pipeline.py). The cache
 keys a decision on a digest of all of them (`request_key`) and never outlives a policy revision.
 
-Not cached (decided in `Pipeline._review`): skipped requests and objects over a size limit (answered before
-the key is computed, so an oversized object is never serialized for a key: the limits bound that work
-too), engine failures and timeouts (a fact about that moment, not about the object), decisions taken while
-the cluster view is enabled but cannot be trusted or has a watch down (its `age_seconds` and notices change
-with time), and reviews given an explicit cluster snapshot (samples, tests: a snapshot built from files has
-no generation to key on).
+Not cached (decided in `Pipeline._review`): skipped requests and objects over a size limit (the cache is
+asked first, since a hit is content that passed the limits, but an over-limit denial is never stored; the
+key's work is one serialization of a body whose size the server already bounds), engine failures and
+timeouts (a fact about that moment, not about the object), decisions taken while the cluster view is enabled
+but cannot be trusted or has a watch down (its `age_seconds` and notices change with time), and reviews
+given an explicit cluster snapshot (samples, tests: a snapshot built from files has no generation to key on).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any
+
+import orjson
 
 from webhook.model import AdmissionRequest, Decision
 
@@ -40,9 +42,15 @@ Observer = Callable[[str], None]
 
 
 def _canonical(value: Any) -> bytes:
-    """Canonical JSON (sorted keys, no spaces); TypeError when the value cannot be (e.g. mixed key types)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
-                      allow_nan=True).encode("utf-8", "surrogatepass")
+    """Canonical JSON (sorted keys, no spaces); TypeError when the value cannot be (e.g. mixed key types).
+
+    orjson first (about 6x faster on a large policy); the standard library for what orjson refuses (integers
+    past 64 bits, non-string keys). Either is deterministic, and a key never leaves the process."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
+                          allow_nan=True).encode("utf-8", "surrogatepass")
 
 
 def _without_bookkeeping(obj: Mapping[str, Any] | None, whole: bool) -> Any:

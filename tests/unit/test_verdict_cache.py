@@ -339,3 +339,17 @@ def test_a_hit_returns_a_decision_the_caller_cannot_corrupt(pipeline: Pipeline) 
     first = review(pipeline, request(copy.deepcopy(obj)))
     obj["spec"]["egress"] = []  # the caller's object changing later does not touch the entry
     assert review(pipeline, request(netpol())) == first
+
+
+def test_an_integer_past_64_bits_keys_through_the_fallback_and_still_tells_objects_apart(pipeline: Pipeline) -> None:
+    """orjson refuses integers past 64 bits, which a request may carry in a field netguard does not read; the
+    key falls back to the standard library instead of failing, and the value still counts in it."""
+    def with_extra(value: int) -> AdmissionRequest:
+        obj = netpol()
+        obj["spec"]["x-extra"] = value
+        return request(obj)
+
+    big = 2**70
+    first = review(pipeline, with_extra(big))
+    assert not first.cached and review(pipeline, with_extra(big)).cached
+    assert not review(pipeline, with_extra(big + 1)).cached
