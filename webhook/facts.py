@@ -33,7 +33,7 @@ from webhook.netpolicy import (
     Subject,
     updated,
 )
-from webhook.ports import PortSet
+from webhook.ports import PortSet, port_set
 from webhook.ports import merge as merge_intervals
 from webhook.selectors import Requirement, parse_selector, satisfiable
 from webhook.shape import ShapeError
@@ -147,16 +147,7 @@ def intersect_size(a: Sequence[Interval], b: Sequence[Interval]) -> int:
     when each side is merged. Two pointers when both sides are sorted and disjoint (merged, the usual
     case), else a sweep over the sorted boundaries: O((a + b) log(a + b))."""
     if _disjoint(a) and _disjoint(b):
-        total = i = j = 0
-        while i < len(a) and j < len(b):
-            lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-            if lo <= hi:
-                total += hi - lo + 1
-            if a[i][1] < b[j][1]:
-                i += 1
-            else:
-                j += 1
-        return total
+        return _merged_intersect_size(a, b)
     events: list[tuple[int, int, int]] = []  # (position, change of a's depth, change of b's depth)
     for start, end in a:
         events += ((start, 1, 0), (end + 1, -1, 0))
@@ -172,6 +163,26 @@ def intersect_size(a: Sequence[Interval], b: Sequence[Interval]) -> int:
         depth_b += change_b
         previous = position
     return total
+
+
+def _merged_intersect_size(a: Sequence[Interval], b: Sequence[Interval]) -> int:
+    """intersect_size of two merged (sorted, disjoint) sides: two pointers. Coverage holds merged
+    intervals only, so its figures skip intersect_size's check of both sides."""
+    total = i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo <= hi:
+            total += hi - lo + 1
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def _public_size(intervals: Sequence[Interval], public: Sequence[Interval]) -> int:
+    """intersect_size with a public space (merged by construction, so only `intervals` is checked)."""
+    return _merged_intersect_size(intervals, public) if _disjoint(intervals) else intersect_size(intervals, public)
 
 
 def _disjoint(intervals: Sequence[Interval]) -> bool:
@@ -204,18 +215,33 @@ def nat64_v4(v6: Iterable[Interval]) -> list[Interval]:
 
 @dataclass(frozen=True)
 class Coverage:
-    """The address ranges a set of CIDR peers reaches, per family, after their excepts."""
+    """The address ranges a set of CIDR peers reaches, per family, after their excepts (merged: sorted
+    and disjoint). A coverage is shared by every peer and rule that asks for it (_COVERAGES), so its
+    figures are computed once, on first use."""
 
     v4: tuple[Interval, ...] = ()
     v6: tuple[Interval, ...] = ()
 
     @property
     def public_v4_fraction(self) -> float:
-        return intersect_size(merge([*self.v4, *nat64_v4(self.v6)]), V4_PUBLIC) / _V4_PUBLIC_SIZE
+        return self._fractions()[0]
 
     @property
     def public_v6_fraction(self) -> float:
-        return intersect_size(self.v6, V6_PUBLIC) / _V6_PUBLIC_SIZE
+        return self._fractions()[1]
+
+    def _fractions(self) -> tuple[float, float]:
+        """(IPv4 with NAT64, IPv6) shares of the public space, kept in the instance's __dict__
+        (functools.cached_property takes a lock per read on Python 3.11)."""
+        found: tuple[float, float] | None = self.__dict__.get("_shares")
+        if found is None:
+            if not self.v6:
+                v4 = _public_size(self.v4, V4_PUBLIC) / _V4_PUBLIC_SIZE if self.v4 else 0.0
+            else:
+                v4 = _public_size(merge([*self.v4, *nat64_v4(self.v6)]), V4_PUBLIC) / _V4_PUBLIC_SIZE
+            v6 = _public_size(self.v6, V6_PUBLIC) / _V6_PUBLIC_SIZE if self.v6 else 0.0
+            found = self.__dict__["_shares"] = (v4, v6)
+        return found
 
     def covers_network(self, cidr: str) -> bool:
         version, start, end = _network_interval(cidr)
@@ -229,24 +255,32 @@ class Coverage:
         return any(s <= value <= e for s, e in ranges)
 
 
+_CoverageKey = tuple[str, tuple[str, ...]]  # (cidr, excepts): all a coverage depends on
+
+
 class _CoverageCache:
     """Coverages already computed, least recently used first out, bounded by the intervals they hold
     rather than by their number: one peer with a thousand excepts weighs a thousand, so requests
-    full of excepts cannot grow the memory of a long-running worker (about 130 bytes an interval)."""
+    full of excepts cannot grow the memory of a long-running worker (about 130 bytes an interval).
+
+    Keyed on the CIDR and its excepts only: the field path a peer sits at changes the message of a
+    malformed CIDR, never a coverage, and errors are not cached (each raises with its own path). So
+    the same CIDR in every entry of `specs` is cut into intervals once."""
 
     def __init__(self, max_intervals: int) -> None:
         self.max_intervals = max_intervals
-        self.entries: OrderedDict[tuple[str, tuple[str, ...], str, str], Coverage] = OrderedDict()
+        self.entries: OrderedDict[_CoverageKey, Coverage] = OrderedDict()
         self.held = 0
         self.lock = Lock()  # gthread: requests of one worker share the cache
 
-    def get(self, key: tuple[str, tuple[str, ...], str, str]) -> Coverage:
+    def get(self, cidr: str, excepts: tuple[str, ...], path: str, cidr_path: str) -> Coverage:
+        key = (cidr, excepts)
         with self.lock:
             found = self.entries.get(key)
             if found is not None:
                 self.entries.move_to_end(key)
                 return found
-        cov = _cidr_coverage(*key)
+        cov = _cidr_coverage(cidr, excepts, path, cidr_path)
         weight = self.weight(key, cov)
         with self.lock:
             if key not in self.entries and weight <= self.max_intervals:
@@ -258,36 +292,37 @@ class _CoverageCache:
         return cov
 
     @staticmethod
-    def weight(key: tuple[str, tuple[str, ...], str, str], cov: Coverage) -> int:
+    def weight(key: _CoverageKey, cov: Coverage) -> int:
         return len(cov.v4) + len(cov.v6) + len(key[1]) + 1
 
 
 # Facts ask for a peer's coverage several times (peer, rule, combined reach); keep them within a request.
 _COVERAGES = _CoverageCache(max_intervals=1 << 18)
+_NO_COVERAGE = Coverage()
 
 
 def peer_coverage(peer: Peer) -> Coverage:
     if peer.type is not PeerType.CIDR:
-        return Coverage()
-    return _COVERAGES.get((peer.cidr, peer.excepts, peer.path, _cidr_path(peer)))
+        return _NO_COVERAGE
+    return _COVERAGES.get(peer.cidr, peer.excepts, peer.path, _cidr_path(peer))
 
 
 def _cidr_coverage(cidr: str, excepts: tuple[str, ...], path: str, cidr_path: str) -> Coverage:
-    peer = Peer(path=path, type=PeerType.CIDR, cidr=cidr, excepts=excepts)
-    net = parse_network(peer.cidr, cidr_path)
-    cidr_mapped = _is_mapped(peer.cidr)
+    """`path` and `cidr_path` only name the field in a ShapeError."""
+    net = parse_network(cidr, cidr_path)
+    cidr_mapped = _is_mapped(cidr)
     n_start, n_end = _interval(net)
     holes = []
-    for i, text in enumerate(peer.excepts):
+    for i, text in enumerate(excepts):
         if _ignored_except(text, net, cidr_mapped):
             continue
         # Read the except the way its CIDR is read: mapped together with a mapped CIDR (one consistent
         # reading), as plain IPv6 under a plain IPv6 CIDR (::/0 except ::ffff:169.254.169.254/128).
-        hole = parse_network(text, f"{peer.path}.except[{i}]") if net.version == 4 else _raw_network(
-            text, f"{peer.path}.except[{i}]")
+        hole = parse_network(text, f"{path}.except[{i}]") if net.version == 4 else _raw_network(
+            text, f"{path}.except[{i}]")
         h_start, h_end = _interval(hole)
         if hole.version != net.version or not (n_start <= h_start and h_end <= n_end):  # inside the CIDR
-            raise ShapeError(f"{peer.path}.except[{i}]", f"{peer.excepts[i]} is not inside {peer.cidr}")
+            raise ShapeError(f"{path}.except[{i}]", f"{excepts[i]} is not inside {cidr}")
         holes.append((h_start, h_end))
     left = subtract([(n_start, n_end)], holes)
     return Coverage(v4=tuple(left), v6=()) if net.version == 4 else Coverage(v4=(), v6=tuple(left))
@@ -401,54 +436,126 @@ def peer_facts(peer: Peer, params: FactParams, namespace: str = "") -> PeerFacts
     return PeerFacts()
 
 
+# What peer_facts reads of a peer of each type (the path only names the field of a malformed CIDR, and
+# the first peer with given content raises before any other is looked up): peers alike share facts.
+# Services are left out (their facts read the raw selector).
+_FactsKey = tuple[object, ...]
+
+
+def _facts_key(peer: Peer) -> _FactsKey | None:
+    kind = peer.type
+    if kind is PeerType.CIDR:
+        return (kind, peer.cidr, peer.excepts)
+    if kind is PeerType.PODS:
+        scope = peer.namespaces
+        return (kind,) if scope is None else (kind, scope.scope, scope.names)
+    if kind is PeerType.ENTITY:
+        return (kind, peer.entity)
+    if kind is PeerType.FQDN:
+        return (kind, peer.fqdn_name, peer.fqdn_pattern)
+    if kind is PeerType.NODES or kind is PeerType.GROUP:
+        return (kind,)
+    return None
+
+
+def _shared_peer_facts(peer: Peer, params: FactParams, namespace: str, memo: dict[_FactsKey, PeerFacts]) -> PeerFacts:
+    """peer_facts, computed once per distinct content within one enrich (`memo`)."""
+    key = _facts_key(peer)
+    if key is None:
+        return peer_facts(peer, params, namespace)
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = peer_facts(peer, params, namespace)
+    return found
+
+
 _NO_PORT, _EVERY_PORT = PortSet(), PortSet.everything()
+# Rule facts are built as a copy of this (netpolicy.updated): a frozen dataclass's __init__ sets each field
+# through object.__setattr__, twice the cost, and a large policy builds a thousand of them.
+_NO_RULE_FACTS = RuleFacts()
 
 
 def rule_ports(rule: Rule) -> PortSet:
     """The rule's ports, merged per protocol (no port entries: every port of every protocol)."""
     if not rule.ports:
         return _NO_PORT if rule.icmp else _EVERY_PORT
-    return PortSet.of((p.protocol, p.start, p.end, p.name) for p in rule.ports)
+    return port_set(tuple((p.protocol, p.start, p.end, p.name) for p in rule.ports))
 
 
 def rule_facts(rule: Rule, params: FactParams) -> RuleFacts:
-    cidr_peers = [p for p in rule.peers if p.type is PeerType.CIDR]
-    cov = union(peer_coverage(p) for p in cidr_peers)
-    internet_v4 = rule.any_peer or cov.public_v4_fraction >= params.internet_coverage or any(
-        p.facts.internet_v4 for p in rule.peers if p.type is PeerType.ENTITY)
-    internet_v6 = rule.any_peer or cov.public_v6_fraction >= params.internet_coverage or any(
-        p.facts.internet_v6 for p in rule.peers if p.type is PeerType.ENTITY)
-    contributing = tuple(p.describe() for p in rule.peers
-                         if (p.type is PeerType.CIDR and (p.facts.public_v4_fraction or p.facts.public_v6_fraction))
-                         or (p.type is PeerType.ENTITY and p.entity in INTERNET_ENTITIES))
+    """The rule's facts; its peers must carry theirs (enrich)."""
+    return _rule_facts(rule, rule.peers, params)
+
+
+def _rule_facts(rule: Rule, peers: tuple[Peer, ...], params: FactParams) -> RuleFacts:
+    """rule_facts of `rule` with `peers` (its peers with their facts) in place of its own: one pass
+    over the peers gathers what each fact needs."""
+    cidr_peers: list[Peer] = []
+    entity_v4 = entity_v6 = all_ns = everything_entity = False
+    contributing: list[str] = []
+    reach_ips: set[str] = set()
+    for p in peers:
+        facts = p.facts
+        if p.type is PeerType.CIDR:
+            cidr_peers.append(p)
+            if facts.public_v4_fraction or facts.public_v6_fraction:
+                contributing.append(p.describe())
+        elif p.type is PeerType.ENTITY:
+            entity_v4 = entity_v4 or facts.internet_v4
+            entity_v6 = entity_v6 or facts.internet_v6
+            everything_entity = everything_entity or p.entity in EVERYTHING_ENTITIES
+            if p.entity in INTERNET_ENTITIES:
+                contributing.append(p.describe())
+        all_ns = all_ns or facts.all_namespaces
+        reach_ips.update(facts.metadata_ips)
+    if not cidr_peers:
+        v4_share = v6_share = 0.0
+    else:  # one peer: its own (cached) coverage is the union
+        cov = peer_coverage(cidr_peers[0]) if len(cidr_peers) == 1 else union(peer_coverage(p) for p in cidr_peers)
+        v4_share, v6_share = cov.public_v4_fraction, cov.public_v6_fraction
+    internet_v4 = rule.any_peer or v4_share >= params.internet_coverage or entity_v4
+    internet_v6 = rule.any_peer or v6_share >= params.internet_coverage or entity_v6
     ports = rule_ports(rule)
     # An allow rule counts as "every port" on the union of its entries (1-79 + 81-65535 is every port
     # but one); a deny rule only when it literally blocks every port, so a deny never excuses more
     # than it blocks.
     every_port = rule.all_ports or (rule.action is Action.ALLOW and ports.every_port(params.port_coverage))
-    reach_ips = set(ip for p in rule.peers for ip in p.facts.metadata_ips)
-    if rule.any_peer:
-        reach_ips |= set(params.metadata_ips)
     on_port = any(ports.allows("TCP", port) for port in params.metadata_ports)  # the metadata service is TCP
-    metadata = tuple(sorted(reach_ips)) if on_port else ()
-    all_ns = rule.any_peer or any(p.facts.all_namespaces for p in rule.peers)
+    metadata: tuple[str, ...] = ()
+    if on_port:
+        if rule.any_peer:
+            reach_ips.update(params.metadata_ips)
+        metadata = tuple(sorted(reach_ips))
     # "Everything": no peer restriction, or an entity that stands for every peer outside (world)
     # or inside and outside (all) the cluster. CIDRs covering the internet are reported by the
     # internet guardrails instead, so one finding names one problem.
-    everything = every_port and (rule.any_peer or any(p.entity in EVERYTHING_ENTITIES for p in rule.peers
-                                                      if p.type is PeerType.ENTITY))
+    everything = every_port and (rule.any_peer or everything_entity)
     coverage = ports.coverage() if rule.ports else (0.0 if rule.icmp else 1.0)
-    return RuleFacts(internet_v4=internet_v4, internet_v6=internet_v6, internet_cidrs=contributing,
-                     all_namespaces=all_ns, metadata=metadata, allows_everything=everything,
+    return updated(_NO_RULE_FACTS, internet_v4=internet_v4, internet_v6=internet_v6, internet_cidrs=tuple(contributing),
+                     all_namespaces=rule.any_peer or all_ns, metadata=metadata, allows_everything=everything,
                      every_port=every_port, port_coverage=coverage,
                      open_protocol=ports.open_protocol(params.port_coverage) if every_port and rule.ports else "")
 
 
-# A rule's reach for the sweep: its merged addresses per family (IPv4 with NAT64) and its ports.
-_RuleReach = tuple[tuple[Interval, ...], tuple[Interval, ...], PortSet]
+@dataclass(frozen=True)
+class _RuleReach:
+    """A rule's reach for the sweep: its merged addresses per family (IPv4 with NAT64), its ports, and
+    whether those addresses hold any public address (a rule that holds none is never active over a
+    counted segment, so the sweep leaves it out)."""
+
+    v4: tuple[Interval, ...]
+    v6: tuple[Interval, ...]
+    ports: PortSet
+    public_v4: bool
+    public_v6: bool
+
+
+_NO_REACH = _RuleReach((), (), _NO_PORT, public_v4=False, public_v6=False)
 
 
 def _rule_reach(rule: Rule) -> _RuleReach:
+    if not rule.any_peer and not any(p.type is PeerType.CIDR or p.type is PeerType.ENTITY for p in rule.peers):
+        return _NO_REACH  # pods, services, names: no address the figures count (ports never looked at)
     v4: list[Interval] = []
     v6: list[Interval] = []
     if rule.any_peer:
@@ -466,29 +573,44 @@ def _rule_reach(rule: Rule) -> _RuleReach:
             v4.extend(cov.v4)
             v4.extend(nat64_v4(cov.v6))
             v6.extend(cov.v6)
-    return tuple(merge(v4)), tuple(merge(v6)), rule_ports(rule)
+    merged_v4, merged_v6 = tuple(merge(v4)), tuple(merge(v6))
+    return _RuleReach(merged_v4, merged_v6, rule_ports(rule),
+                      public_v4=bool(merged_v4) and _merged_intersect_size(merged_v4, V4_PUBLIC) > 0,
+                      public_v6=bool(merged_v6) and _merged_intersect_size(merged_v6, V6_PUBLIC) > 0)
 
 
 def _family_openings(rules: Sequence[Rule], family: int, memo: dict[int, _RuleReach] | None = None) -> list[Opening]:
-    """`memo` (by id of the rule, within one enrich) keeps each rule's reach across the subject groups."""
+    """`memo` (by id of the rule, within one enrich) keeps each rule's reach across the subject groups.
+    Rules with no public address of the family open nothing the figures count: left out."""
     memo = {} if memo is None else memo
     out = []
     for index, rule in enumerate(rules):
-        reach = memo.get(id(rule))
-        if reach is None:
-            reach = memo[id(rule)] = _rule_reach(rule)
-        intervals = reach[0] if family == 4 else reach[1]
-        if intervals:
-            ports = reach[2]
-            out.append(Opening(index, intervals, ports, some_traffic=not ports.empty or bool(rule.icmp)))
+        reach = _memo_reach(rule, memo)
+        if reach.public_v4 if family == 4 else reach.public_v6:
+            ports = reach.ports
+            out.append(Opening(index, reach.v4 if family == 4 else reach.v6, ports,
+                               some_traffic=not ports.empty or bool(rule.icmp)))
     return out
+
+
+def _memo_reach(rule: Rule, memo: dict[int, _RuleReach]) -> _RuleReach:
+    reach = memo.get(id(rule))
+    if reach is None:
+        reach = memo[id(rule)] = _rule_reach(rule)
+    return reach
 
 
 def _combined(rules: list[Rule], params: FactParams,
               memo: dict[int, _RuleReach] | None = None) -> tuple[Reach | None, Reach | None]:
     """What these rules open only together: (every port, some port) families no single rule opens.
 
-    Every-port families are left out of the some-port reach (they are the stronger finding)."""
+    Every-port families are left out of the some-port reach (they are the stronger finding). A
+    combined reach names at least two rules, and only rules holding public addresses can be among
+    them, so with fewer such rules there is nothing to sweep."""
+    memo = {} if memo is None else memo
+    reaches = [_memo_reach(r, memo) for r in rules]
+    if sum(1 for reach in reaches if reach.public_v4 or reach.public_v6) < 2:
+        return None, None
     every: dict[int, tuple[int, ...]] = {}
     some: dict[int, tuple[int, ...]] = {}
     for family, public, size in ((4, V4_PUBLIC, _V4_PUBLIC_SIZE), (6, V6_PUBLIC, _V6_PUBLIC_SIZE)):
@@ -603,13 +725,18 @@ def _direction_facts(policy: NormalizedPolicy, rules: list[Rule], direction: Dir
 
 
 def enrich(policy: NormalizedPolicy, params: FactParams) -> NormalizedPolicy:
-    """Return the policy with peer, rule and policy facts filled in."""
+    """Return the policy with peer, rule and policy facts filled in. Each rule is copied once, with its
+    peers and its facts together; peers alike share one computation of their facts."""
+    shared: dict[_FactsKey, PeerFacts] = {}
+    namespace = policy.namespace
     rules = []
     for rule in policy.rules:
         check_deadline("facts")
-        peers = tuple(updated(p, facts=peer_facts(p, params, policy.namespace)) for p in rule.peers)
-        with_peers = updated(rule, peers=peers) if peers else rule
-        rules.append(updated(with_peers, facts=rule_facts(with_peers, params)))
+        if rule.peers:
+            peers = tuple(updated(p, facts=_shared_peer_facts(p, params, namespace, shared)) for p in rule.peers)
+            rules.append(updated(rule, peers=peers, facts=_rule_facts(rule, peers, params)))
+        else:
+            rules.append(updated(rule, facts=_rule_facts(rule, rule.peers, params)))
     groups = subject_groups(policy)
     facts = {d.value: _direction_facts(policy, rules, d, params, groups) for d in Direction}
     return updated(policy, rules=tuple(rules), facts=facts)

@@ -18,6 +18,7 @@ world into world-ipv4/world-ipv6 since Cilium 1.15), and CIDR identities count a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from webhook.selectors import CILIUM_NAMESPACE_LABEL, Requirement, Selector
 
@@ -68,7 +69,25 @@ def effective_selector(selector: Selector, namespace: str, clusterwide: bool) ->
     return Selector((*selector.requirements, added)), ""
 
 
+# Selectors up to this weight (Selector.weight, about bytes) have their reach kept: a policy repeats its
+# endpoint selectors across rules and `specs` entries. Heavier ones are rare and would make the cache heavy
+# (1024 entries of at most this weight: a few MB at most).
+_CACHED_WEIGHT = 1024
+
+
 def endpoint_reach(selector: Selector, namespace: str, clusterwide: bool) -> EndpointReach:
+    if selector.weight <= _CACHED_WEIGHT:
+        return _cached_reach(selector, namespace, clusterwide)
+    return _endpoint_reach(selector, namespace, clusterwide)
+
+
+@lru_cache(maxsize=1024)
+def _cached_reach(selector: Selector, namespace: str, clusterwide: bool) -> EndpointReach:
+    """Keyed on all the reach depends on; every value in it is immutable."""
+    return _endpoint_reach(selector, namespace, clusterwide)
+
+
+def _endpoint_reach(selector: Selector, namespace: str, clusterwide: bool) -> EndpointReach:
     effective, unscoped = effective_selector(selector, namespace, clusterwide)
     matched = [name for name, labels in RESERVED_IDENTITIES.items() if effective.matches(labels)]
     if "world" in matched or ("world-ipv4" in matched and "world-ipv6" in matched):

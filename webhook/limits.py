@@ -109,7 +109,13 @@ class LimitViolation:
 
 
 def check_limits(obj: Mapping[str, Any], limits: Limits) -> LimitViolation | None:
-    """The first limit the raw object passes, or None. Never raises: shapes are normalize.py's job."""
+    """The first limit the raw object passes, or None. Never raises: shapes are normalize.py's job.
+
+    Nearly every object is within its limits, so a plain walk (_Within: the same counts, no paths, no
+    Count objects) answers first; only an object it finds over a limit is walked again by `counts`,
+    which names the first limit passed, its field and its count."""
+    if _Within(limits).object(obj):
+        return None
     for c in counts(obj):
         maximum: int = getattr(limits, c.limit)
         if c.count > maximum:
@@ -245,3 +251,105 @@ def _cilium_rule(rule: Mapping[str, Any], where: str, peer_fields: tuple[str, ..
                 selector = _mapping(_mapping(raw).get("k8sServiceSelector")).get("selector")
                 yield from _selector(selector, f"{at}.k8sServiceSelector.selector")
     cidrs.add(where, in_rule)
+
+
+class _Within:
+    """Whether every count of `counts` is within its limit, counted in the same order and the same way
+    (a test checks the two agree). Each list's length is compared before the list is looked into, so
+    an oversized list is never walked: the answer is then False and `counts` names it."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.cidrs = 0
+
+    def object(self, obj: Any) -> bool:
+        if not isinstance(obj, Mapping):
+            return True
+        kind = obj.get("kind")
+        if kind == KUBERNETES_KIND:
+            spec = obj.get("spec")
+            return not isinstance(spec, Mapping) or self._kubernetes(spec)
+        if kind in CILIUM_KINDS:
+            return self._cilium(obj)
+        return True
+
+    def _selector(self, value: Any) -> bool:
+        if not isinstance(value, Mapping):
+            return True
+        labels, expressions = value.get("matchLabels"), value.get("matchExpressions")
+        size = (len(labels) if isinstance(labels, Mapping) else 0) + (
+            len(expressions) if isinstance(expressions, list) else 0)
+        return size <= self.limits.max_selector_requirements
+
+    def _kubernetes(self, spec: Mapping[str, Any]) -> bool:
+        limits = self.limits
+        if not self._selector(spec.get("podSelector")):
+            return False
+        lists = [(_list(spec.get(section)), peer_key) for section, peer_key in _K8S_SECTIONS]
+        if sum(len(items) for items, _ in lists) > limits.max_rules:
+            return False
+        cidrs = 0
+        for items, peer_key in lists:
+            for item in items:
+                rule = _mapping(item)
+                peers = _list(rule.get(peer_key))
+                if len(peers) > limits.max_peers_per_rule or len(_list(rule.get("ports"))) > limits.max_ports_per_rule:
+                    return False
+                for raw in peers:
+                    peer = _mapping(raw)
+                    block = peer.get("ipBlock")
+                    if isinstance(block, Mapping):
+                        excepts = len(_list(block.get("except")))
+                        if excepts > limits.max_excepts_per_peer:
+                            return False
+                        cidrs += 1 + excepts
+                    if not (self._selector(peer.get("podSelector")) and self._selector(peer.get("namespaceSelector"))):
+                        return False
+        return cidrs <= limits.max_cidrs
+
+    def _cilium(self, obj: Mapping[str, Any]) -> bool:
+        limits = self.limits
+        specs: list[Mapping[str, Any]] = [obj["spec"]] if isinstance(obj.get("spec"), Mapping) else []
+        listed = _list(obj.get("specs"))
+        if len(specs) + len(listed) > limits.max_specs:
+            return False
+        specs.extend(item for item in listed if isinstance(item, Mapping))
+        if sum(len(_list(spec.get(section))) for spec in specs for section in _CILIUM_SECTIONS) > limits.max_rules:
+            return False
+        for spec in specs:
+            if not (self._selector(spec.get("endpointSelector")) and self._selector(spec.get("nodeSelector"))):
+                return False
+            for section in _CILIUM_SECTIONS:
+                peer_fields = _CILIUM_PEER_FIELDS["ingress" if section.startswith("ingress") else "egress"]
+                for item in _list(spec.get(section)):
+                    if not self._cilium_rule(_mapping(item), peer_fields):
+                        return False
+        return self.cidrs <= limits.max_cidrs
+
+    def _cilium_rule(self, rule: Mapping[str, Any], peer_fields: tuple[str, ...]) -> bool:
+        limits = self.limits
+        present = [(name, _list(rule.get(name))) for name in peer_fields if rule.get(name) is not None]
+        if sum(len(items) for _, items in present) > limits.max_peers_per_rule:
+            return False
+        if len(_list(rule.get("toFQDNs"))) > limits.max_fqdn_patterns:
+            return False
+        if sum(max(1, len(_list(_mapping(e).get("ports")))) for e in _list(rule.get("toPorts"))) > \
+                limits.max_ports_per_rule:
+            return False
+        for name, items in present:
+            if name in ("toCIDR", "fromCIDR"):
+                self.cidrs += len(items)
+            elif name in _SELECTOR_LISTS:
+                if not all(self._selector(raw) for raw in items):
+                    return False
+            elif name in ("toCIDRSet", "fromCIDRSet"):
+                for raw in items:
+                    entry = _mapping(raw)
+                    excepts = len(_list(entry.get("except")))
+                    if excepts > limits.max_excepts_per_peer or not self._selector(entry.get("cidrGroupSelector")):
+                        return False
+                    self.cidrs += excepts + (entry.get("cidr") is not None)
+            elif name == "toServices" and not all(
+                    self._selector(_mapping(_mapping(raw).get("k8sServiceSelector")).get("selector")) for raw in items):
+                return False
+        return True

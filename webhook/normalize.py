@@ -19,6 +19,7 @@ Semantics relied on:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from webhook.deadline import check as check_deadline
@@ -46,6 +47,7 @@ from webhook.selectors import (
 )
 from webhook.shape import (
     ShapeError,
+    expect_list,
     expect_mapping,
     expect_str,
     optional_list,
@@ -210,7 +212,24 @@ def _named(protocol: str, name: str, raw_end: Any, path: str) -> PortRange:
     return PortRange(protocol=protocol, name=name, path=path)
 
 
+# A pure function of immutable values, asked again for every rule that repeats a selector (the same
+# peer in each entry of `specs`): kept for light selectors (Selector.weight, about bytes; 1024 entries of
+# at most this weight), keyed on its arguments (all it depends on).
+_CACHED_WEIGHT = 1024
+
+
 def _namespace_scope(selector: Selector, name_key: str, unkeyed: Scope | None) -> NamespaceScope:
+    if selector.weight <= _CACHED_WEIGHT:
+        return _cached_scope(selector, name_key, unkeyed)
+    return _scope(selector, name_key, unkeyed)
+
+
+@lru_cache(maxsize=1024)
+def _cached_scope(selector: Selector, name_key: str, unkeyed: Scope | None) -> NamespaceScope:
+    return _scope(selector, name_key, unkeyed)
+
+
+def _scope(selector: Selector, name_key: str, unkeyed: Scope | None) -> NamespaceScope:
     """Which namespaces a selector allows.
 
     For a Kubernetes namespaceSelector (unkeyed None) the whole selector is about namespaces.
@@ -302,7 +321,10 @@ def _cilium_rule(value: Any, path: str, subject: int, direction: Direction, acti
     rule = expect_mapping(value, path)
     peers: list[Peer] = []
     for field_name in _CILIUM_PEER_FIELDS[direction]:
-        for j, item in enumerate(optional_list(rule, field_name, path)):
+        listed = rule.get(field_name)  # most rules set one or two of the nine fields: look only at those
+        if listed is None:
+            continue
+        for j, item in enumerate(expect_list(listed, f"{path}.{field_name}")):
             peers.extend(_cilium_peer(field_name, item, f"{path}.{field_name}[{j}]", namespace, clusterwide))
     # fromRequires/toRequires only narrow other selectors; they never grant anything alone.
     granting = [p for p in peers if not p.raw.get("requires")]

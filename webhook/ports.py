@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_PORT = 65535
 L4_PROTOCOLS = ("TCP", "UDP", "SCTP")  # the protocols that have ports; Cilium's ANY stands for all three
@@ -153,12 +154,25 @@ class PortSet:
         return PortSet(tuple(sorted((p, merge(r)) for p, r in by_protocol.items())),
                        tuple(sorted(set(self.names) | set(other.names))))
 
+    def _counts(self) -> dict[str, int]:
+        """Open ports per protocol, counted once: a set is shared by every rule with the same entries
+        (port_set) and asked for its coverage several times. Kept in the instance's __dict__
+        (functools.cached_property takes a lock per read on Python 3.11)."""
+        counts: dict[str, int] | None = self.__dict__.get("_counted")
+        if counts is None:
+            counts = {}
+            for p, r in self.ranges:
+                counts[p] = counts.get(p, 0) + sum(e - s + 1 for s, e in r)
+            self.__dict__["_counted"] = counts
+        return counts
+
     def count(self, protocol: str) -> int:
-        return sum(e - s + 1 for p, r in self.ranges if p == protocol for s, e in r)
+        return self._counts().get(protocol, 0)
 
     def coverage(self) -> float:
         """The largest share of 1-65535 open for any one protocol."""
-        return max((self.count(p) for p in L4_PROTOCOLS), default=0) / MAX_PORT
+        counts = self._counts()
+        return max((counts.get(p, 0) for p in L4_PROTOCOLS), default=0) / MAX_PORT
 
     def every_port(self, threshold: float) -> bool:
         return self.coverage() >= threshold
@@ -176,3 +190,20 @@ class PortSet:
     @property
     def empty(self) -> bool:
         return not self.ranges and not self.names
+
+
+PortEntry = tuple[str, int | None, int | None, str]  # (protocol, start, end, name), as PortSet.of reads them
+# Rules repeat a few port lists (TCP 443, UDP+TCP 53) across a policy and across requests: the sets of
+# short lists are kept, keyed on the entries themselves (all a PortSet depends on). Longer lists are
+# rare and would make the cache heavy, so they are merged each time.
+_CACHED_ENTRIES = 8
+
+
+@lru_cache(maxsize=2048)
+def _cached_port_set(entries: tuple[PortEntry, ...]) -> PortSet:
+    return PortSet.of(entries)
+
+
+def port_set(entries: tuple[PortEntry, ...]) -> PortSet:
+    """PortSet.of, shared between equal short entry lists (a PortSet is immutable)."""
+    return _cached_port_set(entries) if len(entries) <= _CACHED_ENTRIES else PortSet.of(entries)

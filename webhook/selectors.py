@@ -42,6 +42,13 @@ class Selector:
     def empty(self) -> bool:
         return not self.requirements
 
+    @property
+    def weight(self) -> int:
+        """About the bytes a cache holding this selector keeps: the characters of its keys and values,
+        plus one per requirement and value (neither the number of values nor their length is limited,
+        so caches keep only light selectors)."""
+        return sum(1 + len(r.key) + sum(1 + len(v) for v in r.values) for r in self.requirements)
+
     def keyed(self, key: str) -> tuple[Requirement, ...]:
         return tuple(r for r in self.requirements if r.key == key)
 

@@ -112,3 +112,23 @@ def test_a_whole_private_range_is_reported_only_when_fully_covered() -> None:
     peers = enrich(policy, FactParams()).rules[0].peers
     assert peers[0].facts.private_ranges == ("10.0.0.0/8",)
     assert peers[1].facts.private_ranges == ()
+
+
+def test_a_cached_coverage_does_not_hide_the_path_of_a_later_malformed_except() -> None:
+    # Coverages are kept per CIDR and excepts (not per path): the same CIDR at another path with an except
+    # outside it is still an error naming that path.
+    with pytest.raises(ShapeError) as err:
+        rule_facts([block("10.0.0.0/8", "10.1.0.0/16"), block("10.0.0.0/8", "10.1.0.0/16", "11.0.0.0/8")])
+    assert err.value.path == "spec.egress[0].to[1].except[1]"
+
+
+def test_peers_alike_get_equal_facts_in_every_rule() -> None:
+    rules = [{"to": [block("0.0.0.0/0", "10.0.0.0/8")], "ports": [{"port": 80}]},
+             {"to": [block("0.0.0.0/0", "10.0.0.0/8")], "ports": [{"port": 80}]}]
+    policy = enrich(normalize({"kind": "NetworkPolicy", "metadata": {"name": "p", "namespace": "a"},
+                               "spec": {"podSelector": {}, "egress": rules}}), FactParams())
+    first, second = (r.to_input() for r in policy.rules)
+    assert first["peers"][0]["facts"] == second["peers"][0]["facts"]
+    assert first["peers"][0]["facts"]["internet_v4"] and first["facts"]["metadata"] == ["169.254.169.254"]
+    first["peers"][0]["facts"]["metadata_ips"].append("x")  # what a caller is given is its own
+    assert policy.rules[0].to_input()["peers"][0]["facts"]["metadata_ips"] == ["169.254.169.254"]

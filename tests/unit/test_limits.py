@@ -183,3 +183,31 @@ def test_invalid_limits_are_rejected_naming_the_key(tmp_path: Path, text: str, f
     with pytest.raises(ConfigError) as err:
         load(str(path), env={})
     assert fragment in str(err.value)
+
+
+def _first_over(obj: Any, limits: Limits) -> LimitViolation | None:
+    """check_limits as the plain walk over `counts` (what the quick check must agree with)."""
+    for c in counts(obj):
+        if c.count > getattr(limits, c.limit):
+            return LimitViolation(c.limit, c.path, c.count, getattr(limits, c.limit), c.detail)
+    return None
+
+
+def _objects() -> list[Any]:
+    import yaml
+    found: list[Any] = [None, 3, {"kind": "NetworkPolicy", "spec": {"egress": [{"to": [3]}]}}]
+    for sample in sorted(REPO.glob("policies/*/samples/*/*.yaml")):
+        if not sample.name.endswith(".request.yaml"):
+            found.extend(yaml.safe_load_all(sample.read_text()))
+    return found
+
+
+@pytest.mark.parametrize("name", Limits.names())
+def test_the_quick_check_agrees_with_the_counts_at_every_limit(name: str) -> None:
+    objects = _objects()
+    for value in (0, 1, 2, 3, 5):
+        limits = Limits(**{name: value})
+        for obj in objects:
+            assert check_limits(obj, limits) == _first_over(obj, limits), (name, value, obj)
+    for obj in objects:
+        assert check_limits(obj, SMALL) == _first_over(obj, SMALL), obj

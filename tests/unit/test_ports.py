@@ -181,3 +181,11 @@ def test_union_adds_sets_up() -> None:
     assert both.ranges == (("TCP", ((1, 65535),)),) and both.every_port(1.0)
     assert low.union(PortSet()) == low
     assert PortSet.everything().coverage() == 1.0
+
+
+def test_port_set_shares_equal_short_lists_and_counts_long_ones_alike() -> None:
+    from webhook.ports import PortSet, port_set
+    short = (("TCP", 80, None, ""), ("ANY", 1000, 2000, ""), ("UDP", None, None, ""))
+    assert port_set(short) is port_set(tuple(short)) and port_set(short) == PortSet.of(short)
+    long = tuple(("TCP", p, None, "") for p in range(1, 40, 2))
+    assert port_set(long) == PortSet.of(long) and port_set(long).count("TCP") == 20
