@@ -166,6 +166,7 @@ class Pipeline:
         if cluster is None:
             cluster = DISABLED.to_input(namespace, policy, request.operation,
                                         self.settings.namespace_labels.get(namespace, {}))
+        policy_input = policy.to_input()
         return {
             "request": {
                 "operation": request.operation.value, "user": request.user.as_input(),
@@ -173,8 +174,9 @@ class Pipeline:
                 "kind": {"group": request.kind.group, "version": request.kind.version, "kind": request.kind.kind},
             },
             "requester": requester.to_input(),
-            "policy": policy.to_input(),
-            "old_policy": old_policy.to_input() if old_policy else None,
+            "policy": policy_input,
+            # _previous passes the old policy as both: built once
+            "old_policy": policy_input if old_policy is policy else old_policy.to_input() if old_policy else None,
             # The raw objects only when a rule reads them (PolicySet.reads_raw_object; docs/input.md).
             **({"object": request.subject,
                 "old_object": request.old_object if request.operation is Operation.UPDATE else None}
