@@ -1,27 +1,34 @@
 """`netguard audit`: the whole catalog over what is in a cluster (or on disk), plus posture figures.
 
-Findings come from the same check pipeline as admission (check.check_documents), so an audit
+Findings come from the same check pipeline as admission (check.check_document), so an audit
 finding is exactly what admission would say today. Posture figures read the normalized model
-and its facts; none of them re-implements a guardrail.
+and its facts, the very model the review built (each policy is normalized once); none of them
+re-implements a guardrail. With `jobs` > 1 the reviews run in forked processes (fanout.py), each
+also working out its policies' share of the posture; the parent merges in input order, so the
+report does not depend on the number of processes.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from webhook import exceptions as exc_mod
-from webhook.check import CheckReport, Requester, check_documents
+from webhook import fanout
+from webhook.check import CheckReport, DocumentResult, Outcome, Requester, check_document, check_report
+from webhook.cluster_view import ClusterSnapshot
 from webhook.decisionlog import DecisionStats
 from webhook.inventory import Inventory, Workload
 from webhook.limits import check_limits
 from webhook.mutate import ANNOTATION_LAST_MODIFIED_BY
 from webhook.netpolicy import NormalizedPolicy, Subject
 from webhook.pipeline import Pipeline
-from webhook.posture import has_default_deny, subject_covers_namespace
+from webhook.posture import DIRECTIONS, baseline_subjects, has_default_deny, subject_covers_namespace
+from webhook.selectors import Selector
 from webhook.shape import ShapeError
 from webhook.sources import Document, SourceError
 
@@ -177,17 +184,78 @@ def requester_from_annotation(doc: Document) -> Requester:
 
 def audit(pipeline: Pipeline, inventory: Inventory, *, decisions: DecisionStats | None = None,
           today: date | None = None, now: datetime | None = None,
-          progress: Callable[[Iterable[Document]], Iterable[Document]] = lambda docs: docs) -> AuditReport:
+          progress: Callable[[Iterable[Document]], Iterable[Document]] = lambda docs: docs,
+          jobs: int = 1) -> AuditReport:
+    """`jobs` > 1: the policies are reviewed in that many forked processes (webhook/fanout.py); same report."""
     today = today or date.today()
-    docs = list(progress(inventory.policies))
-    check = check_documents(pipeline, docs, inventory.errors, today=today, requester_for=requester_from_annotation)
+    docs = inventory.policies
+    if pipeline.engine.name != "regorus":
+        jobs = 1  # OPA: forked processes would share the client's open connections
+    outcomes: list[Outcome] = []
+    shares: list[_PolicyPosture] = []
+    with fanout.ordered(_review, (_Remembering.of(pipeline), docs, today), len(docs), jobs) as reviewed:
+        for doc, (outcome, share) in zip(progress(docs), reviewed, strict=True):
+            if isinstance(outcome, DocumentResult) and outcome.document == _GIVEN:  # a copy, from a worker
+                outcome = replace(outcome, document=doc)
+            outcomes.append(outcome)
+            if share is not None:
+                shares.append(share)
+    check = check_report(pipeline, outcomes, inventory.errors)
     last_by = decisions.last_changed_by if decisions else {}
     findings = tuple(_audit_findings(check, last_by))
-    normalized = _normalized(pipeline, docs)
-    posture = _posture(pipeline, inventory, normalized, today)
+    posture = _posture(pipeline, inventory, shares, today)
     return AuditReport(generated_at=now or datetime.now(UTC), source=inventory.source,
                        policy_revision=pipeline.revision, findings=findings, posture=posture, decisions=decisions,
                        errors=check.errors, policies=len(check.results), rules=pipeline.policies.guardrails)
+
+
+@dataclass(frozen=True)
+class _Remembering(Pipeline):
+    """The pipeline itself, also keeping what its model() gave: the posture figures read each policy as its
+    review did instead of normalizing it a second time. One per audit (per worker process with --jobs)."""
+
+    built: list[tuple[Mapping[str, Any], ClusterSnapshot, NormalizedPolicy | ShapeError]] = field(
+        default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, pipeline: Pipeline) -> _Remembering:
+        return cls(**{f.name: getattr(pipeline, f.name) for f in fields(pipeline) if f.init})
+
+    def model(self, obj: Mapping[str, Any], snapshot: ClusterSnapshot) -> tuple[NormalizedPolicy, tuple[str, ...]]:
+        try:
+            policy, notices = super().model(obj, snapshot)
+        except ShapeError as exc:
+            self.built.append((obj, snapshot, exc))
+            raise
+        self.built.append((obj, snapshot, policy))
+        return policy, notices
+
+    def built_for(self, obj: Mapping[str, Any], snapshot: ClusterSnapshot) -> NormalizedPolicy | ShapeError | None:
+        """What the one model() call since `built` was cleared gave, if it read `obj` (the review reads a shallow
+        copy; a copy with a namespace added is another object) through `snapshot`; else None."""
+        if len(self.built) != 1:
+            return None  # not reviewed: an excluded namespace, over the limits, a cached decision
+        read, seen, got = self.built[0]
+        return got if read == obj and (seen is snapshot or seen == snapshot) else None
+
+
+def _review(shared: tuple[_Remembering, Sequence[Document], date],
+            i: int) -> tuple[Outcome, _PolicyPosture | None]:
+    """The check's outcome for one policy and, unless it cannot be read, its share of the posture figures."""
+    pipeline, docs, today = shared
+    doc = docs[i]
+    pipeline.built.clear()
+    outcome = check_document(pipeline, doc, requester=requester_from_annotation(doc), today=today)
+    snapshot = pipeline.snapshot()
+    got = pipeline.built_for(doc.obj, snapshot)
+    pipeline.built.clear()
+    policy = _model(pipeline, doc, snapshot) if got is None else None if isinstance(got, ShapeError) else got
+    if isinstance(outcome, DocumentResult) and outcome.document is doc:
+        outcome = replace(outcome, document=_GIVEN)  # the caller has it: not sent back from a worker
+    return outcome, None if policy is None else _policy_posture(pipeline, policy)
+
+
+_GIVEN = Document("", 0, {}, 0, MappingProxyType({}))  # stands for the document that _review was given
 
 
 def _audit_findings(check: CheckReport, last_by: Mapping[tuple[str, str, str], str]) -> Iterable[AuditFinding]:
@@ -203,69 +271,101 @@ def _audit_findings(check: CheckReport, last_by: Mapping[tuple[str, str, str], s
                                path=finding.path, message=finding.message, fix=finding.fix, last_changed_by=who)
 
 
-def _normalized(pipeline: Pipeline, docs: Sequence[Document]) -> list[tuple[Document, NormalizedPolicy]]:
-    out = []
-    for doc in docs:
-        if check_limits(doc.obj, pipeline.settings.limits) is not None:
-            continue  # reported by the check as a `limits` finding; too large to read for posture
-        try:
-            out.append((doc, pipeline.model(doc.obj, pipeline.snapshot())[0]))  # as the check read it
-        except ShapeError:
-            continue  # reported by the check as an input error
-    return out
+def _model(pipeline: Pipeline, doc: Document, snapshot: ClusterSnapshot) -> NormalizedPolicy | None:
+    """The policy as the check read it; None when the check reports it as too large or malformed."""
+    if check_limits(doc.obj, pipeline.settings.limits) is not None:
+        return None  # reported by the check as a `limits` finding; too large to read for posture
+    try:
+        return pipeline.model(doc.obj, snapshot)[0]
+    except ShapeError:
+        return None  # reported by the check as an input error
 
 
 def _ref(policy: NormalizedPolicy, paths: Iterable[str], detail: str = "") -> PolicyRef:
     return PolicyRef(policy.kind, policy.namespace, policy.name, tuple(paths), detail)
 
 
-def _posture(pipeline: Pipeline, inventory: Inventory, normalized: list[tuple[Document, NormalizedPolicy]],
-             today: date) -> Posture:
+@dataclass(frozen=True)
+class _PolicyPosture:
+    """One policy's share of the posture figures, worked out next to its review (in a worker with --jobs):
+    what needs its rules and facts is done there, so the policy comes back without them (far less to send)."""
+
+    policy: NormalizedPolicy  # kind, names, clusterwide and the subjects that isolate a direction; no rules
+    refs: tuple[tuple[str, PolicyRef], ...]  # (figure, this policy in it) for the lists of policies
+    exemptions: tuple[exc_mod.Exemption, ...]  # granted by a signed token on the policy
+    baseline: NormalizedPolicy | None  # with its rules, if it can be a default-deny baseline somewhere
+
+
+_POLICY_LISTS = ("egress_all", "egress_limited", "ingress_all", "ingress_limited", "all_ns", "metadata")
+
+
+def _policy_posture(pipeline: Pipeline, policy: NormalizedPolicy) -> _PolicyPosture:
+    refs: list[tuple[str, PolicyRef]] = []
+    for direction in ("egress", "ingress"):
+        rules = [r for r in policy.rules if r.direction.value == direction and r.action.value == "allow"
+                 and r.effective and not r.matches_nothing]
+        everywhere = [r for r in rules if r.facts.internet and r.every_port]
+        limited = [r for r in rules if r.facts.internet and not r.every_port]
+        combined = policy.facts.get(direction)
+        if combined is not None:
+            everywhere_paths = [p for reach in combined.combined_all_ports for p in reach.rules]
+            limited_paths = [p for reach in combined.combined_any_ports for p in reach.rules]
+        else:
+            everywhere_paths, limited_paths = [], []
+        if everywhere or everywhere_paths:
+            refs.append((f"{direction}_all", _ref(policy, [r.path for r in everywhere] + everywhere_paths)))
+        if limited or limited_paths:
+            refs.append((f"{direction}_limited", _ref(
+                policy, [r.path for r in limited] + limited_paths,
+                "; ".join(f"{r.path}: {r.ports_label()}" for r in limited))))
+    open_rules = [r for r in policy.rules if r.action.value == "allow" and r.effective and not r.matches_nothing
+                  and not r.any_peer and r.facts.all_namespaces]
+    if open_rules:
+        refs.append(("all_ns", _ref(policy, [r.path for r in open_rules])))
+    meta_rules = [r for r in policy.rules if r.direction.value == "egress" and r.action.value == "allow"
+                  and r.effective and r.facts.metadata]
+    if meta_rules:
+        refs.append(("metadata", _ref(policy, [r.path for r in meta_rules],
+                                      ", ".join(sorted({ip for r in meta_rules for ip in r.facts.metadata})))))
+    granted = exc_mod.from_annotation(policy.annotations, pipeline.settings.exception_keys, policy.namespace,
+                                      policy.name, policy.kind).exemptions
+    isolating = tuple(s for s in policy.subjects if any(s.isolates.get(d) for d in DIRECTIONS))
+    slim = replace(policy, labels={}, annotations={}, subjects=isolating, rules=(), facts={})
+    baseline = any(True for d in DIRECTIONS for _ in baseline_subjects(d, (policy,)))
+    return _PolicyPosture(slim, tuple(refs), tuple(granted), replace(slim, rules=policy.rules) if baseline else None)
+
+
+def _posture(pipeline: Pipeline, inventory: Inventory, shares: Sequence[_PolicyPosture], today: date) -> Posture:
     ns_labels = inventory.namespace_labels()
     namespaces = tuple(sorted(n.name for n in inventory.namespaces
                               if n.name not in pipeline.settings.excluded_namespaces))
-    policies = [p for _, p in normalized]
-    lists: dict[str, list[PolicyRef]] = {k: [] for k in (
-        "egress_all", "egress_limited", "ingress_all", "ingress_limited", "all_ns", "metadata")}
-    for policy in policies:
-        for direction in ("egress", "ingress"):
-            rules = [r for r in policy.rules if r.direction.value == direction and r.action.value == "allow"
-                     and r.effective and not r.matches_nothing]
-            everywhere = [r for r in rules if r.facts.internet and r.every_port]
-            limited = [r for r in rules if r.facts.internet and not r.every_port]
-            combined = policy.facts.get(direction)
-            if combined is not None:
-                everywhere_paths = [p for reach in combined.combined_all_ports for p in reach.rules]
-                limited_paths = [p for reach in combined.combined_any_ports for p in reach.rules]
-            else:
-                everywhere_paths, limited_paths = [], []
-            if everywhere or everywhere_paths:
-                lists[f"{direction}_all"].append(_ref(policy, [r.path for r in everywhere] + everywhere_paths))
-            if limited or limited_paths:
-                lists[f"{direction}_limited"].append(_ref(
-                    policy, [r.path for r in limited] + limited_paths,
-                    "; ".join(f"{r.path}: {r.ports_label()}" for r in limited)))
-        open_rules = [r for r in policy.rules if r.action.value == "allow" and r.effective and not r.matches_nothing
-                      and not r.any_peer and r.facts.all_namespaces]
-        if open_rules:
-            lists["all_ns"].append(_ref(policy, [r.path for r in open_rules]))
-        meta_rules = [r for r in policy.rules if r.direction.value == "egress" and r.action.value == "allow"
-                      and r.effective and r.facts.metadata]
-        if meta_rules:
-            lists["metadata"].append(_ref(policy, [r.path for r in meta_rules],
-                                          ", ".join(sorted({ip for r in meta_rules for ip in r.facts.metadata}))))
+    policies = [share.policy for share in shares]
+    lists: dict[str, list[PolicyRef]] = {k: [] for k in _POLICY_LISTS}
+    for share in shares:
+        for figure, ref in share.refs:
+            lists[figure].append(ref)
     gaps = _workload_gaps(inventory.workloads, policies, ns_labels, pipeline.settings.excluded_namespaces)
+    # has_default_deny over the policies that can be a baseline; a namespaced one only for its own namespace.
+    baselines: dict[str | None, list[NormalizedPolicy]] = {}
+    for share in shares:
+        if share.baseline is not None:
+            where = None if share.baseline.clusterwide else share.baseline.namespace
+            baselines.setdefault(where, []).append(share.baseline)
+
+    def no_default_deny(direction: str) -> tuple[str, ...]:
+        return tuple(n for n in namespaces if not has_default_deny(
+            n, direction, baselines.get(n, []) + baselines.get(None, []), ns_labels))
+
     return Posture(
         namespaces=namespaces,
-        no_default_deny_ingress=tuple(n for n in namespaces
-                                      if not has_default_deny(n, "ingress", policies, ns_labels)),
-        no_default_deny_egress=tuple(n for n in namespaces if not has_default_deny(n, "egress", policies, ns_labels)),
+        no_default_deny_ingress=no_default_deny("ingress"),
+        no_default_deny_egress=no_default_deny("egress"),
         internet_egress_all_ports=tuple(lists["egress_all"]),
         internet_egress_ports_limited=tuple(lists["egress_limited"]),
         internet_ingress_all_ports=tuple(lists["ingress_all"]),
         internet_ingress_ports_limited=tuple(lists["ingress_limited"]),
         all_namespaces=tuple(lists["all_ns"]), metadata=tuple(lists["metadata"]),
-        exceptions=_exceptions(pipeline, normalized, today),
+        exceptions=_exceptions(pipeline, [e for share in shares for e in share.exemptions], today),
         workloads=None if inventory.workloads is None else len(inventory.workloads),
         workloads_without_ingress=gaps[0], workloads_without_egress=gaps[1],
     )
@@ -276,34 +376,31 @@ def _workload_gaps(workloads: Sequence[Workload] | None, policies: Sequence[Norm
                    excluded: Sequence[str]) -> tuple[tuple[WorkloadGap, ...], tuple[WorkloadGap, ...]]:
     if workloads is None:
         return (), ()
+    # The subjects isolating each direction, with their pod selectors. A namespaced policy's subjects only cover
+    # its own namespace (subject_covers_namespace): a workload looks at its namespace's and the clusterwide ones.
+    isolating: dict[tuple[str, str | None], list[tuple[NormalizedPolicy, Subject, Selector]]] = {}
+    for policy in policies:
+        for subject in policy.subjects:
+            for direction in ("ingress", "egress"):
+                if subject.isolates.get(direction):
+                    where = None if policy.clusterwide else policy.namespace
+                    isolating.setdefault((direction, where), []).append(
+                        (policy, subject, subject.selector.pod_part()))
     missing: dict[str, list[WorkloadGap]] = {"ingress": [], "egress": []}
     for w in workloads:
         if w.namespace in excluded:
             continue
         for direction in ("ingress", "egress"):
-            if not any(_selects(policy, subject, w, ns_labels) for policy in policies for subject in policy.subjects
-                       if subject.isolates.get(direction)):
+            candidates = isolating.get((direction, w.namespace), []) + isolating.get((direction, None), [])
+            if not any(subject_covers_namespace(policy, subject, w.namespace, ns_labels) and pods.matches(w.labels)
+                       for policy, subject, pods in candidates):
                 missing[direction].append(WorkloadGap(w.namespace, w.kind, w.name))
     return tuple(missing["ingress"]), tuple(missing["egress"])
 
 
-def _selects(policy: NormalizedPolicy, subject: Subject, workload: Workload,
-             ns_labels: Mapping[str, Mapping[str, str]]) -> bool:
-    if not subject_covers_namespace(policy, subject, workload.namespace, ns_labels):
-        return False
-    return subject.selector.pod_part().matches(workload.labels)
-
-
-def _exceptions(pipeline: Pipeline, normalized: list[tuple[Document, NormalizedPolicy]],
-                today: date) -> tuple[ExceptionInForce, ...]:
+def _exceptions(pipeline: Pipeline, signed: Sequence[exc_mod.Exemption], today: date) -> tuple[ExceptionInForce, ...]:
     out: list[ExceptionInForce] = []
-    granted = list(pipeline.config_exemptions)
-    for _, policy in normalized:
-        ns = policy.namespace
-        result = exc_mod.from_annotation(policy.annotations, pipeline.settings.exception_keys, ns, policy.name,
-                                         policy.kind)
-        granted.extend(result.exemptions)
-    for e in granted:
+    for e in [*pipeline.config_exemptions, *signed]:
         if e.expired(today):
             continue
         out.append(ExceptionInForce(rules=e.rules, namespace=e.namespace, name=e.name, expires=e.expires,

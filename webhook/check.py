@@ -7,10 +7,10 @@ Pipeline.review as a webhook request (same normalization, Rego, configuration, e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeAlias
 
 from webhook.admission import ReviewError, parse_review
 from webhook.decide import ENGINE_ERROR, INVALID_OBJECT
@@ -103,20 +103,34 @@ def check_documents(pipeline: Pipeline, documents: Sequence[Document], errors: S
                     today: date | None = None,
                     requester_for: Callable[[Document], Requester] | None = None) -> CheckReport:
     """Review each policy document; `requester_for` picks a requester per document (the audit's attribution)."""
+    return check_report(pipeline, (check_document(pipeline, doc, namespace=namespace,
+                                                  requester=requester_for(doc) if requester_for else requester,
+                                                  today=today) for doc in documents), errors)
+
+
+Outcome: TypeAlias = DocumentResult | SourceError | None  # None: a document of another kind, skipped
+
+
+def check_document(pipeline: Pipeline, doc: Document, *, namespace: str | None = None,
+                   requester: Requester = Requester(), today: date | None = None) -> Outcome:
+    """One document as check_documents sees it: reviewed, not readable, or skipped (None)."""
+    kind = doc.obj.get("kind")
+    if not isinstance(kind, str) or not isinstance(doc.obj.get("apiVersion"), str):
+        return SourceError(doc.source, doc.line, 1, "not a Kubernetes object: apiVersion and kind are required")
+    if kind not in POLICY_KIND_NAMES:
+        return None
+    return _review(pipeline, doc, namespace, requester, today)
+
+
+def check_report(pipeline: Pipeline, outcomes: Iterable[Outcome], errors: Sequence[SourceError] = ()) -> CheckReport:
+    """The report of check_document's outcomes, in order, after the errors met reading the input."""
     results: list[DocumentResult] = []
     problems = list(errors)
     skipped = 0
-    for doc in documents:
-        kind = doc.obj.get("kind")
-        if not isinstance(kind, str) or not isinstance(doc.obj.get("apiVersion"), str):
-            problems.append(SourceError(doc.source, doc.line, 1, "not a Kubernetes object: apiVersion and kind "
-                                                                  "are required"))
-            continue
-        if kind not in POLICY_KIND_NAMES:
+    for outcome in outcomes:
+        if outcome is None:
             skipped += 1
-            continue
-        outcome = _review(pipeline, doc, namespace, requester_for(doc) if requester_for else requester, today)
-        if isinstance(outcome, SourceError):
+        elif isinstance(outcome, SourceError):
             problems.append(outcome)
         else:
             results.append(outcome)

@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     aud.add_argument("--config", help="configuration file (default: $NETGUARD_CONFIG)")
     aud.add_argument("--format", choices=["html", "json", "csv", "markdown", "policyreport"], default="markdown")
     aud.add_argument("--output", "-o", type=Path, help="write the report to this file instead of stdout")
+    aud.add_argument("--jobs", "-j", type=_jobs, metavar="N",
+                     help="processes that read and review the policies (default: one per CPU; 1: no extra "
+                          "processes); the report is the same whatever N")
 
     pol = sub.add_parser("policies", help="the guardrail catalog")
     pol_sub = pol.add_subparsers(dest="policies_command", required=True)
@@ -266,19 +269,32 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return _run_audit(args)
+    except BrokenProcessPool:  # a worker was killed (out of memory?) or crashed: its policies have no result
+        print("netguard: an audit worker process ended abruptly (out of memory?); --jobs 1 audits in one process",
+              file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run_audit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from webhook.audit import audit
     from webhook.audit_report import RENDERERS
     from webhook.decisionlog import read_decisions
+    from webhook.fanout import default_jobs
     from webhook.inventory import from_documents
     from webhook.pipeline import build_pipeline
 
     settings = config.load(args.config)
+    jobs = args.jobs or default_jobs()
     if args.from_paths:
         from webhook.sources import read_paths
 
-        documents, errors = read_paths(args.from_paths, sys.stdin)
+        documents, errors = read_paths(args.from_paths, sys.stdin, jobs=jobs)
         inventory = from_documents(documents, errors, "files " + ", ".join(args.from_paths))
     else:
         from webhook.kube import ClusterError, load_inventory
@@ -299,7 +315,7 @@ def _audit(args: argparse.Namespace) -> int:
         with args.decisions.open(encoding="utf-8", errors="replace") as handle:
             decisions = read_decisions(handle, since, until)
     on_terminal = sys.stderr.isatty()
-    report = audit(pipeline, inventory, decisions=decisions,
+    report = audit(pipeline, inventory, decisions=decisions, jobs=jobs,
                    progress=lambda docs: tqdm(docs, desc="auditing", unit="policy", disable=not on_terminal,
                                               file=sys.stderr))
     text = RENDERERS[args.format](report)
@@ -311,6 +327,17 @@ def _audit(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _jobs(text: str) -> int:
+    """--jobs: a positive number of processes."""
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of processes")
+    return jobs
 
 
 def _instant(text: str | None) -> Any:

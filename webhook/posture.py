@@ -7,7 +7,7 @@ namespaces are protected. Pure: policies and namespace labels in, booleans out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from webhook.netpolicy import NormalizedPolicy, Scope, Subject
 from webhook.selectors import CILIUM_NAMESPACE_LABEL, CILIUM_NAMESPACE_LABELS_PREFIX
@@ -41,15 +41,21 @@ def has_default_deny(namespace: str, direction: str, policies: Iterable[Normaliz
                      ns_labels: Mapping[str, Mapping[str, str]]) -> bool:
     """A default-deny baseline: a policy that selects every pod of the namespace, isolates the direction
     and allows nothing in it (kubeaudit's definition), so only what other policies allow gets through."""
+    return any(subject_covers_namespace(policy, subject, namespace, ns_labels)
+               for policy, subject in baseline_subjects(direction, policies))
+
+
+def baseline_subjects(direction: str,
+                      policies: Iterable[NormalizedPolicy]) -> Iterator[tuple[NormalizedPolicy, Subject]]:
+    """The subjects that make a default-deny baseline for `direction` in every namespace they cover: they
+    select every pod, isolate the direction and no rule of theirs allows anything in it."""
     for policy in policies:
         for subject in policy.subjects:
             if not subject.isolates.get(direction) or not subject.selector.pod_part().empty:
                 continue
-            opens = [r for r in policy.rules if r.subject == subject.index and r.direction.value == direction
-                     and r.action.value == "allow" and r.effective and not r.matches_nothing]
-            if not opens and subject_covers_namespace(policy, subject, namespace, ns_labels):
-                return True
-    return False
+            if not any(r.subject == subject.index and r.direction.value == direction and r.action.value == "allow"
+                       and r.effective and not r.matches_nothing for r in policy.rules):
+                yield policy, subject
 
 
 def default_deny(namespace: str, policies: Iterable[NormalizedPolicy],

@@ -34,14 +34,18 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.events import (
     AliasEvent,
-    CollectionStartEvent,
     DocumentEndEvent,
     DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
     ScalarEvent,
+    SequenceEndEvent,
     SequenceStartEvent,
     StreamEndEvent,
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from webhook import fanout
 
 MAX_BYTES = 10 * 1024 * 1024  # per file (and per stdin or request text)
 MAX_NODES = 1_000_000  # nodes written in one document: bounds the time; a big `kubectl get -A -o yaml` has far fewer
@@ -55,6 +59,7 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CONSTRUCTOR = SafeConstructor()
 _TYPED_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float", "str"))
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,16 @@ class Document:
             out.setdefault(_loose(path), where)
         return out
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A mappingproxy does not pickle (the audit's worker processes send documents back): the fields
+        # go as they are, with the positions as a plain dict, and come back read-only.
+        return _document, (self.source, self.index, self.obj, self.line, dict(self.positions))
+
+
+def _document(source: str, index: int, obj: dict[str, Any], line: int,
+              positions: dict[str, tuple[int, int]]) -> Document:
+    return Document(source, index, obj, line, MappingProxyType(positions))
+
 
 class _Stop(Exception):
     """What is wrong, at a node or mark: skips the document, or ends the stream when raised while composing."""
@@ -126,19 +141,40 @@ class _Stop(Exception):
 
 # --- reading sources ----------------------------------------------------------------------------
 
-def read_paths(paths: Sequence[str], stdin: TextIO | None = None) -> tuple[list[Document], list[SourceError]]:
-    """Every document in the given files, folders (recursively) and "-" (stdin), in order."""
+def read_paths(paths: Sequence[str], stdin: TextIO | None = None, *,
+               jobs: int = 1) -> tuple[list[Document], list[SourceError]]:
+    """Every document in the given files, folders (recursively) and "-" (stdin), in order.
+
+    `jobs` > 1 (the audit): the files are read and parsed in that many forked processes
+    (webhook/fanout.py); documents and errors are the same, in the same order."""
     docs: list[Document] = []
     errors: list[SourceError] = []
-    for given in paths:
-        for source, text, error in _texts(given, stdin):
-            if error is not None:
-                errors.append(error)
-                continue
-            got, failed = read_text(text, source)
-            docs += got
-            errors += failed
+    if jobs > 1:
+        items = [item for given in paths for item in _texts(given, stdin, read_files=False)]
+        pending = [(source, text) for source, text, error in items if error is None]
+        with fanout.ordered(_read_one, pending, len(pending), jobs) as parsed:
+            for _, _, error in items:
+                got, failed = ([], [error]) if error is not None else next(parsed)
+                docs += got
+                errors += failed
+        return docs, errors
+    for source, text, error in (item for given in paths for item in _texts(given, stdin)):
+        if error is not None:
+            errors.append(error)
+            continue
+        got, failed = read_text(text or "", source)
+        docs += got
+        errors += failed
     return docs, errors
+
+
+def _read_one(pending: Sequence[tuple[str, str | None]], i: int) -> tuple[list[Document], list[SourceError]]:
+    source, text = pending[i]
+    if text is None:  # a file, read here
+        source, text, error = next(_file(source))
+        if error is not None:
+            return [], [error]
+    return read_text(text or "", source)
 
 
 def read_text(text: str, source: str) -> tuple[list[Document], list[SourceError]]:
@@ -175,7 +211,10 @@ def read_text(text: str, source: str) -> tuple[list[Document], list[SourceError]
     return docs, errors
 
 
-def _texts(given: str, stdin: TextIO | None) -> Iterator[tuple[str, str, SourceError | None]]:
+def _texts(given: str, stdin: TextIO | None,
+           read_files: bool = True) -> Iterator[tuple[str, str | None, SourceError | None]]:
+    """(source, text, None) or (source, "", what is wrong) per file; with `read_files` false a file's text is
+    None, to be read later (stdin is read all the same)."""
     if given == "-":
         stream = sys.stdin if stdin is None else stdin
         try:
@@ -191,9 +230,9 @@ def _texts(given: str, stdin: TextIO | None) -> Iterator[tuple[str, str, SourceE
         if not files:
             yield given, "", SourceError(given, 0, 0, f"no {', '.join(EXTENSIONS)} files in this folder")
         for rel in files:
-            yield from _file(os.path.join(given, rel))
+            yield from _file(os.path.join(given, rel)) if read_files else [(os.path.join(given, rel), None, None)]
     elif path.exists():
-        yield from _file(given)
+        yield from _file(given) if read_files else [(given, None, None)]
     else:
         yield given, "", SourceError(given, 0, 0, "no such file or folder")
 
@@ -267,12 +306,35 @@ def _compose_document(loader: Any) -> _Root:
     written = aliases = 0
     while True:
         event = loader.get_event()
-        if isinstance(event, DocumentEndEvent):
-            if root is None:  # the parser always gives a document a node; stay total all the same
-                raise _Stop(event.start_mark, "a document without content")
-            return _Root(root, written)
+        what = type(event)  # the parsers emit exactly these classes; most events are scalars
         node: Node
-        if isinstance(event, AliasEvent):
+        if what is ScalarEvent or what is MappingStartEvent or what is SequenceStartEvent:
+            written += 1
+            if written > MAX_NODES:
+                raise _Stop(event.start_mark, f"more than {MAX_NODES} nodes in one document")
+            start: Any = event.start_mark  # a C or a Python Mark: both have line and column
+            if what is ScalarEvent:
+                tag = event.tag if event.tag not in (None, "!") else _scalar_tag(loader, event.value, event.implicit)
+                node = ScalarNode(tag, event.value, start, None, event.style)
+                if event.anchor is not None:
+                    anchors[event.anchor] = node
+            else:
+                if len(stack) >= MAX_DEPTH:
+                    raise _Stop(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
+                kind = SequenceNode if what is SequenceStartEvent else MappingNode
+                tag = event.tag if event.tag not in (None, "!") else loader.resolve(kind, None, event.implicit)
+                node = kind(tag, [], start, None, event.flow_style)
+                if event.anchor is not None:
+                    anchors[event.anchor] = node
+                stack.append(node)
+                open_ids.add(id(node))
+                keys.append(None)
+                continue
+        elif what is MappingEndEvent or what is SequenceEndEvent:
+            node = stack.pop()
+            open_ids.discard(id(node))
+            keys.pop()
+        elif what is AliasEvent:
             aliases += 1
             if aliases > MAX_ALIASES:
                 raise _Stop(event.start_mark, f"more than {MAX_ALIASES} aliases in one document")
@@ -281,41 +343,36 @@ def _compose_document(loader: Any) -> _Root:
             node = anchors[event.anchor]
             if id(node) in open_ids:
                 raise _Stop(event.start_mark, f"alias *{event.anchor} refers to a node that contains it")
-        elif isinstance(event, (ScalarEvent, CollectionStartEvent)):
-            written += 1
-            if written > MAX_NODES:
-                raise _Stop(event.start_mark, f"more than {MAX_NODES} nodes in one document")
-            start: Any = event.start_mark  # a C or a Python Mark: both have line and column
-            if isinstance(event, ScalarEvent):
-                tag = event.tag if event.tag not in (None, "!") else loader.resolve(
-                    ScalarNode, event.value, event.implicit)
-                node = ScalarNode(tag, event.value, start, None, event.style)
-            else:
-                if len(stack) >= MAX_DEPTH:
-                    raise _Stop(event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
-                kind = SequenceNode if isinstance(event, SequenceStartEvent) else MappingNode
-                tag = event.tag if event.tag not in (None, "!") else loader.resolve(kind, None, event.implicit)
-                node = kind(tag, [], start, None, event.flow_style)
-            if event.anchor is not None:
-                anchors[event.anchor] = node
-            if not isinstance(event, ScalarEvent):
-                stack.append(node)
-                open_ids.add(id(node))
-                keys.append(None)
-                continue
-        else:  # SequenceEndEvent, MappingEndEvent
-            node = stack.pop()
-            open_ids.discard(id(node))
-            keys.pop()
+        elif isinstance(event, DocumentEndEvent):
+            if root is None:  # the parser always gives a document a node; stay total all the same
+                raise _Stop(event.start_mark, "a document without content")
+            return _Root(root, written)
+        else:  # no parser emits anything else inside a document
+            raise _Stop(event.start_mark, f"unexpected {what.__name__} in a document")
         if not stack:
             root = node
-        elif isinstance(stack[-1], SequenceNode):
+        elif type(stack[-1]) is SequenceNode:
             stack[-1].value.append(node)
         elif keys[-1] is None:
             keys[-1] = node
         else:
             stack[-1].value.append((keys[-1], node))
             keys[-1] = None
+
+
+_RESOLVED: dict[tuple[str, Any], str] = {}  # (plain scalar, implicit) -> tag; the same words recur in every manifest
+_RESOLVED_MAX = 65_536
+
+
+def _scalar_tag(loader: Any, value: str, implicit: Any) -> str:
+    """loader.resolve for a scalar: the tag depends on the text and `implicit` only (no path resolvers)."""
+    key = (value, implicit)
+    tag = _RESOLVED.get(key)
+    if tag is None:
+        if len(_RESOLVED) >= _RESOLVED_MAX:
+            _RESOLVED.clear()
+        tag = _RESOLVED[key] = loader.resolve(ScalarNode, value, implicit)
+    return tag
 
 
 # --- documents from nodes -----------------------------------------------------------------------
@@ -383,12 +440,17 @@ class _Builder:
             raise _Stop(node, f"aliases nest this document deeper than {MAX_DEPTH} levels")
         if isinstance(node, ScalarNode):
             return _scalar(node)
+        deeper = depth + 1
         if isinstance(node, SequenceNode):
             out: list[Any] = []
             for i, item in enumerate(node.value):
-                where = f"{path}[{i}]"
+                where = sys.intern(f"{path}[{i}]")  # the same paths recur in every document: one string each
                 positions[where] = _at(item)
-                out.append(self.build(item, where, positions, depth + 1))
+                if type(item) is ScalarNode and self.budget > 0 and deeper <= MAX_DEPTH:
+                    self.budget -= 1  # build() for a scalar within the limits, without the call
+                    out.append(_scalar(item))
+                else:
+                    out.append(self.build(item, where, positions, deeper))
             return out
         merged: dict[str, Any] = {}
         explicit: list[tuple[Node, Node]] = []
@@ -403,10 +465,14 @@ class _Builder:
             else:
                 explicit.append((key, value))
         for key, value in explicit:
-            name = _key(key)
-            where = _join(path, name)
+            name = sys.intern(_key(key))
+            where = sys.intern(_join(path, name))
             positions[where] = _at(key)
-            merged[name] = self.build(value, where, positions, depth + 1)
+            if type(value) is ScalarNode and self.budget > 0 and deeper <= MAX_DEPTH:
+                self.budget -= 1  # as in the sequence above
+                merged[name] = _scalar(value)
+            else:
+                merged[name] = self.build(value, where, positions, deeper)
         return merged
 
 
@@ -415,6 +481,8 @@ def _at(node: Node) -> tuple[int, int]:
 
 
 def _scalar(node: ScalarNode) -> Any:
+    if node.tag == _STR_TAG:
+        return node.value  # what SafeConstructor.construct_yaml_str returns
     if node.tag in _TYPED_TAGS:
         try:
             value = _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
@@ -428,6 +496,8 @@ def _scalar(node: ScalarNode) -> Any:
 
 
 def _key(node: Node) -> str:
+    if type(node) is ScalarNode and node.tag == _STR_TAG:
+        return str(node.value)
     if not isinstance(node, ScalarNode):
         raise _Stop(node, "a mapping key must be a string, not " + _kind_name(node))
     value = _scalar(node)
