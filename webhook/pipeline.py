@@ -56,6 +56,10 @@ class Pipeline:
     # Decisions of identical requests (webhook/verdict_cache.py); None with cache.enabled false. Mutable and
     # shared by copies made with replace(): it empties itself when asked for another revision or engine.
     cache: VerdictCache | None = field(default=None, compare=False)
+    # The guardrails to run by (operation, kind) while no override makes a mode depend on the namespace; per
+    # instance (init=False: a copy made with replace() starts empty, as its settings may differ).
+    _rules_by_request_kind: dict[tuple[Operation, str], tuple[str, ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def revision(self) -> str:
@@ -235,6 +239,15 @@ class Pipeline:
                      if rule.replace("-", "_") in rules)
 
     def _rules_to_run(self, operation: Operation, kind: str, ctx: decisions.ModeContext) -> list[str]:
+        if self.settings.overrides:  # a mode may depend on the namespace and its labels
+            return self._select_rules(operation, kind, ctx)
+        key = (operation, kind)  # the request's kind: a handful of values (skip_reason filters the rest)
+        found = self._rules_by_request_kind.get(key)
+        if found is None:
+            found = self._rules_by_request_kind[key] = tuple(self._select_rules(operation, kind, ctx))
+        return list(found)
+
+    def _select_rules(self, operation: Operation, kind: str, ctx: decisions.ModeContext) -> list[str]:
         return [g.package_name for g in self.policies.guardrails
                 if decisions.rule_mode(g, self.settings, ctx)[0] is not Mode.OFF
                 and kind in g.kinds and operation in g.operations]

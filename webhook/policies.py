@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import jsonschema
@@ -62,7 +63,7 @@ class Guardrail:
     grandfather: bool = True  # may an UPDATE keep a violation the object already had (with a warning)
 
 
-    @property
+    @cached_property
     def package_name(self) -> str:
         return self.id.replace("-", "_")
 
@@ -90,9 +91,9 @@ class PolicySet:
         """Everything the production engine compiles (tests excluded)."""
         return self.library + tuple(g.rule for g in self.guardrails)
 
-    @property
-    def by_package(self) -> dict[str, Guardrail]:
-        return {g.package_name: g for g in self.guardrails}
+    @cached_property
+    def by_package(self) -> Mapping[str, Guardrail]:
+        return MappingProxyType({g.package_name: g for g in self.guardrails})  # read on every review: built once
 
     @cached_property
     def reads_raw_object(self) -> bool:
