@@ -52,7 +52,7 @@ from gunicorn.sock import ssl_context
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn
 from gunicorn.workers.gthread import ThreadWorker as _GthreadWorker
 
-from webhook import config
+from webhook import config, spread
 
 MAX_HEAD_BYTES = 64 * 1024  # a request head longer than this is refused (431) before any thread sees it
 POLL_INTERVAL = 0.2  # deadlines are enforced within this much
@@ -166,10 +166,12 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
         self._loop: set[_Conn] = set()  # handshake, head and linger phases
         self._local = threading.local()
         self.check_pool: futures.ThreadPoolExecutor | None = None
+        self._slot: int | None = None  # this worker's row in spread.TABLE (claimed in init_process)
 
     # -- set-up -------------------------------------------------------------------------------------
 
     def init_process(self) -> None:
+        self._slot = spread.TABLE.claim()  # before the loop starts (super().init_process() runs it)
         if self._check_port is not None:
             self.check_pool = futures.ThreadPoolExecutor(max_workers=self.limits.check.threads,
                                                          thread_name_prefix="check")
@@ -187,7 +189,18 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
     # -- event loop: accept, handshake, idle, head --------------------------------------------------
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        spread.TABLE.publish(self._slot, self.nr_conns)  # the heartbeat, at least every POLL_INTERVAL
+        if self.alive and self._accepting != self._should_accept():  # gthread re-checks only at its limit
+            self.set_accept_enabled(self._should_accept())
         super().wait_for_and_dispatch_events(min(timeout, POLL_INTERVAL))
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """gthread's switch (its connection limit), and while alive also spread.py's: far ahead of a live
+        worker, stand back so it takes the next connections."""
+        super().set_accept_enabled(enabled and (not self.alive or self._should_accept()))
+
+    def _should_accept(self) -> bool:
+        return self.nr_conns < self.worker_connections and spread.TABLE.may_accept(self._slot, self.nr_conns)
 
     def accept(self, listener: socket.socket) -> None:
         try:
@@ -197,6 +210,7 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
                 raise
             return
         self.nr_conns += 1
+        spread.TABLE.publish(self._slot, self.nr_conns)  # at once: another worker must never read it too low
         server = listener.getsockname()
         kind = CHECK if self._check_port is not None and server[1] == self._check_port else ADMISSION
         conn = _Conn(self.cfg, client_sock, client_addr, server, kind)  # non-blocking
@@ -469,5 +483,6 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
         try:
             super().run()
         finally:
+            spread.TABLE.release(self._slot)
             if self.check_pool is not None:
                 self.check_pool.shutdown(wait=False)
