@@ -8,10 +8,12 @@ worker's own socket when that worker exits (docs/performance.md), which a fail-c
 
 So each worker publishes its open-connection count and a heartbeat in a small table of shared memory, made
 by the master when it imports this module (before the fork, so every worker maps the same pages), and stands
-back from accepting while it holds at least two connections more than a live worker. Safe by construction:
-a worker publishes its own count at every accept, so what it reads of another can only be too high (a
-close not yet published), and two workers can never both stand back for each other. A worker whose
-heartbeat is older than STALE_AFTER (stuck, or gone) is not waited for.
+back from accepting while it holds at least two connections more than a live worker. A worker publishes its
+own count at every accept, so what it reads of another can only be too high (a close not yet published):
+from the same readings two workers can never both stand back, and as each worker's loop reads the table
+again every few milliseconds while it stands back (worker.SPREAD_EVERY), decisions made from readings of
+different moments cannot keep both out for longer than that. A worker whose heartbeat is older than
+STALE_AFTER (stuck, or gone) is not waited for.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-SLOTS = 64  # more workers than this share the last slots' fate: they are not balanced, never blocked
+SLOTS = 16  # a worker that finds no free slot is not balanced, and never blocked
 STALE_AFTER = 1.0  # seconds without a heartbeat: that worker is not waited for (its loop wakes every 0.2 s)
 AHEAD_BY = 2  # stand back while holding this many connections more than a live worker
 
@@ -75,11 +77,8 @@ class Table:
         if slot is None:
             return True
         now = time.monotonic() if now is None else now
-        for other in range(self.slots):
-            if other == slot:
-                continue
-            owner, theirs, beat = self.read(other)
-            if owner and now - beat <= STALE_AFTER and conns >= theirs + AHEAD_BY:
+        for other, (owner, theirs, beat) in enumerate(_SLOT.iter_unpack(self.memory)):
+            if other != slot and owner and now - beat <= STALE_AFTER and conns >= theirs + AHEAD_BY:
                 return False
         return True
 

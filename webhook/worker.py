@@ -56,6 +56,7 @@ from webhook import config, spread
 
 MAX_HEAD_BYTES = 64 * 1024  # a request head longer than this is refused (431) before any thread sees it
 POLL_INTERVAL = 0.2  # deadlines are enforced within this much
+SPREAD_EVERY = 0.005  # how often the loop compares its connections with the other workers' (webhook/spread.py)
 RECV_SIZE = 64 * 1024
 
 HANDSHAKE, IDLE, HEAD, BODY, THREAD, LINGER = "handshake", "idle", "head", "body", "thread", "linger"
@@ -167,6 +168,8 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
         self._local = threading.local()
         self.check_pool: futures.ThreadPoolExecutor | None = None
         self._slot: int | None = None  # this worker's row in spread.TABLE (claimed in init_process)
+        self._spread_due = 0.0  # when the loop next publishes its count and reads the others'
+        self._stand_back = False  # the last reading: far ahead of a live worker, so not accepting
 
     # -- set-up -------------------------------------------------------------------------------------
 
@@ -189,18 +192,20 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
     # -- event loop: accept, handshake, idle, head --------------------------------------------------
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        spread.TABLE.publish(self._slot, self.nr_conns)  # the heartbeat, at least every POLL_INTERVAL
-        if self.alive and self._accepting != self._should_accept():  # gthread re-checks only at its limit
-            self.set_accept_enabled(self._should_accept())
-        super().wait_for_and_dispatch_events(min(timeout, POLL_INTERVAL))
+        now = time.monotonic()
+        if now >= self._spread_due:  # the table is read at most every SPREAD_EVERY, not at every event
+            self._spread_due = now + SPREAD_EVERY
+            spread.TABLE.publish(self._slot, self.nr_conns, now=now)  # the heartbeat, at least every POLL_INTERVAL
+            self._stand_back = self.alive and not spread.TABLE.may_accept(self._slot, self.nr_conns, now=now)
+            if self.alive:  # gthread itself re-checks only at its connection limit
+                self.set_accept_enabled(self.nr_conns < self.worker_connections)
+        # Standing back, look again soon: the decision was made from counts up to SPREAD_EVERY old.
+        super().wait_for_and_dispatch_events(min(timeout, SPREAD_EVERY if self._stand_back else POLL_INTERVAL))
 
     def set_accept_enabled(self, enabled: bool) -> None:
         """gthread's switch (its connection limit), and while alive also spread.py's: far ahead of a live
         worker, stand back so it takes the next connections."""
-        super().set_accept_enabled(enabled and (not self.alive or self._should_accept()))
-
-    def _should_accept(self) -> bool:
-        return self.nr_conns < self.worker_connections and spread.TABLE.may_accept(self._slot, self.nr_conns)
+        super().set_accept_enabled(enabled and not (self.alive and self._stand_back))
 
     def accept(self, listener: socket.socket) -> None:
         try:
@@ -211,6 +216,9 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
             return
         self.nr_conns += 1
         spread.TABLE.publish(self._slot, self.nr_conns)  # at once: another worker must never read it too low
+        if self.alive and not spread.TABLE.may_accept(self._slot, self.nr_conns):  # a burst: stop at once
+            self._stand_back = True
+            self.set_accept_enabled(False)
         server = listener.getsockname()
         kind = CHECK if self._check_port is not None and server[1] == self._check_port else ADMISSION
         conn = _Conn(self.cfg, client_sock, client_addr, server, kind)  # non-blocking
