@@ -5,6 +5,11 @@
 # the default configuration. No compilers, no pip cache, no certificates or keys: TLS comes from a
 # Secret at run time. tests/deploy/test_image_entrypoint.py runs this file's final-stage ENTRYPOINT
 # with its ENV (there is no container engine where the tests run).
+#
+# Base images are meant to be pinned by digest (FROM python:3.11-slim@sha256:...), written by
+# `python3 deploy/pin_images.py` where a registry is reachable (`--check` lists what is not pinned yet;
+# docs/operations.md, "Images"). The python tag below is not pinned yet: its digest could not be
+# resolved where this was written (no registry), and a digest is never typed in by hand.
 
 FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv certs lint typecheck bench bench-hostile lock clean deploy-policies fuzz
+.PHONY: run test venv certs lint typecheck bench bench-hostile lock clean deploy-policies fuzz pin-images
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ lint: $(STAMP)
 ## Copy policies/ into deploy/base/policies/ and regenerate the ConfigMap and volume files (a test fails when stale).
 deploy-policies:
 	$(PYTHON) deploy/sync_policies.py
+
+## Base images pinned by digest (needs crane or docker and a reachable registry); `--check` works offline.
+pin-images:
+	$(PYTHON) deploy/pin_images.py
 
 bench: $(STAMP) certs/tls.crt
 	$(BIN)/python bench/admission_bench.py

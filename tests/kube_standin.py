@@ -15,7 +15,13 @@ that `netguard audit` uses, with recorded objects written the way the API server
                                                  `cidr_group_versions` (both by default, as Cilium
                                                  1.18 serves it; ("v2alpha1",) for Cilium 1.14-1.17;
                                                  () for a Cilium without the CRD)
-  GET /api/v1/pods                               PodList (all namespaces)
+  GET /api/v1/pods                               PodList (all namespaces); with `Accept: application/json;
+                                                 as=PartialObjectMetadataList;g=meta.k8s.io;v=v1` (the
+                                                 metadata API, any collection) a PartialObjectMetadataList:
+                                                 metadata only, as the API server answers it. Resources in
+                                                 `metadata_only` refuse a full list with 403 (a test's
+                                                 proof that only metadata was asked for: the real server
+                                                 has no such switch)
   GET, PATCH /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{name}
   GET, PATCH /apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}
                                                  `netguard certs install --cluster`: objects from
@@ -23,6 +29,27 @@ that `netguard audit` uses, with recorded objects written the way the API server
                                                  application/json-patch+json (415 otherwise), applies
                                                  it with jsonpatch (a failed `test` is 422, as on the
                                                  real server) and is recorded in `patches`
+
+For `netguard doctor` (webhook/doctor.py), from Objects.services, .secrets and .endpoint_slices (empty
+by default):
+
+  GET /api/v1/namespaces/{ns}/services/{name}    Service (404 NotFound when absent)
+  GET /api/v1/namespaces/{ns}/secrets/{name}     Secret (403 when "secrets" is in `forbidden`)
+  GET /apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?labelSelector=kubernetes.io/service-name=S
+                                                 EndpointSliceList (only that equality selector)
+  POST /apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies?dryRun=All
+                                                 a dry-run create (anything else is refused: the stand-in
+                                                 stores nothing). Admission as the API server runs it:
+                                                 every stored validating webhook whose rules cover
+                                                 networkpolicies CREATE and whose namespaceSelector
+                                                 selects the namespace's labels is called through
+                                                 `admission` (a callable taking the AdmissionReview and
+                                                 returning the answer, e.g. netguard's /validate through
+                                                 Flask's test client; None: unreachable). A denial is a
+                                                 403 "admission webhook ... denied the request: ...",
+                                                 warnings become Warning headers, an unreachable webhook
+                                                 is a 500 "failed calling webhook" under failurePolicy
+                                                 Fail and skipped under Ignore.
 
 As on a real server: lists carry kind/apiVersion and metadata.resourceVersion, built-in items carry
 no apiVersion/kind of their own (custom resources do), `limit` pages with an opaque `continue`
@@ -59,7 +86,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -72,6 +99,7 @@ from flask import Flask, Response, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from webhook.certs import generate
+from webhook.reviews import make_review
 
 TOKEN = "standin-token-9f3c1e"  # the bearer token the stand-in accepts and its kubeconfig carries
 CONTEXT = "standin"
@@ -203,6 +231,7 @@ class RecordedRequest:
     path: str
     query: dict[str, str]
     authorization: str | None
+    accept: str | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +260,10 @@ class Objects:
     cilium_cidr_groups: list[dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(CILIUM_CIDR_GROUPS))
     # plural (validatingwebhookconfigurations, mutatingwebhookconfigurations) -> name -> object as applied
     webhook_configurations: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # netguard doctor: the webhook's Service, its serving certificate Secret and the Service's EndpointSlices
+    services: list[dict[str, Any]] = field(default_factory=list)
+    secrets: list[dict[str, Any]] = field(default_factory=list)
+    endpoint_slices: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _key(item: Mapping[str, Any]) -> str:
@@ -300,10 +333,12 @@ class KubeStandIn:
 
     def __init__(self, directory: Path, *, cilium: bool = True, forbidden: Collection[str] = (),
                  page_size: int | None = None, expire_continue_once: bool = False, ignore_continue: bool = False,
-                 objects: Objects | None = None, cidr_group_versions: Sequence[str] = ("v2", "v2alpha1")) -> None:
+                 objects: Objects | None = None, cidr_group_versions: Sequence[str] = ("v2", "v2alpha1"),
+                 metadata_only: Collection[str] = ()) -> None:
         self.cilium = cilium
         self.cidr_group_versions = tuple(cidr_group_versions)  # where ciliumcidrgroups is served (with cilium)
         self.forbidden = frozenset(forbidden)  # resources answered with 403, e.g. {"pods"}
+        self.metadata_only = frozenset(metadata_only)  # resources whose full lists get 403 (metadata API only)
         self.page_size = page_size
         self.expire_continue_once = expire_continue_once
         self.ignore_continue = ignore_continue  # a broken server/proxy that always sends the first page
@@ -313,6 +348,10 @@ class KubeStandIn:
         self._lock = threading.Lock()
         self._stopped = False
         self.refuse = False  # cut every new connection before any answer
+        # The validating webhook's endpoint for dry-run creates: AdmissionReview in, AdmissionReview out;
+        # None: the webhook cannot be reached. `reviews` records what was sent to it.
+        self.admission: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        self.reviews: list[dict[str, Any]] = []
         self._events = threading.Condition()  # guards the watch state below
         self._version = int(RESOURCE_VERSION)
         self._seq = 0
@@ -424,7 +463,11 @@ class KubeStandIn:
         return [{"name": "ciliumcidrgroups", "singularName": "ciliumcidrgroup", "namespaced": False,
                  "kind": "CiliumCIDRGroup", "verbs": verbs, "shortNames": ["ccg"], "categories": ["cilium"]}]
 
-    def _list(self, col: _Collection, query: Mapping[str, str]) -> Response:
+    def _list(self, col: _Collection, query: Mapping[str, str], metadata: bool = False) -> Response:
+        if col.resource in self.metadata_only and not metadata:
+            return _status(403, "Forbidden", f'{col.resource} is forbidden: User "{USER}" cannot list the full '
+                           f'objects of resource "{col.resource}" (stand-in: only the metadata API is allowed)',
+                           {"kind": col.resource})
         if col.resource in self.forbidden:
             group = f' in API group "{col.group}"'
             details: dict[str, Any] = {"kind": col.resource}
@@ -460,10 +503,15 @@ class KubeStandIn:
         out = []
         for item in page:
             item = copy.deepcopy(item)
-            if not col.cilium:  # built-in types: the list says what its items are
+            if metadata:  # the metadata API: each item is a PartialObjectMetadata, nothing but metadata
+                item = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item["metadata"]}
+            elif not col.cilium:  # built-in types: the list says what its items are
                 item.pop("apiVersion", None)
                 item.pop("kind", None)
             out.append(item)
+        if metadata:
+            return _json({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+                          "items": out})
         return _json({"kind": col.list_kind, "apiVersion": col.api_version, "metadata": meta, "items": out})
 
     def _app(self) -> Flask:
@@ -473,7 +521,8 @@ class KubeStandIn:
         def authenticate() -> Response | None:
             with self._lock:
                 self.requests.append(RecordedRequest(request.method, request.path, request.args.to_dict(),
-                                                     request.headers.get("Authorization")))
+                                                     request.headers.get("Authorization"),
+                                                     request.headers.get("Accept")))
             # kube-apiserver's bearer-token authenticator takes the scheme in any case.
             if self.refuse:
                 return _cut(request.environ)
@@ -495,7 +544,7 @@ class KubeStandIn:
                 return _status(404, "NotFound", "the server could not find the requested resource")
             if request.args.get("watch") in ("true", "1"):
                 return self._watch(col, request.args.to_dict(), request.environ)
-            return self._list(col, request.args.to_dict())
+            return self._list(col, request.args.to_dict(), metadata=_wants_metadata(request.headers.get("Accept")))
 
         webhook_configuration = "/apis/admissionregistration.k8s.io/v1/<plural>/<name>"
 
@@ -507,7 +556,83 @@ class KubeStandIn:
         def patch_webhook_configuration(plural: str, name: str) -> Response:
             return self._webhook_configuration(plural, name, "patch")
 
+        @app.get("/api/v1/namespaces/<namespace>/<any(services, secrets):plural>/<name>")
+        def get_namespaced(namespace: str, plural: str, name: str) -> Response:
+            if plural in self.forbidden:
+                return _status(403, "Forbidden", f'{plural} "{name}" is forbidden: User "{USER}" cannot get resource '
+                               f'"{plural}" in API group "" in the namespace "{namespace}"',
+                               {"name": name, "kind": plural})
+            items = self.objects.services if plural == "services" else self.objects.secrets
+            for item in items:
+                meta = item.get("metadata") or {}
+                if meta.get("namespace") == namespace and meta.get("name") == name:
+                    kind = "Service" if plural == "services" else "Secret"
+                    return _json({"kind": kind, "apiVersion": "v1", **copy.deepcopy(item)})
+            return _status(404, "NotFound", f'{plural} "{name}" not found', {"name": name, "kind": plural})
+
+        @app.get("/apis/discovery.k8s.io/v1/namespaces/<namespace>/endpointslices")
+        def list_endpoint_slices(namespace: str) -> Response:
+            key, _, value = (request.args.get("labelSelector") or "").partition("=")
+            items = [copy.deepcopy(i) for i in self.objects.endpoint_slices
+                     if (i.get("metadata") or {}).get("namespace") == namespace
+                     and (not key or ((i.get("metadata") or {}).get("labels") or {}).get(key) == value)]
+            return _json({"kind": "EndpointSliceList", "apiVersion": "discovery.k8s.io/v1",
+                          "metadata": {"resourceVersion": self.resource_version}, "items": items})
+
+        @app.post("/apis/networking.k8s.io/v1/namespaces/<namespace>/networkpolicies")
+        def create_network_policy(namespace: str) -> Response:
+            return self._dry_run_create(namespace)
+
         return app
+
+    def _dry_run_create(self, namespace: str) -> Response:
+        if request.args.get("dryRun") != "All":
+            return _status(405, "MethodNotAllowed", "the stand-in only serves dry-run creates (dryRun=All)")
+        obj = request.get_json(silent=True)
+        if not isinstance(obj, dict):
+            return _status(400, "BadRequest", "the body is not a JSON object")
+        obj.setdefault("metadata", {})["namespace"] = namespace
+        labels = next(((n["metadata"].get("labels") or {}) for n in self.objects.namespaces
+                       if n["metadata"]["name"] == namespace), None)
+        if labels is None:
+            return _status(404, "NotFound", f'namespaces "{namespace}" not found')
+        warnings: list[str] = []
+        for configuration in list(self.objects.webhook_configurations.get("validatingwebhookconfigurations",
+                                                                          {}).values()):
+            for webhook in configuration.get("webhooks") or []:
+                if not _covers_network_policy_create(webhook) or not _selects(webhook.get("namespaceSelector"),
+                                                                              labels):
+                    continue
+                review = make_review(obj, username="kubernetes-admin", groups=("system:masters",
+                                                                               "system:authenticated"),
+                                     dry_run=True)
+                self.reviews.append(review)
+                answer = self.admission(review) if self.admission is not None else None
+                if answer is None:
+                    if webhook.get("failurePolicy", "Fail") == "Ignore":
+                        continue
+                    return _status(500, "InternalError", f'Internal error occurred: failed calling webhook '
+                                   f'"{webhook["name"]}": failed to call webhook: Post "https://netguard.netguard.svc'
+                                   f':443/validate?timeout={webhook.get("timeoutSeconds", 10)}s": dial tcp '
+                                   '10.96.142.7:443: connect: connection refused')
+                response = answer.get("response") or {}
+                warnings += response.get("warnings") or []
+                if not response.get("allowed"):
+                    status = response.get("status") or {}
+                    out = _status(int(status.get("code") or 403), "Forbidden",
+                                  f'admission webhook "{webhook["name"]}" denied the request: '
+                                  f'{status.get("message", "")}')
+                    for warning in warnings:
+                        out.headers.add("Warning", f'299 - "{warning}"')
+                    return out
+        meta = obj["metadata"]
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("generation", 1)
+        meta.setdefault("creationTimestamp", "2025-03-02T09:30:00Z")
+        out = _json(obj, 201)
+        for warning in warnings:
+            out.headers.add("Warning", f'299 - "{warning}"')
+        return out
 
     def _webhook_configuration(self, plural: str, name: str, verb: str) -> Response:
         group = "admissionregistration.k8s.io"
@@ -673,6 +798,38 @@ class KubeStandIn:
                     self._events.notify_all()
 
         return Response(stream(), mimetype="application/json")
+
+
+def _covers_network_policy_create(webhook: Mapping[str, Any]) -> bool:
+    return any("networking.k8s.io" in r.get("apiGroups", []) and "networkpolicies" in r.get("resources", [])
+               and ("CREATE" in r.get("operations", []) or "*" in r.get("operations", []))
+               for r in webhook.get("rules") or [])
+
+
+def _selects(selector: Any, labels: Mapping[str, str]) -> bool:
+    """A namespaceSelector applied to a namespace's labels (missing or empty: every namespace)."""
+    if not isinstance(selector, dict):
+        return True
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for requirement in selector.get("matchExpressions") or []:
+        key, operator, values = requirement["key"], requirement["operator"], requirement.get("values") or []
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _wants_metadata(accept: str | None) -> bool:
+    """The metadata API asked for: the first media type of Accept names PartialObjectMetadataList."""
+    first = (accept or "").split(",")[0]
+    params = {p.strip().partition("=")[0]: p.strip().partition("=")[2] for p in first.split(";")[1:]}
+    return params.get("as") == "PartialObjectMetadataList" and params.get("g") == "meta.k8s.io"
 
 
 def _line(event: Mapping[str, Any]) -> str:

@@ -33,9 +33,11 @@ from webhook.shape import ShapeError
 from webhook.sources import Document, SourceError
 
 EXPIRING_WITHIN = timedelta(days=14)
-# Audit evaluates as this requester when nobody is recorded: ownership guardrails judge *who*
-# changes an object, which an audit of what exists cannot know.
-UNKNOWN_REQUESTER = Requester("netguard-audit (last change unknown)", ("system:masters",))
+# Ownership guardrails (cluster-scoped-policy-restricted, protect-baseline) judge *who* changed an object.
+# Whoever last changed a policy is judged as an app team unless the decision log, written from what the API
+# server authenticated, names them: the last-modified-by annotation is written by clients and only shown.
+APP_TEAM = Requester("netguard-audit (last change not in the decision log: judged as an app team)", ())
+LastChanged = Mapping[tuple[str, str, str], tuple[str, tuple[str, ...]]]  # (kind, ns, name) -> (user, groups)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,9 @@ class AuditFinding:
     message: str
     fix: str
     last_changed_by: str
+    # Where last_changed_by comes from: "decision log" (authenticated by the API server), "annotation"
+    # (written by a client: shown, never trusted), or "" when unknown.
+    last_changed_from: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -81,11 +86,13 @@ class ExceptionInForce:
     ticket: str
     source: str
     expiring_soon: bool
+    id: str = ""  # a signed token's id (exceptions.token_id); "" for a configuration grant
+    bound: bool = False  # a signed token bound to the policy's spec (--bind-spec)
 
     def to_json(self) -> dict[str, Any]:
         return {"rules": list(self.rules), "namespace": self.namespace, "name": self.name,
                 "expires": self.expires.isoformat(), "reason": self.reason, "ticket": self.ticket,
-                "source": self.source, "expiring_soon": self.expiring_soon}
+                "source": self.source, "expiring_soon": self.expiring_soon, "id": self.id, "bound": self.bound}
 
 
 @dataclass(frozen=True)
@@ -175,11 +182,26 @@ class AuditReport:
         }
 
 
-def requester_from_annotation(doc: Document) -> Requester:
+def annotated_modifier(doc: Document) -> str | None:
+    """The last-modified-by annotation: for display only (any client can write it; /validate refuses a forged
+    one, but a policy admitted before that check, or with netguard off, may carry anything)."""
     meta = doc.obj.get("metadata")
     annotations = meta.get("annotations") if isinstance(meta, dict) else None
     who = annotations.get(ANNOTATION_LAST_MODIFIED_BY) if isinstance(annotations, dict) else None
-    return Requester(str(who), ("system:authenticated",)) if who else UNKNOWN_REQUESTER
+    return str(who) if who else None
+
+
+def _object_key(doc: Document) -> tuple[str, str, str]:
+    meta = doc.obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    return str(doc.obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name", ""))
+
+
+def requester_for(doc: Document, last_changed: LastChanged) -> Requester:
+    """The requester a policy is judged as: its last modifier with their groups when the decision log recorded
+    the change, else an app team (never the platform; never from the annotation)."""
+    logged = last_changed.get(_object_key(doc))
+    return Requester(logged[0], logged[1]) if logged else APP_TEAM
 
 
 def audit(pipeline: Pipeline, inventory: Inventory, *, decisions: DecisionStats | None = None,
@@ -193,7 +215,9 @@ def audit(pipeline: Pipeline, inventory: Inventory, *, decisions: DecisionStats 
         jobs = 1  # OPA: forked processes would share the client's open connections
     outcomes: list[Outcome] = []
     shares: list[_PolicyPosture] = []
-    with fanout.ordered(_review, (_Remembering.of(pipeline), docs, today), len(docs), jobs) as reviewed:
+    last_changed = decisions.last_changed if decisions else {}
+    with fanout.ordered(_review, (_Remembering.of(pipeline), docs, today, last_changed), len(docs),
+                        jobs) as reviewed:
         for doc, (outcome, share) in zip(progress(docs), reviewed, strict=True):
             if isinstance(outcome, DocumentResult) and outcome.document == _GIVEN:  # a copy, from a worker
                 outcome = replace(outcome, document=doc)
@@ -201,8 +225,7 @@ def audit(pipeline: Pipeline, inventory: Inventory, *, decisions: DecisionStats 
             if share is not None:
                 shares.append(share)
     check = check_report(pipeline, outcomes, inventory.errors)
-    last_by = decisions.last_changed_by if decisions else {}
-    findings = tuple(_audit_findings(check, last_by))
+    findings = tuple(_audit_findings(check, last_changed))
     posture = _posture(pipeline, inventory, shares, today)
     return AuditReport(generated_at=now or datetime.now(UTC), source=inventory.source,
                        policy_revision=pipeline.revision, findings=findings, posture=posture, decisions=decisions,
@@ -239,36 +262,44 @@ class _Remembering(Pipeline):
         return got if read == obj and (seen is snapshot or seen == snapshot) else None
 
 
-def _review(shared: tuple[_Remembering, Sequence[Document], date],
+def _review(shared: tuple[_Remembering, Sequence[Document], date, LastChanged],
             i: int) -> tuple[Outcome, _PolicyPosture | None]:
     """The check's outcome for one policy and, unless it cannot be read, its share of the posture figures."""
-    pipeline, docs, today = shared
+    pipeline, docs, today, last_changed = shared
     doc = docs[i]
     pipeline.built.clear()
-    outcome = check_document(pipeline, doc, requester=requester_from_annotation(doc), today=today)
+    outcome = check_document(pipeline, doc, requester=requester_for(doc, last_changed), today=today)
     snapshot = pipeline.snapshot()
     got = pipeline.built_for(doc.obj, snapshot)
     pipeline.built.clear()
     policy = _model(pipeline, doc, snapshot) if got is None else None if isinstance(got, ShapeError) else got
     if isinstance(outcome, DocumentResult) and outcome.document is doc:
         outcome = replace(outcome, document=_GIVEN)  # the caller has it: not sent back from a worker
-    return outcome, None if policy is None else _policy_posture(pipeline, policy)
+    return outcome, None if policy is None else _policy_posture(pipeline, policy, doc.obj, today)
 
 
 _GIVEN = Document("", 0, {}, 0, MappingProxyType({}))  # stands for the document that _review was given
 
 
-def _audit_findings(check: CheckReport, last_by: Mapping[tuple[str, str, str], str]) -> Iterable[AuditFinding]:
+def _audit_findings(check: CheckReport, last_changed: LastChanged) -> Iterable[AuditFinding]:
     for result in check.results:
-        who = requester_from_annotation(result.document).username
-        if who == UNKNOWN_REQUESTER.username:
-            who = last_by.get((result.kind, result.namespace, result.name), "unknown")
+        who, where = _last_changed_by(result.document, last_changed.get((result.kind, result.namespace,
+                                                                         result.name)))
         for f in result.findings:
             finding = f.applied.finding
             yield AuditFinding(kind=result.kind, namespace=result.namespace, name=result.name,
                                source=result.document.source, line=f.line, rule=finding.rule,
                                severity=finding.severity, mode=f.applied.mode.value, reason=f.applied.reason,
-                               path=finding.path, message=finding.message, fix=finding.fix, last_changed_by=who)
+                               path=finding.path, message=finding.message, fix=finding.fix, last_changed_by=who,
+                               last_changed_from=where)
+
+
+def _last_changed_by(doc: Document, logged: tuple[str, tuple[str, ...]] | None) -> tuple[str, str]:
+    """(who, from where) for the report: the decision log first, then the annotation, else unknown."""
+    if logged:
+        return logged[0], "decision log"
+    annotated = annotated_modifier(doc)
+    return (annotated, "annotation") if annotated else ("unknown", "")
 
 
 def _model(pipeline: Pipeline, doc: Document, snapshot: ClusterSnapshot) -> NormalizedPolicy | None:
@@ -299,7 +330,8 @@ class _PolicyPosture:
 _POLICY_LISTS = ("egress_all", "egress_limited", "ingress_all", "ingress_limited", "all_ns", "metadata")
 
 
-def _policy_posture(pipeline: Pipeline, policy: NormalizedPolicy) -> _PolicyPosture:
+def _policy_posture(pipeline: Pipeline, policy: NormalizedPolicy, obj: Mapping[str, Any] | None = None,
+                    today: date | None = None) -> _PolicyPosture:
     refs: list[tuple[str, PolicyRef]] = []
     for direction in ("egress", "ingress"):
         rules = [r for r in policy.rules if r.direction.value == direction and r.action.value == "allow"
@@ -328,7 +360,8 @@ def _policy_posture(pipeline: Pipeline, policy: NormalizedPolicy) -> _PolicyPost
         refs.append(("metadata", _ref(policy, [r.path for r in meta_rules],
                                       ", ".join(sorted({ip for r in meta_rules for ip in r.facts.metadata})))))
     granted = exc_mod.from_annotation(policy.annotations, pipeline.settings.exception_keys, policy.namespace,
-                                      policy.name, policy.kind).exemptions
+                                      policy.name, policy.kind, obj=obj, rules=pipeline.settings.exception_tokens,
+                                      today=today).exemptions
     isolating = tuple(s for s in policy.subjects if any(s.isolates.get(d) for d in DIRECTIONS))
     slim = replace(policy, labels={}, annotations={}, subjects=isolating, rules=(), facts={})
     baseline = any(True for d in DIRECTIONS for _ in baseline_subjects(d, (policy,)))
@@ -401,9 +434,10 @@ def _workload_gaps(workloads: Sequence[Workload] | None, policies: Sequence[Norm
 def _exceptions(pipeline: Pipeline, signed: Sequence[exc_mod.Exemption], today: date) -> tuple[ExceptionInForce, ...]:
     out: list[ExceptionInForce] = []
     for e in [*pipeline.config_exemptions, *signed]:
-        if e.expired(today):
+        if not e.applies(today):  # expired, or a token that no longer applies (revoked, spec changed, ...)
             continue
         out.append(ExceptionInForce(rules=e.rules, namespace=e.namespace, name=e.name, expires=e.expires,
                                     reason=e.reason, ticket=e.ticket, source=e.source,
-                                    expiring_soon=e.expires - today <= EXPIRING_WITHIN))
+                                    expiring_soon=e.expires - today <= EXPIRING_WITHIN, id=e.token_id,
+                                    bound=bool(e.spec_digest)))
     return tuple(sorted(set(out), key=lambda x: (x.expires, x.namespace, x.name)))

@@ -61,7 +61,8 @@ def _exception_target(e: ExceptionInForce) -> str:
 
 def _exception_label(e: ExceptionInForce) -> str:
     where = _exception_target(e)
-    extra = "; ".join(x for x in (e.ticket, e.reason) if x)
+    token = f"token {e.id}, {'spec-bound' if e.bound else 'not bound to a spec'}" if e.id else ""
+    extra = "; ".join(x for x in (token, e.ticket, e.reason) if x)
     return f"{', '.join(e.rules)} on {where} until {e.expires.isoformat()}" + (f" ({extra})" if extra else "")
 
 
@@ -183,7 +184,7 @@ def render_json(report: AuditReport) -> str:
 # ---------------------------------------------------------------------------------------------- CSV
 
 CSV_FIELDS = ("namespace", "kind", "name", "rule", "severity", "mode", "path", "message", "fix",
-              "last_changed_by", "source", "line")
+              "last_changed_by", "source", "line", "last_changed_from")  # new columns go last
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets: a policy name
 # or message like `=HYPERLINK(...)` would run when a reviewer opens the file (OWASP "CSV injection").
 # A leading single quote makes the spreadsheet show the text as it is; tab and CR are on OWASP's list too.
@@ -290,7 +291,8 @@ def render_markdown(report: AuditReport) -> str:
                            f"({_md(f.source)}:{f.line}, {_md(f.mode)}: {_md(f.reason)}): {_md(f.message)}")
                 if f.fix:
                     out.append(f"  - Fix: {_md(f.fix)}")
-                out.append(f"  - Last changed by: {_md(f.last_changed_by)}")
+                origin = f" ({_md(f.last_changed_from)})" if f.last_changed_from else ""
+                out.append(f"  - Last changed by: {_md(f.last_changed_by)}{origin}")
             out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -546,9 +548,10 @@ def _exceptions_html(report: AuditReport) -> str:
     rows = [(_e(", ".join(e.rules)), _e(_exception_target(e)),
              _e(e.expires.isoformat()) + (" " + _badge("expiring soon", MODE_COLOURS["warn"]) if e.expiring_soon
                                           else ""),
-             _e(e.ticket), _e(e.reason), _e(e.source)) for e in items]
-    return "<h2>Exceptions in force</h2>" + _table(("Rules", "Object", "Expires", "Ticket", "Reason", "Granted by"),
-                                                   rows)
+             _e(e.ticket), _e(e.reason), _e(e.source),
+             _e(f"{e.id} ({'spec-bound' if e.bound else 'not bound'})" if e.id else "")) for e in items]
+    return "<h2>Exceptions in force</h2>" + _table(
+        ("Rules", "Object", "Expires", "Ticket", "Reason", "Granted by", "Token"), rows)
 
 
 def _errors_html(report: AuditReport) -> str:

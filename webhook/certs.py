@@ -7,11 +7,9 @@ webhook configuration's caBundle, so a private CA per install is enough; no publ
 from __future__ import annotations
 
 import base64
-import contextlib
 import ipaddress
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,12 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from webhook.secret_files import PRIVATE_MODE, PUBLIC_MODE, fsync_dir, write_atomic
+
 CA_COMMON_NAME = "netguard-ca"
 # Tolerates clock skew between the host that generates the certificates and the API server.
 BACKDATE = timedelta(minutes=5)
 
-_KEY_MODE = 0o600
-_CERT_MODE = 0o644
 _DIR_MODE = 0o700
 # RFC 1123 label: what Kubernetes accepts for Service and Namespace names.
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -58,35 +56,6 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temp file in the same directory and os.replace, so readers see old or new, never half.
-
-    The file is created with its final mode (O_EXCL on a random name), so a key is never readable by
-    others, not even between creation and a chmod.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist the renames too, so a crash cannot leave the old names pointing at nothing."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _build_ca(now: datetime, ca_days: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
@@ -211,12 +180,13 @@ def generate(
             raise NotADirectoryError(f"{out_dir} exists and is not a directory") from None
 
     pem = serialization.Encoding.PEM
-    # CA first: a reader that picks up the new tls.crt can then already find the CA that signed it.
-    _write_atomic(paths.ca_key, _key_pem(ca_key), _KEY_MODE)
-    _write_atomic(paths.ca_cert, ca_cert.public_bytes(pem), _CERT_MODE)
-    _write_atomic(paths.key, _key_pem(key), _KEY_MODE)
-    _write_atomic(paths.cert, cert.public_bytes(pem), _CERT_MODE)
-    _fsync_dir(out_dir)
+    # CA first: a reader that picks up the new tls.crt can then already find the CA that signed it. Every file
+    # goes through secret_files: atomic, its final mode from creation, never written through a symlink.
+    write_atomic(paths.ca_key, _key_pem(ca_key), mode=PRIVATE_MODE, force=force)
+    write_atomic(paths.ca_cert, ca_cert.public_bytes(pem), mode=PUBLIC_MODE, force=True)
+    write_atomic(paths.key, _key_pem(key), mode=PRIVATE_MODE, force=force)
+    write_atomic(paths.cert, cert.public_bytes(pem), mode=PUBLIC_MODE, force=True)
+    fsync_dir(out_dir)
     return paths
 
 

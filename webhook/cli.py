@@ -17,6 +17,7 @@ from typing import Any
 
 from webhook import certs, config, exceptions
 from webhook.engine import EngineError
+from webhook.model import POLICY_KINDS
 from webhook.policies import PolicyLoadError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -80,12 +81,25 @@ def _parser() -> argparse.ArgumentParser:
     aud.add_argument("--decisions", type=Path, help="the webhook's decision log (JSON lines)")
     aud.add_argument("--since", help="decision log period start (ISO 8601)")
     aud.add_argument("--until", help="decision log period end (ISO 8601)")
+    aud.add_argument("--include-unauthenticated", action="store_true",
+                     help="also count decision log lines whose caller was not authenticated with a client "
+                          "certificate (server.client_ca); anyone reaching the port can write those")
     aud.add_argument("--config", help="configuration file (default: $NETGUARD_CONFIG)")
     aud.add_argument("--format", choices=["html", "json", "csv", "markdown", "policyreport"], default="markdown")
     aud.add_argument("--output", "-o", type=Path, help="write the report to this file instead of stdout")
     aud.add_argument("--jobs", "-j", type=_jobs, metavar="N",
                      help="processes that read and review the policies (default: one per CPU; 1: no extra "
                           "processes); the report is the same whatever N")
+
+    doc = sub.add_parser("doctor", help="check an installation from the outside in and say what to fix")
+    doc.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    doc.add_argument("--context", help="kubeconfig context")
+    doc.add_argument("--name", default="netguard", help="name of the webhook configurations (default: netguard)")
+    doc.add_argument("--secret", default="netguard-tls",
+                     help="the serving certificate's Secret (default: netguard-tls)")
+    doc.add_argument("--namespace", default="default",
+                     help="a namespace netguard reviews, for the dry-run policies (default: default)")
+    doc.add_argument("--timeout", type=float, default=15, help="seconds per API call (default: 15)")
 
     pol = sub.add_parser("policies", help="the guardrail catalog")
     pol_sub = pol.add_subparsers(dest="policies_command", required=True)
@@ -109,10 +123,17 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--rule", action="append", required=True, help="guardrail id (repeatable)")
     sign.add_argument("--namespace", required=True, help="namespace (glob); \"\" for clusterwide policies")
     sign.add_argument("--name", required=True, help="policy name (glob)")
-    sign.add_argument("--kind", default="", help="restrict to one kind (e.g. CiliumNetworkPolicy)")
-    sign.add_argument("--expires", required=True, help="last day the exception applies (YYYY-MM-DD)")
+    sign.add_argument("--kind", required=True, choices=[k.kind for k in POLICY_KINDS],
+                      help="the policy's kind: a token never exempts another kind of the same name")
+    sign.add_argument("--expires", required=True,
+                      help="last day the exception applies (YYYY-MM-DD), at most exceptions.max_lifetime_days ahead")
     sign.add_argument("--reason", required=True)
     sign.add_argument("--ticket", default="")
+    sign.add_argument("--bind-spec", type=Path, metavar="FILE",
+                      help="the policy (YAML/JSON, as the API server stores it): the token then stops applying "
+                           "once its spec changes")
+    sign.add_argument("--config", help="configuration file with exceptions.max_lifetime_days "
+                                       "(default: $NETGUARD_CONFIG)")
     verify = exc_sub.add_parser("verify", help="check a token against the configured public keys")
     verify.add_argument("token", help="the token, or - to read it from standard input")
     verify.add_argument("--config", help="configuration file with exception_keys (default: $NETGUARD_CONFIG)")
@@ -140,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _baseline(args)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "doctor":
+            return _doctor(args)
     except (config.ConfigError, PolicyLoadError, EngineError, certs.CertsExistError, exceptions.TokenError,
             ValueError, OSError) as exc:
         print(f"netguard: {exc}", file=sys.stderr)
@@ -162,6 +185,10 @@ def _serve(args: argparse.Namespace) -> int:
     for path in (settings.server.tls_cert, settings.server.tls_key):
         if not Path(path).is_file():
             raise config.ConfigError(f"TLS file {path} not found; run `netguard certs generate` (or `make certs`)")
+    if settings.server.client_ca:
+        from webhook.tls import check_client_ca
+
+        check_client_ca(settings.server.client_ca)  # here, not at a worker's first connection
     print(f"netguard: {len(pipeline.policies.guardrails)} guardrails, revision {pipeline.revision}, "
           f"engine {settings.engine.type}, serving https://{settings.server.bind}"
           + (f" (POST /v1/check on https://{settings.server.check_bind})" if settings.server.check_bind else ""),
@@ -268,6 +295,25 @@ def _explain(args: argparse.Namespace) -> int:
     return EXIT_USAGE if failed else EXIT_OK
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from webhook import doctor
+    from webhook.kube import ApiReader, ClusterError
+
+    try:
+        reader = ApiReader(args.kubeconfig, args.context, timeout_seconds=args.timeout)
+        try:
+            found = doctor.read(reader, args.name, secret_name=args.secret, probe_namespace=args.namespace)
+        finally:
+            reader.close()
+    except ClusterError as exc:
+        print(f"netguard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    checks = doctor.run_checks(found)
+    for check in checks:
+        print(check.line())
+    return EXIT_FINDINGS if any(c.ok is False for c in checks) else EXIT_OK
+
+
 def _audit(args: argparse.Namespace) -> int:
     from concurrent.futures.process import BrokenProcessPool
 
@@ -313,7 +359,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     if args.decisions:
         since, until = _instant(args.since), _instant(args.until)
         with args.decisions.open(encoding="utf-8", errors="replace") as handle:
-            decisions = read_decisions(handle, since, until)
+            decisions = read_decisions(handle, since, until, include_unauthenticated=args.include_unauthenticated)
     on_terminal = sys.stderr.isatty()
     report = audit(pipeline, inventory, decisions=decisions, jobs=jobs,
                    progress=lambda docs: tqdm(docs, desc="auditing", unit="policy", disable=not on_terminal,
@@ -397,47 +443,101 @@ def _policies(args: argparse.Namespace) -> int:
 
 
 def _exception(args: argparse.Namespace) -> int:
+    if args.exception_command == "keygen":
+        return _exception_keygen(args)
+    if args.exception_command == "sign":
+        return _exception_sign(args)
+    return _exception_verify(args)
+
+
+def _exception_keygen(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from webhook.secret_files import PUBLIC_MODE, write_atomic, write_private_key
+
+    key_path, pub_path = args.out / "netguard-exception.key", args.out / "netguard-exception.pub"
+    if os.path.lexists(key_path) and not args.force:  # a dangling symlink counts: it is never followed
+        raise certs.CertsExistError(f"{key_path} exists; pass --force to replace it")
+    args.out.mkdir(parents=True, exist_ok=True)
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    write_private_key(key_path, pem, force=args.force)
+    public = exceptions.public_key_text(private.public_key())
+    write_atomic(pub_path, (public + "\n").encode(), mode=PUBLIC_MODE, force=True)
+    print(f"wrote {key_path} (keep it with the security team) and {pub_path}", file=sys.stderr)
+    print(f"exception_keys:\n  - id: {args.id}\n    public_key: {public}")
+    return EXIT_OK
+
+
+def _exception_sign(args: argparse.Namespace) -> int:
     from datetime import date
 
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    if args.exception_command == "keygen":
-        key_path, pub_path = args.out / "netguard-exception.key", args.out / "netguard-exception.pub"
-        if key_path.exists() and not args.force:
-            raise certs.CertsExistError(f"{key_path} exists; pass --force to replace it")
-        args.out.mkdir(parents=True, exist_ok=True)
-        private = Ed25519PrivateKey.generate()
-        pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        public = exceptions.public_key_text(private.public_key())
-        pub_path.write_text(public + "\n")
-        print(f"wrote {key_path} (keep it with the security team) and {pub_path}", file=sys.stderr)
-        print(f"exception_keys:\n  - id: {args.id}\n    public_key: {public}")
-        return EXIT_OK
-    if args.exception_command == "sign":
-        loaded = serialization.load_pem_private_key(args.key.read_bytes(), password=None)
-        if not isinstance(loaded, Ed25519PrivateKey):
-            raise ValueError(f"{args.key} is not an Ed25519 private key")
-        token = exceptions.sign(loaded, args.key_id, rules=args.rule, namespace=args.namespace, name=args.name,
-                                expires=date.fromisoformat(args.expires), reason=args.reason, ticket=args.ticket,
-                                kind=args.kind)
-        print(f"annotate the policy with:\n  {exceptions.ANNOTATION}: {token}", file=sys.stderr)
-        print(token)
-        return EXIT_OK
+    expires, today = date.fromisoformat(args.expires), date.today()
+    max_days = config.load(args.config).exception_tokens.max_lifetime_days
+    if expires < today:
+        raise ValueError(f"--expires {expires} is in the past")
+    too_long = exceptions.lifetime_problem(expires, today, today, max_days)
+    if too_long:
+        raise ValueError(f"refusing to sign: {too_long}; choose an earlier --expires")
+    digest = _bound_spec(args.bind_spec, args.kind, args.namespace, args.name) if args.bind_spec else ""
+    loaded = serialization.load_pem_private_key(args.key.read_bytes(), password=None)
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise ValueError(f"{args.key} is not an Ed25519 private key")
+    token = exceptions.sign(loaded, args.key_id, rules=args.rule, namespace=args.namespace, name=args.name,
+                            kind=args.kind, expires=expires, reason=args.reason, ticket=args.ticket,
+                            issued=today, spec_digest=digest)
+    bound = f"bound to the spec (sha256 {digest})" if digest else "not bound to a spec"
+    print(f"token id {exceptions.token_id(token)}, {bound}, until {expires}; annotate the policy with:\n"
+          f"  {exceptions.ANNOTATION}: {token}", file=sys.stderr)
+    print(token)
+    return EXIT_OK
+
+
+def _bound_spec(path: Path, kind: str, namespace: str, name: str) -> str:
+    """The spec digest of the one policy in `path`, read as `netguard check` reads it; it must be the policy the
+    token names (kind, and name and namespace within the globs), or the binding would never match."""
+    from fnmatch import fnmatchcase
+
+    from webhook.sources import read_text
+
+    docs, errors = read_text(path.read_text(encoding="utf-8"), str(path))
+    if errors or len(docs) != 1:
+        raise ValueError(f"--bind-spec {path}: expected exactly one readable policy document")
+    obj = docs[0].obj
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    got_ns, got_name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+    if obj.get("kind") != kind or not fnmatchcase(got_name, name) or (got_ns and not fnmatchcase(got_ns, namespace)):
+        raise ValueError(f"--bind-spec {path}: holds {obj.get('kind')} {got_ns}/{got_name}, "
+                         f"not the {kind} {namespace}/{name} the token names")
+    return exceptions.spec_digest(obj)
+
+
+def _exception_verify(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from datetime import date
+
     token = sys.stdin.read().strip() if args.token == "-" else args.token
     if args.public_key:
         keys: tuple[config.ExceptionKey, ...] = (
             config.ExceptionKey(id=args.key_id, public_key=args.public_key.read_text()),)
+        rules = config.TokenRules()
     else:
-        keys = config.load(args.config).exception_keys
+        settings = config.load(args.config)
+        keys, rules = settings.exception_keys, settings.exception_tokens
     granted = exceptions.verify(token, keys)
-    state = "EXPIRED" if granted.expired(date.today()) else "valid"
-    print(f"{state}: rules {', '.join(granted.rules)} for {granted.kind or 'any kind'} "
-          f"{granted.namespace}/{granted.name} until {granted.expires} ({granted.source}); "
+    today = date.today()
+    # No object here to compare a bound spec with: the binding is shown, not judged.
+    lapsed = exceptions.lapse_reason(replace(granted, spec_digest=""), rules, today, None)
+    state = "EXPIRED" if granted.expired(today) else f"NOT APPLYING ({lapsed})" if lapsed else "valid"
+    bound = f"bound to spec sha256 {granted.spec_digest}" if granted.spec_digest else "not bound to a spec"
+    print(f"{state}: id {granted.token_id}; rules {', '.join(granted.rules)} for {granted.kind or 'any kind'} "
+          f"{granted.namespace}/{granted.name} until {granted.expires} ({granted.source}; {bound}); "
           f"reason: {granted.reason}" + (f"; ticket {granted.ticket}" if granted.ticket else ""))
     return EXIT_OK if state == "valid" else EXIT_FINDINGS
 

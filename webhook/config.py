@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,9 @@ class ServerSettings:
     bind: str = "0.0.0.0:8443"
     tls_cert: str = "certs/tls.crt"
     tls_key: str = "certs/tls.key"
+    # Mutual TLS on the admission listener: a PEM CA bundle; /validate and /mutate then need a client
+    # certificate that chains to it (the API server's), probes and metrics do not ("" turns it off).
+    client_ca: str = ""
     workers: int = 0
     threads: int = 4
     # Longer than the API server client's 90 s idle timeout, so the client closes idle
@@ -158,6 +161,16 @@ class ExceptionKey:
 
 
 @dataclass(frozen=True)
+class TokenRules:
+    """What a validly signed exception token must also meet (exceptions.max_lifetime_days, exceptions.revoked):
+    a signature cannot be withdrawn, so a lifetime cap and a list of revoked token ids bound what a leaked or
+    regretted token can do without rotating the key."""
+
+    max_lifetime_days: int = 90
+    revoked: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ClusterSettings:
     """The webhook's watch of the cluster (webhook/cluster_view.py); off by default: `make run` needs no cluster."""
 
@@ -191,6 +204,7 @@ class Settings:
     existing_violations: str = "warn"
     exceptions: tuple[ConfigException, ...] = ()
     exception_keys: tuple[ExceptionKey, ...] = ()
+    exception_tokens: TokenRules = field(default_factory=TokenRules)  # the mapping form of `exceptions:`
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     limits: Limits = field(default_factory=Limits)  # the largest object judged (webhook/limits.py)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -267,10 +281,8 @@ def from_mapping(doc: Mapping[str, Any], source: str = "(inline)") -> Settings:
                      rules={k: Mode(v) for k, v in o["rules"].items()}, reason=o.get("reason", ""))
             for o in doc.get("overrides", [])),
         existing_violations=doc.get("updates", {}).get("existing_violations", "warn"),
-        exceptions=tuple(
-            ConfigException(rules=tuple(e["rules"]), namespace=e["namespace"], name=e["name"],
-                            expires=_date(e["expires"], source), reason=e["reason"], ticket=e.get("ticket", ""))
-            for e in doc.get("exceptions", [])),
+        exceptions=_granted(doc.get("exceptions", []), source),
+        exception_tokens=_token_rules(doc.get("exceptions", [])),
         exception_keys=tuple(ExceptionKey(id=k["id"], public_key=k["public_key"])
                              for k in doc.get("exception_keys", [])),
         cluster=ClusterSettings(**doc.get("cluster", {})),
@@ -290,11 +302,78 @@ def _platform(doc: Mapping[str, Any]) -> PlatformSettings:
     )
 
 
+def _granted(section: Any, source: str) -> tuple[ConfigException, ...]:
+    """`exceptions:` is the list of grants, or a mapping with them under `granted` (next to the token rules)."""
+    items = section.get("granted", []) if isinstance(section, Mapping) else section
+    return tuple(ConfigException(rules=tuple(e["rules"]), namespace=e["namespace"], name=e["name"],
+                                 expires=_date(e["expires"], source), reason=e["reason"], ticket=e.get("ticket", ""))
+                 for e in items)
+
+
+def _token_rules(section: Any) -> TokenRules:
+    if not isinstance(section, Mapping):
+        return TokenRules()
+    return TokenRules(max_lifetime_days=section.get("max_lifetime_days", TokenRules.max_lifetime_days),
+                      revoked=tuple(section.get("revoked", ())))
+
+
 def _date(text: str, source: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"{source}: exceptions: {text!r} is not a valid date (YYYY-MM-DD)") from None
+
+
+class _BadDate(Exception):
+    """An unquoted scalar YAML reads as a timestamp but that is no real day (2027-02-30); `line` is 1-based."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """safe_load, except that an impossible unquoted date is a ConfigError with its line, not a ValueError."""
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            text = str(node.value)
+            raise _BadDate(f"{text} is not a valid date ({exc}); write YYYY-MM-DD, or if it is text, "
+                           f'quote it (quote the date: "{text}")', node.start_mark.line + 1) from None
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", _ConfigLoader.construct_yaml_timestamp)
+
+
+def _plain_data(doc: Any, source: str, path: tuple[str, ...] = ()) -> Any:
+    """The configuration as plain JSON data: an unquoted date (YAML 1.1 reads `expires: 2027-01-01` as a
+    datetime.date) becomes its ISO text, which every date key reads (exceptions[].expires) and which is
+    exactly what was written; what YAML changed in the reading (a date and time, a date as a mapping key) or
+    what is not configuration data (!!binary, !!set) is a ConfigError naming the key, never a TypeError."""
+    key = ".".join(path) or "(top level)"
+    if isinstance(doc, dict):
+        out: dict[str, Any] = {}
+        for k, v in doc.items():
+            if isinstance(k, date):
+                raise ConfigError(f'{source}: {".".join((*path, str(k)))}: an unquoted date as a key; '
+                                  f'quote it (quote the date: "{k}")')
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                raise ConfigError(f"{source}: {key}: a {type(k).__name__} as a key; keys are text")
+            out[str(k) if not isinstance(k, str) else k] = _plain_data(v, source, (*path, str(k)))
+        return out
+    if isinstance(doc, list):
+        return [_plain_data(v, source, (*path, str(i))) for i, v in enumerate(doc)]
+    if isinstance(doc, datetime):
+        raise ConfigError(f"{source}: {key}: YAML reads the unquoted {doc} as a date and time, not text; dates "
+                          f'in the configuration are YYYY-MM-DD (quote the date: "{doc}")')
+    if isinstance(doc, date):
+        return doc.isoformat()
+    if doc is None or isinstance(doc, (str, int, float, bool)):
+        return doc
+    raise ConfigError(f"{source}: {key}: a YAML {type(doc).__name__} is not configuration data; write text, a "
+                      "number, true/false, a list or a mapping")
 
 
 def load(path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -306,13 +385,16 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None) -> Setti
     if path:
         source = str(path)
         try:
-            doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+            doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_ConfigLoader) or {}  # a SafeLoader
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read configuration: {exc.strerror}") from None
+        except _BadDate as exc:
+            raise ConfigError(f"{path}:{exc.line}: {exc}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: (top level): the configuration must be a mapping")
+    doc = _plain_data(doc, source)  # before the env overrides' copy, which serializes plain data only
     doc = _apply_env(doc, env)
     return from_mapping(doc, source)
 

@@ -110,13 +110,12 @@ def apply_modes(findings: Iterable[Finding], policies: PolicySet, settings: Sett
         if mode is Mode.OFF:
             continue
         covering = [e for e in ctx.exemptions if e.covers(f.rule, ctx.namespace, ctx.name, ctx.kind)]
-        active = [e for e in covering if not e.expired(ctx.today)]
+        active = [e for e in covering if e.applies(ctx.today)]
         if active:
             mode, reason = Mode.AUDIT, active[0].label()
             used.append(active[0].label())
-        elif covering:
-            expired = covering[0]
-            reason = f"{reason}; exception {expired.ticket or expired.reason[:40]} expired on {expired.expires}"
+        elif covering:  # expired, or a signed token that no longer applies (revoked, spec changed, ...)
+            reason = f"{reason}; {covering[0].lapse(ctx.today)}"
         if (mode is Mode.ENFORCE and ctx.previous is not None and settings.existing_violations == "warn"
                 and guardrail.grandfather and key(f) in ctx.previous):
             mode, reason = Mode.WARN, "already present before this update; fix it when you can"

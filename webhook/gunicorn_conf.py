@@ -15,6 +15,7 @@ from typing import Any
 
 from webhook import config as _config
 from webhook import tls
+from webhook.policies import LAST_GOOD_ENV
 
 _settings = _config.load()
 _server = _settings.server
@@ -69,10 +70,12 @@ control_socket_disable = True
 
 
 def ssl_context(conf: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
-    """TLS 1.2 or newer only, and a renewed certificate is served without a restart (webhook/tls.py).
+    """TLS 1.2 or newer with AEAD suites only, and a renewed certificate is served without a restart
+    (webhook/tls.py).
 
-    gthread calls this for every connection; it returns the cached context, reloaded when the
-    certificate or key file changes.
+    The worker calls this for every connection; it returns the cached context, reloaded when the
+    certificate or key file changes. With server.client_ca the admission listener's connections get a
+    context of their own that verifies client certificates (webhook/worker.py, _ListenerConf).
     """
     return tls.server_context(conf.certfile, conf.keyfile, default_ssl_context_factory)
 
@@ -83,6 +86,12 @@ def on_starting(server: Any) -> None:
         path = tempfile.mkdtemp(prefix="netguard-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
         server._netguard_metrics_dir = path
+    # The last good catalog (webhook/policies.py): a private folder (0700) where each worker saves the catalog it
+    # compiled, and from which a worker that cannot compile policies_dir at its start builds instead.
+    if not os.environ.get(LAST_GOOD_ENV):
+        store = tempfile.mkdtemp(prefix="netguard-catalog-")
+        os.environ[LAST_GOOD_ENV] = store
+        server._netguard_catalog_dir = store
 
 
 # Cyclic garbage collection in the workers (post_worker_init). The app, the compiled catalog and the imported
@@ -125,6 +134,7 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    path = getattr(server, "_netguard_metrics_dir", None)
-    if path:
-        shutil.rmtree(path, ignore_errors=True)
+    for attribute in ("_netguard_metrics_dir", "_netguard_catalog_dir"):
+        path = getattr(server, attribute, None)
+        if path:
+            shutil.rmtree(path, ignore_errors=True)

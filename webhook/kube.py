@@ -10,6 +10,11 @@ namespaces, networking.k8s.io networkpolicies, cilium.io ciliumnetworkpolicies a
 ciliumclusterwidenetworkpolicies (when Cilium is installed), and pods (optional: without it the
 audit reports workloads as not available). Discovery of /apis/cilium.io/v2 is allowed to every
 authenticated user by the default system:discovery role.
+
+Pods are read through the metadata API (`Accept: application/json;as=PartialObjectMetadataList;
+g=meta.k8s.io;v=v1`): the audit needs only their namespace, name and labels, so it never fetches or
+holds pod specs (environment variables, commands, images). RBAC cannot express that difference (the
+verb is `list` on `pods` either way); the reduction is in what netguard asks for, see docs/operations.md.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ CILIUM_GROUP = "cilium.io"
 CILIUM_VERSION = "v2"
 NO_CILIUM = "Cilium CRDs not installed: only Kubernetes NetworkPolicies were read"
 PODS_FORBIDDEN = "not allowed to list pods: workloads not available"
+# The metadata API: the list answered as a PartialObjectMetadataList (metadata only, no spec or status).
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 # (apiGroup, resource) pairs load_inventory lists, cluster-wide, verb "list"; pods are optional.
 REQUIRED_PERMISSIONS = (
     ("", "namespaces"),
@@ -298,7 +305,8 @@ def load_inventory(kubeconfig: str | None = None, context: str | None = None, *,
         workloads: tuple[Workload, ...] | None = None
         if include_workloads:
             try:
-                pods = _list(conn, _PODS, core.list_pod_for_all_namespaces)
+                # Metadata only: namespace, name and labels are all the audit reads from a pod.
+                pods = _list(conn, _PODS, core.list_pod_for_all_namespaces, _headers={"Accept": METADATA_LIST})
             except _ApiError as e:
                 if e.status != 403:
                     raise conn.fail(_PODS, e) from None
@@ -573,3 +581,68 @@ def patch_webhook_configurations(name: str, make_patch: Callable[[dict[str, Any]
                     raise _webhook_failure(conn, "PATCH", res, name, e) from None
             results.append(PatchResult(res.kind, name, len(obj.get("webhooks") or []), tuple(ops)))
     return results
+
+
+# -- reading an installation: `netguard doctor` (webhook/doctor.py judges what is read) ---------------------
+#
+# Permissions (the person running it): get on the two webhook configurations, on services and secrets in
+# netguard's namespace, list on discovery.k8s.io endpointslices there, and create on networkpolicies in the
+# namespace the dry-run review uses (dryRun=All: nothing is stored).
+
+
+@dataclass(frozen=True)
+class ApiAnswer:
+    status: int  # HTTP status
+    body: dict[str, Any]  # the decoded JSON object ({} when the answer was not one)
+    warnings: tuple[str, ...]  # Warning headers (admission webhooks' warnings arrive there)
+
+
+class ApiReader:
+    """Raw JSON requests to the API server of a kubeconfig context, for `netguard doctor`.
+
+    An error status is an answer (doctor judges it); ClusterError only when there is no answer at all.
+    """
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None, *,
+                 timeout_seconds: float = 15) -> None:
+        if timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
+        self._client, self.label = _client(kubeconfig, context, in_cluster=False)
+        self.conn = _Conn(host=str(self._client.configuration.host), timeout=float(timeout_seconds))
+
+    def request(self, method: str, path: str, query: list[tuple[str, str]] | None = None,
+                body: dict[str, Any] | None = None) -> ApiAnswer:
+        call = f"{method} {self.conn.host}{path}"
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        params = self._client.param_serialize(method, path, query_params=query or [], header_params=headers,
+                                              body=body, auth_settings=["BearerToken"])
+        try:
+            response = self._client.call_api(*params, _request_timeout=self.conn.timeout)
+            status, data = int(response.status), response.read()
+            raw_headers = response.headers
+        except kubernetes.client.ApiException as e:
+            if not e.status:
+                raise ClusterError(f"cannot reach the API server at {self.conn.host} ({call}): "
+                                   f"{str(e.reason).replace(chr(10), ': ')}") from None
+            status, data, raw_headers = int(e.status), e.body, e.headers
+        except urllib3.exceptions.HTTPError as e:
+            raise ClusterError(f"cannot reach the API server at {self.conn.host} ({call}): "
+                               f"{_transport_reason(e, self.conn.timeout)}") from None
+        try:
+            decoded = json.loads(data or b"")
+        except ValueError:
+            decoded = None
+        if status == 401:
+            raise ClusterError(f"the API server at {self.conn.host} rejected the credentials (401 Unauthorized) "
+                               f"({call}); check the kubeconfig user's token or certificate")
+        warnings: tuple[str, ...] = ()
+        if raw_headers is not None:
+            getlist = getattr(raw_headers, "getlist", None)
+            found = getlist("Warning") if callable(getlist) else [raw_headers.get("Warning")]
+            warnings = tuple(str(w) for w in found if w)
+        return ApiAnswer(status, decoded if isinstance(decoded, dict) else {}, warnings)
+
+    def close(self) -> None:
+        self._client.close()

@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from webhook.model import POLICY_KINDS
 
 KIND_LABELS = frozenset(k.kind for k in POLICY_KINDS)
 CUT_PHASES = ("handshake", "head", "body", "idle_evicted")  # webhook/worker.py
 CACHE_RESULTS = ("hit", "miss", "evict")  # webhook/verdict_cache.py
+CATALOG_FALLBACKS = ("last_good", "none")  # a worker's catalog load failed: it serves the last good one, or stops
 
 
 def kind_label(kind: str) -> str:
@@ -42,6 +43,8 @@ class Metrics:
     shed: Counter
     connections_cut: Counter
     verdict_cache: Counter
+    catalog_load_errors: Counter
+    catalog_last_good: Gauge
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -75,4 +78,13 @@ def create_metrics() -> Metrics:
         verdict_cache=Counter("netguard_verdict_cache_total",
                               "Verdict cache lookups (hit, miss) and entries evicted as least recently used (evict)",
                               ["result"], registry=registry),
+        catalog_load_errors=Counter("netguard_catalog_load_errors_total",
+                                    "Worker starts whose catalog (policies_dir) did not load or compile: fallback "
+                                    "last_good (served the last good catalog) or none (there was none; the worker "
+                                    "stopped)", ["fallback"], registry=registry),
+        # 1 for the revision a live worker serves as the last good catalog because policies_dir is broken; no
+        # series while every worker serves policies_dir (a dead worker's value goes with it: livemax).
+        catalog_last_good=Gauge("netguard_catalog_last_good_revision",
+                                "Workers serving the last good catalog of this revision instead of a broken "
+                                "policies_dir", ["revision"], registry=registry, multiprocess_mode="livemax"),
     )

@@ -211,7 +211,8 @@ class Pipeline:
         namespace = policy.namespace or request.namespace
         name = policy.name or request.name
         granted = exceptions.from_annotation(policy.annotations, self.settings.exception_keys, namespace, name,
-                                             policy.kind)
+                                             policy.kind, obj=request.object, rules=self.settings.exception_tokens,
+                                             today=today)
         labels, notices = self._namespace_labels(namespace, snapshot)
         ctx = decisions.ModeContext(
             namespace=namespace, name=name, kind=policy.kind, namespace_labels=labels,

@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -163,10 +165,7 @@ def load_policy_set(root: str | Path) -> PolicySet:
         guardrails.append(_load_guardrail(folder, validator))
     if not guardrails:
         raise PolicyLoadError(f"{root}: no guardrail folders")
-    digest = hashlib.sha256()
-    for path in _catalog_files(root):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return PolicySet(root=root, guardrails=tuple(guardrails), library=library, revision=digest.hexdigest()[:12])
+    return PolicySet(root=root, guardrails=tuple(guardrails), library=library, revision=_revision_of(root))
 
 
 def _catalog_files(root: Path) -> list[Path]:
@@ -201,6 +200,8 @@ def _load_guardrail(folder: Path, validator: jsonschema.Draft202012Validator) ->
         meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise PolicyLoadError(f"{meta_path}: not valid YAML: {exc}") from None
+    except ValueError as exc:  # an unquoted timestamp that is no real day (2027-02-30)
+        raise PolicyLoadError(f"{meta_path}: not valid YAML: {exc} (quote dates)") from None
     errors = list(validator.iter_errors(meta))
     if errors:
         first = errors[0]
@@ -243,3 +244,70 @@ def resolve_parameters(policies: PolicySet, settings: Settings) -> dict[str, dic
             params[key] = value
         resolved[g.id] = params
     return resolved
+
+
+# The last good catalog (docs/operations.md#readiness-and-the-last-good-catalog). Each gunicorn worker loads and
+# compiles policies_dir when it starts (no preload_app), so a rule file broken on disk after start would stop
+# every worker that restarts, and gunicorn's master stops the whole server when a worker cannot boot. A worker
+# that built a pipeline (compiled and warmed up) copies that catalog's files into a private folder the master
+# made at start ($NETGUARD_LAST_GOOD_CATALOG, mode 0700, removed at exit); a worker that cannot build from
+# policies_dir builds from that copy instead and says so. On disk, not in the master's memory: the master never
+# compiles, so only a worker knows that a catalog compiled, and it must outlive that worker.
+LAST_GOOD_ENV = "NETGUARD_LAST_GOOD_CATALOG"
+_CURRENT = "current"
+_LOCATION = re.compile(r"-->\s*(?P<file>\S+?):(?P<line>\d+):\d+")
+_REGO_ERROR = re.compile(r"^error:\s*(?P<message>.+)$", re.MULTILINE)
+
+
+def error_summary(message: str) -> str:
+    """A catalog error on one line, `<file>:<line>: <error>` when the message locates it (regorus' `--> file:l:c`
+    ... `error: msg`); the first non-empty line of anything else (PolicyLoadError messages start with the file)."""
+    location, error = _LOCATION.search(message), _REGO_ERROR.search(message)
+    if location and error:
+        return f"{location.group('file')}:{location.group('line')}: {error.group('message').strip()}"
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return " ".join(lines[:2]) if lines and lines[0].endswith(":") else (lines[0] if lines else message)
+
+
+def save_last_good(policies: PolicySet, store: str | Path) -> bool:
+    """Keep a copy of this compiled catalog's files as the last good one; False when the files on disk changed
+    since they were loaded (the copy would not be what compiled) or the store cannot be written."""
+    store = Path(store)
+    target = store / policies.revision
+    try:
+        if not target.is_dir():
+            staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store))
+            for path in _catalog_files(policies.root):
+                copy = staging / path.relative_to(policies.root)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, copy)
+            if _revision_of(staging) != policies.revision:  # changed on disk meanwhile
+                shutil.rmtree(staging, ignore_errors=True)
+                return False
+            try:
+                staging.rename(target)
+            except OSError:  # another worker saved the same revision first
+                shutil.rmtree(staging, ignore_errors=True)
+        pointer = store / f".{_CURRENT}-{os.getpid()}"
+        pointer.write_text(policies.revision, encoding="utf-8")
+        pointer.replace(store / _CURRENT)
+    except OSError:
+        return False
+    return True
+
+
+def last_good_root(store: str | Path) -> Path | None:
+    """The folder of the last good catalog saved in `store`, if any."""
+    try:
+        revision = (Path(store) / _CURRENT).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    root = Path(store) / revision
+    return root if revision and root.is_dir() else None
+
+
+def _revision_of(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in _catalog_files(root):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]

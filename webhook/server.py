@@ -12,20 +12,22 @@ import os
 import re
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from webhook import admission, config, logs
+from webhook import admission, attribution, config, logs
 from webhook.admission import ReviewError
 from webhook.decide import engine_failure, engine_failure_kind
+from webhook.engine import EngineError
 from webhook.metrics import CACHE_RESULTS, Metrics, create_metrics, kind_label
 from webhook.model import AdmissionRequest, Decision, Mode, Operation
 from webhook.mutate import patch_for
 from webhook.pipeline import Pipeline, build_pipeline, warm_up
+from webhook.policies import LAST_GOOD_ENV, PolicyLoadError, error_summary, last_good_root, save_last_good
 
 log = logs.get_logger("netguard.server")
 
@@ -33,6 +35,10 @@ log = logs.get_logger("netguard.server")
 # complete request waited for a thread. Without them (another server, Flask's test client) a request
 # counts as an admission-listener request that did not wait.
 LISTENER, QUEUE_WAIT = "netguard.listener", "netguard.queue_wait"
+# Set by webhook/worker.py when server.client_ca is set: the connection's client certificate verified against it,
+# and its subject CN. Without them (no client_ca, another server, Flask's test client) a caller is unauthenticated.
+AUTHENTICATED, CLIENT_CN = "netguard.authenticated", "netguard.client_cn"
+ADMISSION_PATHS = ("/validate", "/mutate")
 ADMISSION_LISTENER, CHECK_LISTENER = "admission", "check"
 CHECK_LISTENER_PATHS = ("/v1/check", "/healthz")
 OVERLOADED = "netguard is overloaded"
@@ -44,10 +50,15 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
     if settings is None:
         settings = pipeline.settings if pipeline else config.load()
     logs.configure(settings.logging.level, settings.logging.format)
-    pipeline = pipeline or build_pipeline(settings, isolate=True)  # regorus in processes: the budget holds
+    catalog: CatalogFallback | None = None
+    if pipeline is None:  # regorus in processes: the budget holds
+        pipeline, catalog = _build_with_last_good(settings)
     if settings.cluster.enabled and pipeline.cluster is None:
         pipeline = _watch_cluster(pipeline, settings)
     metrics = create_metrics()
+    if catalog is not None:  # counted once per worker start on the last good catalog
+        metrics.catalog_load_errors.labels(fallback="last_good").inc()
+        metrics.catalog_last_good.labels(revision=catalog.revision).set(1)
     if pipeline.cache is not None:  # this app's metrics count the cache (the last app made, with a shared pipeline)
         for result in CACHE_RESULTS:
             metrics.verdict_cache.labels(result=result)  # every series present from the start
@@ -81,6 +92,17 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
                                     "port 8444 by default); this port serves admission only")
         return None
 
+    @app.before_request
+    def require_client_certificate() -> Response | None:
+        """With server.client_ca, admission calls only from a caller whose certificate verified (the API server);
+        the TLS handshake accepts callers without one, since the kubelet's probes (/healthz, /readyz) and metrics
+        scrapes on this port present none."""
+        if not settings.server.client_ca or request.path not in ADMISSION_PATHS or _authenticated():
+            return None
+        metrics.bad_requests.labels(status="401").inc()
+        log.warning("admission.unauthenticated", status=401, path=request.path)
+        return _json_error(401, "a client certificate signed by server.client_ca is required for admission calls")
+
     @app.post("/validate")
     def validate() -> Response:
         return _admit(pipeline, metrics, mutate=False)
@@ -108,14 +130,28 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
             status = pipeline.cluster.status()
             log.warning("readiness.failed", error="cluster view not synced yet", watches_down=status["watches_down"])
             return jsonify(status="not ready", error="cluster view not synced yet", cluster=status), 503
+        # Readiness follows engine.on_error: with `allow`, an engine that does not answer (OPA down, every
+        # evaluator busy or failing) is answered by allowing every request with a warning, which is what the
+        # operator chose; a 503 would take every replica out of the Service together and leave the API server's
+        # failurePolicy (Fail) to refuse every change instead. With `deny` the pod is not ready, as before.
+        # A worker serving the last good catalog stays ready and says so (`warnings`, `catalog_error`).
+        warnings = [catalog.notice] if catalog is not None else []
+        details = {"catalog_error": catalog.error} if catalog is not None else {}
         try:
             warm_up(pipeline)
-        except Exception as exc:  # any failure means "do not send me traffic"
-            log.warning("readiness.failed", error=str(exc).splitlines()[0])
-            return jsonify(status="not ready", error=str(exc).splitlines()[0]), 503
+        except Exception as exc:  # any failure means "do not send me traffic", unless failing open is configured
+            failed = _engine_error(exc)
+            error = str(failed or exc).splitlines()[0] if str(failed or exc) else type(exc).__name__
+            if failed is None or pipeline.settings.engine.on_error != "allow":
+                log.warning("readiness.failed", error=error)
+                return jsonify(status="not ready", error=error, warnings=warnings, **details), 503
+            log.warning("readiness.failing_open", error=error, reason=failed.reason)
+            warnings.append(f"engine {failed.reason}; failing open (engine.on_error: allow)")
+            details["engine_error"] = error
         return jsonify(status="ready", engine=pipeline.engine.name, policy_revision=pipeline.revision,
                        guardrails=len(pipeline.policies.guardrails),
-                       cluster=pipeline.cluster.status() if pipeline.cluster is not None else None), 200
+                       cluster=pipeline.cluster.status() if pipeline.cluster is not None else None,
+                       warnings=warnings, **details), 200
 
     @app.get("/metrics")
     def metrics_endpoint() -> Response:
@@ -139,6 +175,59 @@ def create_app(settings: config.Settings | None = None, pipeline: Pipeline | Non
         return jsonify(error="internal error", status=500), 500
 
     return app
+
+
+def _engine_error(exc: BaseException) -> EngineError | None:
+    """The engine failure behind a failed readiness evaluation: warm_up raises PolicyLoadError while handling
+    the EngineError (its `from None` hides it from tracebacks, not from __context__)."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None or isinstance(seen, EngineError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@dataclass(frozen=True)
+class CatalogFallback:
+    """This worker serves the last good catalog because policies_dir did not load or compile when it started."""
+
+    revision: str
+    error: str  # <file>:<line>: <error>
+
+    @property
+    def notice(self) -> str:
+        return f"serving last good catalog {self.revision}; {self.error}"
+
+
+def _build_with_last_good(settings: config.Settings) -> tuple[Pipeline, CatalogFallback | None]:
+    """This worker's pipeline from policies_dir, saved as the last good catalog; or, when policies_dir does not
+    load or compile, from the last good catalog a worker saved before (webhook/policies.py, LAST_GOOD_ENV), with
+    the error logged and counted. Without one (the first start, or outside gunicorn) the error stops the worker
+    as before: `netguard serve` compiled the catalog before starting gunicorn, so that is a change since."""
+    store = os.environ.get(LAST_GOOD_ENV, "")
+    try:
+        pipeline = build_pipeline(settings, isolate=True)
+    except (PolicyLoadError, config.ConfigError) as exc:
+        error = error_summary(str(exc))
+        root = last_good_root(store) if store else None
+        fallback: Pipeline | None = None
+        if root is not None:
+            try:
+                fallback = build_pipeline(replace(settings, policies_dir=str(root)), isolate=True)
+            except (PolicyLoadError, config.ConfigError) as again:
+                log.error("catalog.last_good_failed", error=error_summary(str(again)), last_good=str(root))
+        if fallback is None:
+            log.error("catalog.load_failed", error=error, policies_dir=settings.policies_dir, serving_revision=None)
+            create_metrics().catalog_load_errors.labels(fallback="none").inc()
+            raise
+        log.error("catalog.load_failed", error=error, policies_dir=settings.policies_dir,
+                  serving_revision=fallback.revision, last_good=str(root))
+        return fallback, CatalogFallback(fallback.revision, error)
+    if store and not save_last_good(pipeline.policies, store):
+        log.warning("catalog.last_good_not_saved", revision=pipeline.revision, store=store,
+                    reason="the catalog changed on disk while it was loaded, or the store is not writable")
+    return pipeline, None
 
 
 def _watch_cluster(pipeline: Pipeline, settings: config.Settings) -> Pipeline:
@@ -176,6 +265,8 @@ def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
                                   "retry", settings.engine.on_error, kind="overloaded")
     else:
         decision = _safe_review(pipeline, metrics, review, read_at)
+    if not mutate:
+        decision = attribution.enforce(review, decision)
     revision = pipeline.revision
     if mutate:
         writes = review.operation is not Operation.DELETE and review.object is not None and waited is None
@@ -194,10 +285,16 @@ def _admit(pipeline: Pipeline, metrics: Metrics, mutate: bool) -> Response:
         reason=decision.reason or None, latency_ms=round(elapsed * 1000, 3), policy_revision=revision,
         engine=pipeline.engine.name, patched=bool(body["response"].get("patch")),
         exceptions_used=list(decision.exceptions_used) or None, notices=list(decision.notices) or None,
-        cached=decision.cached,
+        cached=decision.cached, authenticated=_authenticated(),
+        client_cn=request.environ.get(CLIENT_CN) if _authenticated() else None,
     )
     resp = Response(_dumps(body), mimetype="application/json")
     return resp
+
+
+def _authenticated() -> bool:
+    """The caller presented a client certificate that verified against server.client_ca (webhook/worker.py)."""
+    return request.environ.get(AUTHENTICATED) is True
 
 
 def _overloaded(server: config.ServerSettings) -> float | None:

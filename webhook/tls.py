@@ -13,6 +13,14 @@ A load that fails (a half-written file, a certificate whose key has not arrived 
 old context and logs a warning; the next check tries again. Connections already open keep
 their session: a rotation never fails a request in flight. Only a certificate that cannot be
 loaded at start-up stops the server.
+
+Every context gets the same cipher policy: TLS 1.2 or newer; in TLS 1.2 only ECDHE key exchange with
+an AEAD cipher (AES-GCM, ChaCha20-Poly1305), no CBC suite; TLS 1.3 (all AEAD) whenever the client
+offers it, which OpenSSL always prefers. With a client CA (`server.client_ca`, the admission
+listener only) the context asks every client for a certificate and verifies one that is presented
+against that CA, failing the handshake when it does not chain to it (CERT_OPTIONAL: the kubelet's
+probes present none, so a missing certificate is refused per path by the app, not here). The CA
+bundle is watched like the certificate: a new bundle is used from the next handshake.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from typing import Any
 from webhook import logs
 
 MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
+# TLS 1.2 suites: ECDHE + AEAD only. OpenSSL's TLS 1.3 suites (all AEAD) are set apart and not affected.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
 CHECK_INTERVAL = 1.0  # seconds between looks at the files; a renewal is served within this time
 
 FileState = tuple[tuple[int, int, int, int], ...]  # (device, inode, size, mtime_ns) per file
@@ -56,13 +66,16 @@ class ReloadingContext:
     """A server SSLContext that is rebuilt by `build` when the certificate or key file changes.
 
     `build` makes a complete context from the files (gunicorn's default factory: certificate,
-    key, client-certificate settings, ciphers, ALPN); this class adds the TLS 1.2 minimum and
-    the handshake hook. Thread-safe: handshakes run on gunicorn's worker threads.
+    key, client-certificate settings, ciphers, ALPN); this class adds the TLS 1.2 minimum, the
+    cipher policy, the client CA (when given) and the handshake hook. Thread-safe: handshakes run
+    on gunicorn's worker threads.
     """
 
     def __init__(self, cert: str, key: str, build: Callable[[], ssl.SSLContext], *,
-                 interval: float = CHECK_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
-        self._paths = (cert, key)
+                 interval: float = CHECK_INTERVAL, clock: Callable[[], float] = time.monotonic,
+                 client_ca: str = "") -> None:
+        self._paths = (cert, key, client_ca) if client_ca else (cert, key)
+        self._client_ca = client_ca
         self._build = build
         self._interval = interval
         self._clock = clock
@@ -76,6 +89,10 @@ class ReloadingContext:
     def _make(self) -> ssl.SSLContext:
         context = self._build()
         context.minimum_version = MINIMUM_VERSION
+        context.set_ciphers(TLS12_CIPHERS)
+        if self._client_ca:
+            context.load_verify_locations(cafile=self._client_ca)
+            context.verify_mode = ssl.CERT_OPTIONAL  # a certificate presented must verify; none: the app decides
         context.sni_callback = self._on_client_hello
         return context
 
@@ -127,16 +144,39 @@ class ReloadingContext:
             log.warning("tls.certificate_check_failed", error=str(exc) or type(exc).__name__)
 
 
-_contexts: dict[tuple[str, str], ReloadingContext] = {}
+_contexts: dict[tuple[str, str, str], ReloadingContext] = {}
 _contexts_lock = threading.Lock()
 
 
-def server_context(cert: str, key: str, build: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    """The current context for these files in this process (gunicorn asks once per connection)."""
-    reloading = _contexts.get((cert, key))
+def server_context(cert: str, key: str, build: Callable[[], ssl.SSLContext], client_ca: str = "") -> ssl.SSLContext:
+    """The current context for these files in this process (gunicorn asks once per connection); with
+    `client_ca`, one that verifies the client certificates presented against it (a context of its own)."""
+    reloading = _contexts.get((cert, key, client_ca))
     if reloading is None:
         with _contexts_lock:
-            reloading = _contexts.get((cert, key))
+            reloading = _contexts.get((cert, key, client_ca))
             if reloading is None:
-                reloading = _contexts[(cert, key)] = ReloadingContext(cert, key, build)
+                reloading = _contexts[(cert, key, client_ca)] = ReloadingContext(cert, key, build, client_ca=client_ca)
     return reloading.current()
+
+
+def check_client_ca(path: str) -> None:
+    """server.client_ca loads as a bundle with at least one CA certificate; a ConfigError naming it if not."""
+    from webhook.config import ConfigError
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"server.client_ca: cannot load {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not context.cert_store_stats().get("x509_ca"):
+        raise ConfigError(f"server.client_ca: {path} holds no CA certificate (basicConstraints CA:TRUE)")
+
+
+def client_common_name(peer: dict[str, Any] | None) -> str | None:
+    """The subject CN of a verified peer certificate (ssl.SSLSocket.getpeercert()), None without one."""
+    for rdn in (peer or {}).get("subject", ()):
+        for attr, value in rdn:
+            if attr == "commonName":
+                return str(value)
+    return None

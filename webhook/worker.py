@@ -26,6 +26,12 @@ a complete request waited for a thread reaches the app as `netguard.queue_wait` 
 server.py), and the listener as `netguard.listener`: POST /v1/check has its own listener and
 thread pool (`server.check_bind`, `server.check.threads`), so it never takes admission's threads.
 
+With `server.client_ca`, the admission listener's TLS context verifies client certificates against
+that CA (webhook/tls.py; the check listener's does not ask). A certificate that does not verify fails
+the handshake; one that does is recorded on the connection, and each of its requests reaches the app
+with `netguard.authenticated` True and `netguard.client_cn` (the subject's CN). Without a certificate
+the handshake succeeds (the kubelet's probes have none) and the app refuses admission paths.
+
 It also keeps the open-connection count right, so SIGTERM drains: gunicorn 27 counted one
 connection twice when a handshake met EOF, and a negative count ended the worker at once.
 """
@@ -52,7 +58,7 @@ from gunicorn.sock import ssl_context
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn
 from gunicorn.workers.gthread import ThreadWorker as _GthreadWorker
 
-from webhook import config, spread
+from webhook import config, spread, tls
 
 MAX_HEAD_BYTES = 64 * 1024  # a request head longer than this is refused (431) before any thread sees it
 POLL_INTERVAL = 0.2  # deadlines are enforced within this much
@@ -132,6 +138,23 @@ class _Conn(TConn):  # type: ignore[misc]  # gunicorn ships no type hints
         self.queued_at = 0.0
         self.drained = 0
         self.events = selectors.EVENT_READ
+        self.authenticated = False  # a client certificate verified against server.client_ca
+        self.client_cn: str | None = None
+
+
+class _ListenerConf:
+    """gunicorn's configuration with another ssl_context hook: gunicorn.sock.ssl_context builds its default
+    factory from it and hands that to the hook, as for the listener gunicorn knows about."""
+
+    def __init__(self, cfg: Any, client_ca: str) -> None:
+        self._cfg = cfg
+        self._client_ca = client_ca
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cfg, name)
+
+    def ssl_context(self, conf: Any, default_ssl_context_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        return tls.server_context(conf.certfile, conf.keyfile, default_ssl_context_factory, client_ca=self._client_ca)
 
 
 class _App:
@@ -149,6 +172,8 @@ class _App:
         if conn is not None:
             environ["netguard.listener"] = conn.listener
             environ["netguard.queue_wait"] = max(0.0, self._local.started - conn.queued_at)
+            environ["netguard.authenticated"] = conn.authenticated
+            environ["netguard.client_cn"] = conn.client_cn
         result: Iterable[bytes] = self.app(environ, start_response)
         return result
 
@@ -163,6 +188,8 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
         self.worker_connections = server.max_connections
         self.max_keepalived = server.max_idle_connections
         self._check_port = _port(server.check_bind) if server.check_bind else None
+        # The admission listener's TLS with client certificates (server.client_ca); None: gunicorn's, as is.
+        self._client_auth_cfg = _ListenerConf(self.cfg, server.client_ca) if server.client_ca else None
         self._idle: dict[_Conn, None] = {}  # oldest first (insertion order)
         self._loop: set[_Conn] = set()  # handshake, head and linger phases
         self._local = threading.local()
@@ -179,6 +206,13 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
             self.check_pool = futures.ThreadPoolExecutor(max_workers=self.limits.check.threads,
                                                          thread_name_prefix="check")
         super().init_process()
+
+    def _ssl_context(self, listener: str) -> ssl.SSLContext:
+        """The context for a new connection: the admission listener's verifies client certificates when
+        server.client_ca is set; the check listener's never asks for one."""
+        cfg = self._client_auth_cfg if listener == ADMISSION and self._client_auth_cfg is not None else self.cfg
+        context: ssl.SSLContext = ssl_context(cfg)
+        return context
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -225,7 +259,7 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
         now = time.monotonic()
         try:
             if self.cfg.is_ssl:
-                conn.sock = ssl_context(self.cfg).wrap_socket(
+                conn.sock = self._ssl_context(kind).wrap_socket(
                     client_sock, server_side=True, do_handshake_on_connect=False,
                     suppress_ragged_eofs=self.cfg.suppress_ragged_eofs)
                 conn.deadline = now + self.limits.handshake_timeout_seconds
@@ -284,6 +318,10 @@ class ThreadWorker(_GthreadWorker):  # type: ignore[misc]  # gunicorn ships no t
         try:
             if conn.phase == HANDSHAKE:
                 conn.sock.do_handshake()
+                if conn.listener == ADMISSION and self._client_auth_cfg is not None:
+                    # CERT_OPTIONAL: a certificate presented has verified (else the handshake failed); None: none.
+                    peer = conn.sock.getpeercert()
+                    conn.authenticated, conn.client_cn = bool(peer), tls.client_common_name(peer)
                 self._start_parser(conn)
                 self._to_idle(conn)
             while True:

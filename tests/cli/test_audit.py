@@ -130,7 +130,7 @@ def test_a_decision_log_is_summarised_and_names_who_changed_an_object(manifests:
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     def line(**fields: object) -> str:
         base = {"event": "admission.decision", "endpoint": "validate", "kind": "NetworkPolicy",
-                "operation": "CREATE", "allowed": True, "verdict": "allowed", "modes": {}}
+                "operation": "CREATE", "allowed": True, "verdict": "allowed", "modes": {}, "authenticated": True}
         return json.dumps({**base, **fields})
 
     log = tmp_path / "decisions.jsonl"
@@ -140,16 +140,22 @@ def test_a_decision_log_is_summarised_and_names_who_changed_an_object(manifests:
         line(timestamp="2026-11-02T10:00:00Z", namespace="team-a", name="allow-all", user="mallory",
              allowed=False, verdict="denied", modes={"no-allow-all-egress@spec.egress[0]": "enforce(default)"}),
         line(timestamp="2025-01-01T00:00:00Z", namespace="team-a", name="old", user="x", verdict="denied"),
+        # Posted to the port by someone without the API server's client certificate (or before server.client_ca).
+        line(timestamp="2026-11-03T10:00:00Z", namespace="team-b", name="web", user="eve", authenticated=False),
         "not json",
     ]) + "\n")
     report = json.loads(audit(["--from", str(manifests), "--format", "json", "--decisions", str(log),
                                "--since", "2026-10-01"], capsys))
     decisions = report["decisions"]
     assert decisions["total"] == 2 and decisions["denied"] == 1 and decisions["warned"] == 1
-    assert decisions["malformed_lines"] == 1
-    assert decisions["by_requester"]["mallory"]["denied"] == 1
+    assert decisions["malformed_lines"] == 1 and decisions["unauthenticated_lines"] == 1
+    assert decisions["by_requester"]["mallory"]["denied"] == 1 and "eve" not in decisions["by_requester"]
     web = [f for f in report["findings"] if f["name"] == "web"]
     assert web and {f["last_changed_by"] for f in web} == {"carol"}  # from the log: no annotation on it
+    everything = json.loads(audit(["--from", str(manifests), "--format", "json", "--decisions", str(log),
+                                   "--since", "2026-10-01", "--include-unauthenticated"], capsys))
+    assert everything["decisions"]["total"] == 3 and everything["decisions"]["by_requester"]["eve"]["warned"] == 0
+    assert {f["last_changed_by"] for f in everything["findings"] if f["name"] == "web"} == {"eve"}
 
 
 def test_baseline_output_passes_check_and_clears_the_namespace_figure(manifests: Path, tmp_path: Path,
@@ -206,3 +212,56 @@ def test_an_unreachable_cluster_is_a_clear_error(tmp_path: Path, capsys: pytest.
         "users": [{"name": "x", "user": {"token": "t"}}]}))
     assert main(["audit", "--kubeconfig", str(kubeconfig)]) == 2
     assert "127.0.0.1:1" in capsys.readouterr().err
+
+
+PLATFORM_CCNP = """\
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata:
+  name: baseline-dns
+  annotations: {netguard.io/last-modified-by: root}
+spec:
+  endpointSelector: {}
+  egress:
+    - toEndpoints:
+        - matchLabels: {k8s:io.kubernetes.pod.namespace: kube-system, k8s-app: kube-dns}
+      toPorts:
+        - ports: [{port: "53", protocol: ANY}]
+"""
+
+
+def restricted(report: dict[str, object]) -> list[dict[str, str]]:
+    findings = report["findings"]
+    assert isinstance(findings, list)
+    return [f for f in findings if f["rule"] == "cluster-scoped-policy-restricted"]
+
+
+def test_an_annotation_never_makes_the_platform_but_the_decision_log_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A client writes last-modified-by; the API server's userInfo (in the decision log) is what counts."""
+    root = tmp_path / "cluster"
+    root.mkdir()
+    (root / "ccnp.yaml").write_text(PLATFORM_CCNP)
+    config = tmp_path / "netguard.yaml"
+    config.write_text("platform:\n  users: [root]\n")  # the annotation names a platform user
+    alone = json.loads(audit(["--from", str(root), "--format", "json", "--config", str(config)], capsys))
+    found = restricted(alone)
+    assert found and found[0]["last_changed_by"] == "root" and found[0]["last_changed_from"] == "annotation"
+
+    log = tmp_path / "decisions.jsonl"
+    log.write_text(json.dumps({
+        "event": "admission.decision", "endpoint": "validate", "kind": "CiliumClusterwideNetworkPolicy",
+        "operation": "CREATE", "allowed": True, "verdict": "allowed", "modes": {}, "namespace": None,
+        "name": "baseline-dns", "user": "root", "groups": ["system:authenticated"],
+        "timestamp": "2026-11-01T10:00:00Z", "authenticated": True}) + "\n")
+    logged = json.loads(audit(["--from", str(root), "--format", "json", "--decisions", str(log),
+                               "--config", str(config)], capsys))
+    assert restricted(logged) == []  # the platform, as the API server authenticated it
+
+
+def test_an_unknown_last_modifier_is_judged_as_an_app_team(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "cluster"
+    root.mkdir()
+    (root / "ccnp.yaml").write_text(PLATFORM_CCNP.replace("  annotations: {netguard.io/last-modified-by: root}\n", ""))
+    found = restricted(json.loads(audit(["--from", str(root), "--format", "json"], capsys)))
+    assert found and found[0]["last_changed_by"] == "unknown" and found[0]["last_changed_from"] == ""

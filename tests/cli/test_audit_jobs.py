@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("audit-jobs")
     key = Ed25519PrivateKey.generate()
     token = exceptions.sign(key, "sec", rules=["no-allow-all-egress"], namespace="ns-*", name="exc-*",
-                            expires=date(2099, 12, 31), reason="approved", ticket="SEC-7")
+                            kind="NetworkPolicy", expires=date.today() + timedelta(days=60), reason="approved",
+                            ticket="SEC-7")
     write_corpus(base / "manifests", token)
     config = base / "netguard.yaml"
     config.write_text(json.dumps({

@@ -89,3 +89,20 @@ def test_certs_generate_prints_the_ca_bundle_and_refuses_to_overwrite(tmp_path: 
     assert (out / "tls.key").read_bytes() == before
     assert main(["certs", "generate", "--out", str(out), "--force"]) == 0
     assert (out / "tls.key").read_bytes() != before
+
+
+def test_certs_generate_force_never_follows_a_symlink_and_leaves_keys_0600(tmp_path: Path) -> None:
+    import stat
+
+    out = tmp_path / "c"
+    out.mkdir()
+    target = tmp_path / "elsewhere.key"
+    (out / "tls.key").symlink_to(target)  # dangling
+    (out / "ca.key").write_text("old")
+    (out / "ca.key").chmod(0o644)
+    assert main(["certs", "generate", "--out", str(out)]) == 2
+    assert not target.exists()
+    assert main(["certs", "generate", "--out", str(out), "--force"]) == 0
+    assert not target.exists() and not (out / "tls.key").is_symlink()
+    for name in ("tls.key", "ca.key"):
+        assert stat.S_IMODE((out / name).lstat().st_mode) == 0o600

@@ -128,7 +128,7 @@ def test_the_csv_has_a_header_and_one_row_per_finding() -> None:
     text = render_csv(report())
     reader = csv.DictReader(io.StringIO(text, newline=""))
     assert reader.fieldnames == ["namespace", "kind", "name", "rule", "severity", "mode", "path", "message", "fix",
-                                 "last_changed_by", "source", "line"]
+                                 "last_changed_by", "source", "line", "last_changed_from"]
     rows = list(reader)
     assert [(r["namespace"], r["name"], r["rule"], r["mode"]) for r in rows] == [
         (f.namespace, f.name, f.rule, f.mode) for f in FINDINGS]
@@ -136,7 +136,7 @@ def test_the_csv_has_a_header_and_one_row_per_finding() -> None:
                        "rule": "no-allow-all-egress", "severity": "high", "mode": "enforce", "path": "spec.egress[0]",
                        "message": "allows egress to every destination on every port",
                        "fix": "name the destinations this workload calls", "last_changed_by": "alice@example.com",
-                       "source": "policies/payments.yaml", "line": "12"}
+                       "source": "policies/payments.yaml", "line": "12", "last_changed_from": ""}
 
 
 def test_csv_fields_with_quotes_commas_and_newlines_are_quoted_as_rfc_4180_says() -> None:

@@ -110,7 +110,7 @@ def signing() -> tuple[Ed25519PrivateKey, dict[str, Any]]:
 
 def token(key: Ed25519PrivateKey, **kw: Any) -> str:
     grant = {"rules": [RULE], "namespace": "team-a", "name": "web", "expires": date(2026, 12, 31),
-             "reason": "approved", "ticket": "SEC-3", **kw}
+             "reason": "approved", "ticket": "SEC-3", "kind": "NetworkPolicy", "issued": TODAY, **kw}
     return exceptions.sign(key, "sec", **grant)
 
 
@@ -153,7 +153,7 @@ def test_a_token_copied_to_another_policy_or_namespace_does_not_apply(signing: A
                 policy(namespace="team-b", annotations={exceptions.ANNOTATION: token(key)})):
         decision = review(p, obj)
         assert decision.verdict is Verdict.DENIED
-        assert any("was granted for policy team-a/web" in n for n in decision.notices)
+        assert any("was granted for NetworkPolicy team-a/web" in n for n in decision.notices)
 
 
 def test_an_expired_token_no_longer_applies(signing: Any) -> None:

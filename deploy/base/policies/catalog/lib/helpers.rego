@@ -6,13 +6,19 @@ import rego.v1
 
 # Allow rules of one direction that take effect: Kubernetes rules of a direction that
 # policyTypes leaves out, and Cilium rules that select no traffic, allow nothing.
-allow_rules(direction) := [rule |
-	some rule in input.policy.rules
-	rule.direction == direction
-	rule.action == "allow"
-	rule.effective
-	not rule.matches_nothing
-]
+allow_rules(direction) := object.get(allowing, direction, [])
+
+# Computed once per evaluation (a rule without arguments is evaluated once; a function is evaluated at each call).
+allowing := {direction: rules |
+	some direction in ["ingress", "egress"]
+	rules := [rule |
+		some rule in input.policy.rules
+		rule.direction == direction
+		rule.action == "allow"
+		rule.effective
+		not rule.matches_nothing
+	]
+}
 
 peer_word(direction) := "to" if direction == "egress"
 
@@ -49,12 +55,18 @@ requester_is_platform if input.requester.platform
 requester_name := sprintf("%s", [input.requester.username])
 
 # Every rule of the policy in one direction that allows something.
-rules_in(direction) := [rule |
-	some rule in input.policy.rules
-	rule.direction == direction
-	rule.effective
-	not rule.matches_nothing
-]
+rules_in(direction) := object.get(in_effect, direction, [])
+
+# Once per evaluation, as `allowing`.
+in_effect := {direction: rules |
+	some direction in ["ingress", "egress"]
+	rules := [rule |
+		some rule in input.policy.rules
+		rule.direction == direction
+		rule.effective
+		not rule.matches_nothing
+	]
+}
 
 # A peer's label pinned to one value by its pod (endpoint) selector.
 pins(selector, key, value) if {

@@ -7,12 +7,13 @@ max_span := m if {
 } else := 1024
 
 # Rules that allow everything (every peer on every port) are reported by the allow-all
-# guardrails; here only the ports of otherwise narrower rules are judged.
-candidate_rules contains rule if {
+# guardrails; here only the ports of otherwise narrower rules are judged. A list, not a set: a set of
+# rule objects compares whole rules with each other (three times the cost of the whole guardrail).
+candidate_rules := [rule |
 	some direction in ["ingress", "egress"]
 	some rule in data.netguard.lib.allow_rules(direction)
 	not rule.facts.allows_everything
-}
+]
 
 # A written range wider than max_span. Entries that are every port (no port, port 0, 1-65535)
 # make the whole rule "every port" and are judged below, towards other namespaces.
