@@ -30,6 +30,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from webhook.kube import ApiAnswer
+from webhook.selectors import parse_selector
+from webhook.shape import ShapeError
 
 VALIDATING, MUTATING = "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"
 PLURALS = {VALIDATING: "validatingwebhookconfigurations", MUTATING: "mutatingwebhookconfigurations"}
@@ -157,52 +159,34 @@ def _per_webhook(found: Installation, name: str, judge: Callable[[str, dict[str,
     return Check(name, True, good)
 
 
-def check_failure_policies(found: Installation) -> Check:
+def _expect(field: str, index: int, default: Any) -> Callable[[str, dict[str, Any]], str | None]:
+    """A judge of one webhook field against EXPECTED[kind][index]; `default` is the API server's."""
     def judge(kind: str, webhook: dict[str, Any]) -> str | None:
-        expected = EXPECTED[kind][0]
-        actual = webhook.get("failurePolicy", "Fail")  # the API server's default
-        if actual != expected:
-            return f"{webhook.get('name')} has failurePolicy {actual}, expected {expected}"
-        return None
+        expected, actual = EXPECTED[kind][index], webhook.get(field, default)
+        return None if actual == expected else f"{webhook.get('name')} has {field} {actual}, expected {expected}"
+    return judge
 
-    return _per_webhook(found, "failure-policy", judge, "validating Fail (fails closed), mutating Ignore",
+
+def check_failure_policies(found: Installation) -> Check:
+    return _per_webhook(found, "failure-policy", _expect("failurePolicy", 0, "Fail"),
+                        "validating Fail (fails closed), mutating Ignore",
                         "set failurePolicy back (validating Fail: guardrails that silently disappear are worse "
                         f"than a paused change; mutating Ignore: annotations are only a record), e.g. {APPLY}")
 
 
 def check_timeouts(found: Installation) -> Check:
-    def judge(kind: str, webhook: dict[str, Any]) -> str | None:
-        expected = EXPECTED[kind][1]
-        actual = webhook.get("timeoutSeconds", 10)
-        if actual != expected:
-            return f"{webhook.get('name')} has timeoutSeconds {actual}, expected {expected}"
-        return None
-
-    return _per_webhook(found, "timeouts", judge, "validating 5 s, mutating 3 s",
+    return _per_webhook(found, "timeouts", _expect("timeoutSeconds", 1, 10), "validating 5 s, mutating 3 s",
                         "set timeoutSeconds as shipped (netguard answers within engine.budget_seconds, 2 s, "
                         f"below them; docs/operations.md), e.g. {APPLY}")
 
 
 def selects(selector: Any, labels: Mapping[str, str]) -> bool:
-    """A label selector applied as the API server applies a namespaceSelector (missing or empty: everything)."""
-    if not isinstance(selector, dict):
+    """A namespaceSelector applied as the API server applies it (missing or empty: every namespace). One the
+    API server would not have stored counts as selecting: the worst case for a lock-out check."""
+    try:
+        return parse_selector(selector, "namespaceSelector").matches(labels)
+    except ShapeError:
         return True
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for requirement in selector.get("matchExpressions") or []:
-        key, operator = requirement.get("key"), requirement.get("operator")
-        values = requirement.get("values") or []
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True
 
 
 def check_namespace_selectors(found: Installation) -> Check:
