@@ -17,6 +17,8 @@ RUN python -m venv /opt/netguard/venv
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY webhook/ webhook/
+# The wheel carries the catalog (webhook/catalog, pyproject.toml); the image still serves /etc/netguard/policies.
+COPY policies/ policies/
 RUN /opt/netguard/venv/bin/pip install -c constraints.txt . \
  && /opt/netguard/venv/bin/pip uninstall --yes pip setuptools wheel
 
@@ -41,5 +43,9 @@ WORKDIR /
 # Numeric, so Kubernetes can verify runAsNonRoot without reading /etc/passwd.
 USER 65532:65532
 EXPOSE 8443 8444
-# Validates the configuration and compiles every policy, then execs gunicorn (webhook/gunicorn_conf.py).
-ENTRYPOINT ["netguard", "serve"]
+# The image is the netguard command: by default `netguard serve`, which validates the configuration and
+# compiles every policy, then execs gunicorn (webhook/gunicorn_conf.py); any other subcommand given to
+# `docker run IMAGE ...` replaces CMD, e.g. `docker run --rm -v "$PWD:/src" IMAGE check /src`, and reads
+# the same catalog and configuration through the ENV above.
+ENTRYPOINT ["netguard"]
+CMD ["serve"]

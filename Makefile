@@ -1,10 +1,14 @@
 # The two commands: `make run` and `make test`. Everything else is a helper they call.
-PYTHON ?= python3.11
+# The first Python >= 3.11 on PATH, newest first; `make PYTHON=/path/to/python3.12 ...` overrides it. Each candidate
+# is run, not just looked up: a pyenv shim for a version that is not selected is on PATH but fails. Only the venv is
+# made with it (and deploy-policies, pin-images, lock); everything else runs .venv/bin/python.
+PYTHON_CANDIDATES := python3.14 python3.13 python3.12 python3.11 python3
+PYTHON ?= $(or $(firstword $(foreach p,$(PYTHON_CANDIDATES),$(shell $(p) -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && echo $(p)))),$(error no Python >= 3.11 on PATH (tried $(PYTHON_CANDIDATES)): install one or run make PYTHON=/path/to/python3.11))
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv certs lint typecheck bench bench-hostile lock clean deploy-policies fuzz pin-images
+.PHONY: run test venv certs lint typecheck bench bench-hostile lock clean deploy-policies fuzz pin-images wheel
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +41,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check webhook tests bench deploy
 	$(BIN)/mypy
 
+## dist/netguard-<version>-py3-none-any.whl, with the catalog inside (webhook/catalog): `pip install dist/netguard-*.whl`.
+## build/ first goes: setuptools reuses it, and a guardrail deleted from policies/ would stay in the wheel.
+wheel: $(STAMP)
+	rm -rf build dist
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+
 ## Copy policies/ into deploy/base/policies/ and regenerate the ConfigMap and volume files (a test fails when stale).
 deploy-policies:
 	$(PYTHON) deploy/sync_policies.py
@@ -61,4 +71,4 @@ lock:
 	rm -rf .lockvenv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info build dist

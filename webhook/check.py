@@ -23,6 +23,9 @@ POLICY_KIND_NAMES = frozenset(k.kind for k in POLICY_KINDS)
 DEFAULT_USER = "netguard-check"
 DEFAULT_GROUPS = ("system:authenticated",)
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
+# --fail-on: the modes whose findings fail a check (exit EXIT_FINDINGS). "warn" fails on warnings as well, with the
+# same exit code as enforce findings: CI needs one "findings" code, the report tells which kind they are.
+FAIL_ON = {"enforce": (Mode.ENFORCE,), "warn": (Mode.ENFORCE, Mode.WARN)}
 
 
 @dataclass(frozen=True)
@@ -74,15 +77,17 @@ class CheckReport:
     revision: str
     engine: str
     rules: tuple[Any, ...] = field(default=())  # the guardrails, for SARIF rule metadata
+    fail_on: str = "enforce"  # a key of FAIL_ON (--fail-on)
 
     def count(self, mode: Mode) -> int:
         return sum(1 for r in self.results for f in r.findings if f.applied.mode is mode)
 
     @property
     def exit_code(self) -> int:
+        """EXIT_INPUT for an unreadable document, else EXIT_FINDINGS for a finding in a --fail-on mode, else 0."""
         if self.errors:
             return EXIT_INPUT
-        return EXIT_FINDINGS if self.count(Mode.ENFORCE) else EXIT_OK
+        return EXIT_FINDINGS if any(self.count(mode) for mode in FAIL_ON[self.fail_on]) else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,7 +96,7 @@ class CheckReport:
                         "policies": len(self.results), "skipped": self.skipped, "errors": len(self.errors),
                         "denied": sum(1 for r in self.results if r.decision.verdict is Verdict.DENIED),
                         "enforce": self.count(Mode.ENFORCE), "warn": self.count(Mode.WARN),
-                        "audit": self.count(Mode.AUDIT), "exit_code": self.exit_code},
+                        "audit": self.count(Mode.AUDIT), "exit_code": self.exit_code, "fail_on": self.fail_on},
             "results": [r.to_json() for r in self.results],
             "errors": [{"source": e.source, "line": e.line, "column": e.col, "message": e.message}
                        for e in self.errors],

@@ -7,38 +7,53 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from typing import Any
 
-from webhook.check import CheckReport
+from webhook.check import FAIL_ON, CheckReport
 from webhook.model import Mode
+from webhook.terminal import PLAIN, Paint
 
 LEVEL = {Mode.ENFORCE: "error", Mode.WARN: "warning", Mode.AUDIT: "note"}
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://github.com/netguard/netguard"
 
 
-def render_text(report: CheckReport) -> str:
-    """`path:LINE:COL: error[rule] message` then the fix, like a compiler."""
+def render_text(report: CheckReport, *, paint: Paint = PLAIN, quiet: bool = False) -> str:
+    """`path:LINE:COL: error[rule] message` then the fix, like a compiler.
+
+    `paint` colours the level (error red, warning yellow, note dim) on a terminal; stripped of its codes
+    the text is the same. `quiet` leaves out the summary line: only findings, notices and input errors.
+    """
     out: list[str] = []
+    style = {"error": paint.error, "warning": paint.warning, "note": paint.note}
     for err in report.errors:
-        out.append(f"{err.source}:{err.line}:{err.col}: error[input] {err.message}")
+        out.append(f"{err.source}:{err.line}:{err.col}: {paint.error('error[input]')} {err.message}")
     for result in report.results:
         for f in result.findings:
             finding = f.applied.finding
             level = LEVEL.get(f.applied.mode, "note")
             mode = f"{f.applied.mode.value}: {f.applied.reason}"
-            out.append(f"{result.document.source}:{f.line}:{f.column}: {level}[{finding.rule}] "
+            out.append(f"{result.document.source}:{f.line}:{f.column}: {style[level](f'{level}[{finding.rule}]')} "
                        f"{finding.path}: {finding.message} ({result.label}; {mode})")
             if finding.fix:
-                out.append(f"  fix: {finding.fix}")
+                out.append(f"  {paint.bold('fix:')} {finding.fix}")
         for notice in result.decision.notices:
-            out.append(f"{result.document.source}:{result.document.line}:1: note[netguard] {notice}")
+            out.append(f"{result.document.source}:{result.document.line}:1: {paint.note('note[netguard]')} {notice}")
+    if quiet:
+        return "\n".join(out) + "\n" if out else ""
     errors, warnings = report.count(Mode.ENFORCE), report.count(Mode.WARN)
-    out.append(f"{_n(errors, 'error')}, {_n(warnings, 'warning')}, {_n(report.count(Mode.AUDIT), 'note')} in "
+    out.append(f"{_count(paint.error, errors, 'error')}, {_count(paint.warning, warnings, 'warning')}, "
+               f"{_n(report.count(Mode.AUDIT), 'note')} in "
                f"{_n(len(report.results), 'policy', 'policies')}"
-               + (f"; {_n(len(report.errors), 'unreadable document')}" if report.errors else "")
+               + (f"; {paint.error(_n(len(report.errors), 'unreadable document'))}" if report.errors else "")
                + (f"; {report.skipped} other document(s) skipped" if report.skipped else ""))
     return "\n".join(out) + "\n"
+
+
+def _count(style: Callable[[str], str], count: int, word: str) -> str:
+    """A count in the summary, coloured only when it is not zero."""
+    return style(_n(count, word)) if count else _n(count, word)
 
 
 def _n(count: int, word: str, plural: str | None = None) -> str:
@@ -101,7 +116,9 @@ def render_sarif(report: CheckReport) -> str:
 
 
 def render_junit(report: CheckReport) -> str:
-    """One testsuite per source file, one testcase per policy; enforce findings fail it."""
+    """One testsuite per source file, one testcase per policy; findings in a mode that fails the check
+    (enforce; with --fail-on warn also warn) fail it, so the CI's test summary agrees with the exit code."""
+    failing = FAIL_ON[report.fail_on]
     suites = ET.Element("testsuites", name="netguard")
     by_source: dict[str, list[Any]] = {}
     for result in report.results:
@@ -114,13 +131,13 @@ def render_junit(report: CheckReport) -> str:
         failures = errors = 0
         for result in results:
             case = ET.SubElement(suite, "testcase", classname=source, name=result.label)
-            enforced = [f for f in result.findings if f.applied.mode is Mode.ENFORCE]
+            enforced = [f for f in result.findings if f.applied.mode in failing]
             if enforced:
                 failures += 1
                 text = "\n".join(f"{source}:{f.line}:{f.column}: {f.applied.line()}" for f in enforced)
                 ET.SubElement(case, "failure", message=f"{len(enforced)} guardrail violation(s)",
                               type="netguard").text = text
-            others = [f for f in result.findings if f.applied.mode is not Mode.ENFORCE]
+            others = [f for f in result.findings if f.applied.mode not in failing]
             if others:
                 ET.SubElement(case, "system-out").text = "\n".join(
                     f"{source}:{f.line}:{f.column}: {f.applied.mode.value}: {f.applied.line()}" for f in others)

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """The `netguard` command: serve, certs, and (later) check, audit.
 
 Thin: parses arguments, calls the library, maps errors to exit codes (0 ok, 1 findings,
@@ -21,10 +22,58 @@ from webhook.model import POLICY_KINDS
 from webhook.policies import PolicyLoadError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+POLICIES_HELP = ("guardrail catalog folder (default: $NETGUARD_POLICIES_DIR, else policies_dir in the configuration, "
+                 "else the catalog installed with netguard; `netguard policies path` shows which)")
+
+
+class _Version(argparse.Action):
+    """--version: computed only when asked (it hashes the catalog), printed like argparse's version action."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=kwargs.get("help"))
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(version_line())
+        parser.exit()
+
+
+def package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("netguard")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def version_line() -> str:
+    """`netguard 0.1.0 (catalog 19deb87af1dc)`: the package and the revision of the catalog commands use by
+    default; where that catalog is not the packaged one, where it comes from too."""
+    from webhook.policies import catalog_revision
+
+    try:
+        settings = config.load()
+        catalog = f"catalog {catalog_revision(settings.policies_dir)}"
+        if settings.policies_from != config.POLICIES_PACKAGED:
+            catalog += f" from {settings.policies_from}"
+    except (config.ConfigError, PolicyLoadError, OSError) as exc:
+        catalog = f"catalog unavailable: {exc}"
+    return f"netguard {package_version()} ({catalog})"
+
+
+def _settings(args: argparse.Namespace) -> config.Settings:
+    """The configuration (--config or $NETGUARD_CONFIG) with the catalog every command uses: --policies, else
+    $NETGUARD_POLICIES_DIR, else the configuration's policies_dir, else the catalog packaged with netguard."""
+    settings = config.load(getattr(args, "config", None))
+    if getattr(args, "policies", None):
+        settings = config.with_overrides(settings, policies_dir=args.policies, policies_from=config.POLICIES_FROM_FLAG)
+    return settings
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netguard", description="Network policy guardrails for Kubernetes")
+    parser.add_argument("--version", action=_Version, help="print netguard's version and the catalog's revision")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the admission webhook (gunicorn, TLS)")
@@ -57,8 +106,11 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--user", default="netguard-check", help="evaluate as this requester")
     chk.add_argument("--group", action="append", help="requester group (repeatable)")
     chk.add_argument("--config", help="configuration file (default: $NETGUARD_CONFIG)")
+    chk.add_argument("--policies", metavar="DIR", help=POLICIES_HELP)
     chk.add_argument("--format", choices=["text", "json", "sarif", "junit"], default="text")
     chk.add_argument("--output", "-o", type=Path, help="write the report to this file instead of stdout")
+    chk.add_argument("--fail-on", choices=["enforce", "warn"], default="enforce",
+                     help="exit 1 on enforce findings (default), or on warnings too (warn)")
 
     exp = sub.add_parser("explain", help="what a policy really allows, in plain English")
     exp.add_argument("paths", nargs="*", default=["-"], help="files or folders; - for stdin")
@@ -77,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     aud.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
     aud.add_argument("--context", help="kubeconfig context")
     aud.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
+    aud.add_argument("--namespace", "-n", metavar="NS",
+                     help="only this namespace: its policies, workloads and posture (clusterwide policies are kept, "
+                          "since they apply to it too)")
     aud.add_argument("--no-workloads", action="store_true", help="do not list pods")
     aud.add_argument("--decisions", type=Path, help="the webhook's decision log (JSON lines)")
     aud.add_argument("--since", help="decision log period start (ISO 8601)")
@@ -85,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="also count decision log lines whose caller was not authenticated with a client "
                           "certificate (server.client_ca); anyone reaching the port can write those")
     aud.add_argument("--config", help="configuration file (default: $NETGUARD_CONFIG)")
+    aud.add_argument("--policies", metavar="DIR", help=POLICIES_HELP)
     aud.add_argument("--format", choices=["html", "json", "csv", "markdown", "policyreport"], default="markdown")
     aud.add_argument("--output", "-o", type=Path, help="write the report to this file instead of stdout")
     aud.add_argument("--jobs", "-j", type=_jobs, metavar="N",
@@ -104,12 +160,16 @@ def _parser() -> argparse.ArgumentParser:
     pol = sub.add_parser("policies", help="the guardrail catalog")
     pol_sub = pol.add_subparsers(dest="policies_command", required=True)
     ptest = pol_sub.add_parser("test", help="run every guardrail's Rego unit tests and sample manifests")
-    ptest.add_argument("--policies", default="policies", help="policies folder")
+    ptest.add_argument("--policies", metavar="DIR", help=POLICIES_HELP)
     ptest.add_argument("-v", "--verbose", action="store_true", help="list passing checks too")
     pol_sub.add_parser("list", help="the guardrails with their default mode and severity").add_argument(
-        "--policies", default="policies")
+        "--policies", metavar="DIR", help=POLICIES_HELP)
     pol_sub.add_parser("docs", help="the catalog as Markdown (docs/guardrails.md)").add_argument(
-        "--policies", default="policies")
+        "--policies", metavar="DIR", help=POLICIES_HELP)
+    ppath = pol_sub.add_parser("path", help="which catalog is in use: its folder, revision and where the choice "
+                                            "came from (flag, env, config or packaged)")
+    ppath.add_argument("--policies", metavar="DIR", help=POLICIES_HELP)
+    ppath.add_argument("--config", help="configuration file (default: $NETGUARD_CONFIG)")
 
     exc = sub.add_parser("exception", help="signed, time-limited exceptions (netguard.io/exception)")
     exc_sub = exc.add_subparsers(dest="exception_command", required=True)
@@ -139,12 +199,57 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--config", help="configuration file with exception_keys (default: $NETGUARD_CONFIG)")
     verify.add_argument("--public-key", type=Path, help="a public key file instead of the configuration")
     verify.add_argument("--key-id", default="security", help="key id to use with --public-key")
+
+    comp = sub.add_parser("completion", help="print the shell code that completes netguard's commands and options")
+    comp.add_argument("shell", choices=["bash", "zsh", "fish"], help="the shell to complete in")
+    comp.add_argument("--prog", action="append", metavar="NAME",
+                      help="complete this command name (repeatable; default: netguard and kubectl-netguard)")
+    _terminal_options(parser)
     return parser
 
 
+def _terminal_options(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
+    """--color and --quiet on every (sub)command, before or after the subcommand's name.
+
+    Below the top level the defaults are SUPPRESS, so a subcommand that is not given the option does not
+    overwrite what was given before its name.
+    """
+    default_color: Any = "auto" if top else argparse.SUPPRESS
+    default_quiet: Any = False if top else argparse.SUPPRESS
+    from webhook.terminal import COLOR_CHOICES
+
+    parser.add_argument("--color", choices=COLOR_CHOICES, default=default_color,
+                        help="colour the text output: auto (on a terminal, unless NO_COLOR is set), always, never")
+    parser.add_argument("--quiet", "-q", action="store_true", default=default_quiet,
+                        help="only results, findings and errors: no progress, summaries or informational lines")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _terminal_options(child, top=False)
+
+
+def _info(args: argparse.Namespace, message: str) -> None:
+    """An informational line on stderr, unless --quiet."""
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr)
+
+
+def _paint(args: argparse.Namespace, stream: Any = None) -> Any:
+    from webhook.terminal import paint_for
+
+    return paint_for(stream or sys.stdout, getattr(args, "color", "auto"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions (netguard completion bash|zsh|fish)
+        import argcomplete
+
+        argcomplete.autocomplete(parser)  # answers on fd 8 and exits
+    args = parser.parse_args(argv)
     try:
+        if args.command == "completion":
+            return _completion(args)
         if args.command == "serve":
             return _serve(args)
         if args.command == "certs":
@@ -170,6 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE  # pragma: no cover - argparse requires a command
 
 
+def _completion(args: argparse.Namespace) -> int:
+    from argcomplete.shell_integration import shellcode
+
+    sys.stdout.write(shellcode(args.prog or ["netguard", "kubectl-netguard"], shell=args.shell))
+    return EXIT_OK
+
+
 def _serve(args: argparse.Namespace) -> int:
     from webhook.pipeline import build_pipeline
 
@@ -189,10 +301,9 @@ def _serve(args: argparse.Namespace) -> int:
         from webhook.tls import check_client_ca
 
         check_client_ca(settings.server.client_ca)  # here, not at a worker's first connection
-    print(f"netguard: {len(pipeline.policies.guardrails)} guardrails, revision {pipeline.revision}, "
+    _info(args, f"netguard: {len(pipeline.policies.guardrails)} guardrails, revision {pipeline.revision}, "
           f"engine {settings.engine.type}, serving https://{settings.server.bind}"
-          + (f" (POST /v1/check on https://{settings.server.check_bind})" if settings.server.check_bind else ""),
-          file=sys.stderr)
+          + (f" (POST /v1/check on https://{settings.server.check_bind})" if settings.server.check_bind else ""))
     if args.check_only:
         return EXIT_OK
     gunicorn_args = ["gunicorn", "--config", "python:webhook.gunicorn_conf", "webhook.server:create_app()"]
@@ -205,10 +316,10 @@ def _certs(args: argparse.Namespace) -> int:
         return _certs_install(args)
     paths = certs.generate(args.service, args.namespace, args.out, force=args.force, days=args.days)
     info = certs.describe(paths.cert)
-    print(f"wrote {paths.ca_cert}, {paths.ca_key}, {paths.cert}, {paths.key}", file=sys.stderr)
-    print(f"serving certificate for {', '.join(map(str, info['dns_names']))} "  # type: ignore[call-overload]
-          f"valid until {info['not_valid_after']}", file=sys.stderr)
-    print("caBundle (base64 CA certificate, for the webhook configurations):", file=sys.stderr)
+    _info(args, f"wrote {paths.ca_cert}, {paths.ca_key}, {paths.cert}, {paths.key}")
+    _info(args, f"serving certificate for {', '.join(map(str, info['dns_names']))} "  # type: ignore[call-overload]
+          f"valid until {info['not_valid_after']}")
+    _info(args, "caBundle (base64 CA certificate, for the webhook configurations):")
     print(certs.ca_bundle(paths.ca_cert))
     return EXIT_OK
 
@@ -225,7 +336,7 @@ def _certs_install(args: argparse.Namespace) -> int:
         for edit in edits:
             for c in edit.changes:
                 state = "caBundle set" if c.changed else "caBundle already set"
-                print(f"{edit.path}: {c.kind} {c.configuration}, webhook {c.webhook}: {state}", file=sys.stderr)
+                _info(args, f"{edit.path}: {c.kind} {c.configuration}, webhook {c.webhook}: {state}")
         return EXIT_OK
     from webhook.kube import ClusterError, patch_webhook_configurations
 
@@ -239,22 +350,32 @@ def _certs_install(args: argparse.Namespace) -> int:
         changed = install.patched_webhooks(r.patch)
         state = f"caBundle set on {changed} of {r.webhooks} webhooks" if changed else \
             f"caBundle already set on all {r.webhooks} webhooks"
-        print(f"{r.kind} {r.name}: {state}", file=sys.stderr)
+        _info(args, f"{r.kind} {r.name}: {state}")
     return EXIT_OK
 
 
 def _check(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from webhook.check import Requester, check_documents
     from webhook.check_formats import RENDERERS
     from webhook.pipeline import build_pipeline
     from webhook.sources import read_paths
 
-    settings = config.load(args.config)
+    settings = _settings(args)
     pipeline = build_pipeline(settings)
     documents, errors = read_paths(args.paths, sys.stdin)
     requester = Requester(args.user, tuple(args.group or ("system:authenticated",)))
     report = check_documents(pipeline, documents, errors, namespace=args.namespace, requester=requester)
-    text = RENDERERS[args.format](report)
+    report = replace(report, fail_on=args.fail_on)
+    if args.format == "text":
+        from webhook.check_formats import render_text
+        from webhook.terminal import Paint
+
+        paint = Paint(args.color == "always") if args.output else _paint(args)  # a file: only with --color always
+        text = render_text(report, paint=paint, quiet=args.quiet)
+    else:
+        text = RENDERERS[args.format](report)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     else:
@@ -291,7 +412,9 @@ def _explain(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps([{"policy": title, **e.to_json()} for title, e in explained], indent=2))
     else:
-        sys.stdout.write(render_text(explained))
+        paint = _paint(args)  # each policy's heading in bold on a terminal
+        sys.stdout.write("".join(paint.bold(line[:-1]) + "\n" if line[:1] not in ("", " ", "\n") else line
+                                 for line in render_text(explained).splitlines(keepends=True)))
     return EXIT_USAGE if failed else EXIT_OK
 
 
@@ -309,8 +432,13 @@ def _doctor(args: argparse.Namespace) -> int:
         print(f"netguard: {exc}", file=sys.stderr)
         return EXIT_USAGE
     checks = doctor.run_checks(found)
+    paint = _paint(args)
     for check in checks:
-        print(check.line())
+        if args.quiet and check.ok is not False:
+            continue
+        line = check.line()
+        style = paint.ok if check.ok else paint.error if check.ok is False else paint.dim
+        print(style(line[:4]) + line[4:])
     return EXIT_FINDINGS if any(c.ok is False for c in checks) else EXIT_OK
 
 
@@ -335,7 +463,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     from webhook.inventory import from_documents
     from webhook.pipeline import build_pipeline
 
-    settings = config.load(args.config)
+    settings = _settings(args)
     jobs = args.jobs or default_jobs()
     if args.from_paths:
         from webhook.sources import read_paths
@@ -351,6 +479,8 @@ def _run_audit(args: argparse.Namespace) -> int:
         except ClusterError as exc:
             print(f"netguard: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    if args.namespace:
+        inventory = _one_namespace(inventory, args.namespace)
     # Namespace labels from the inventory drive namespace overrides, as they will in the webhook.
     settings = config.with_overrides(settings, namespace_labels={
         **inventory.namespace_labels(), **settings.namespace_labels})
@@ -360,7 +490,7 @@ def _run_audit(args: argparse.Namespace) -> int:
         since, until = _instant(args.since), _instant(args.until)
         with args.decisions.open(encoding="utf-8", errors="replace") as handle:
             decisions = read_decisions(handle, since, until, include_unauthenticated=args.include_unauthenticated)
-    on_terminal = sys.stderr.isatty()
+    on_terminal = sys.stderr.isatty() and not args.quiet
     report = audit(pipeline, inventory, decisions=decisions, jobs=jobs,
                    progress=lambda docs: tqdm(docs, desc="auditing", unit="policy", disable=not on_terminal,
                                               file=sys.stderr))
@@ -373,6 +503,24 @@ def _run_audit(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _one_namespace(inventory: Any, namespace: str) -> Any:
+    """The inventory narrowed to one namespace: its Namespace, policies and workloads, and every clusterwide
+    policy (a CiliumClusterwideNetworkPolicy applies there too, and counts for its default deny)."""
+    from dataclasses import replace
+
+    def where(obj: dict[str, Any]) -> str:  # manifests without a namespace are audited in "default"
+        meta = obj.get("metadata")
+        return str(meta.get("namespace") or "default") if isinstance(meta, dict) else "default"
+
+    policies = tuple(d for d in inventory.policies
+                     if d.obj.get("kind") == "CiliumClusterwideNetworkPolicy" or where(d.obj) == namespace)
+    workloads = None if inventory.workloads is None else tuple(
+        w for w in inventory.workloads if w.namespace == namespace)
+    return replace(inventory, source=f"{inventory.source}, namespace {namespace}",
+                   namespaces=tuple(ns for ns in inventory.namespaces if ns.name == namespace),
+                   policies=policies, workloads=workloads)
 
 
 def _jobs(text: str) -> int:
@@ -412,20 +560,24 @@ def _policies(args: argparse.Namespace) -> int:
     from webhook.pipeline import build_pipeline
     from webhook.policies import load_policy_set
 
+    settings = _settings(args)
+    if args.policies_command == "path":
+        return _policies_path(settings)
+    root = settings.policies_dir
     if args.policies_command == "docs":
         from webhook.catalog_docs import render
 
-        sys.stdout.write(render(load_policy_set(args.policies)))
+        sys.stdout.write(render(load_policy_set(root)))
         return EXIT_OK
     if args.policies_command == "list":
-        for g in load_policy_set(args.policies).guardrails:
+        for g in load_policy_set(root).guardrails:
             print(f"{g.id:36} {g.mode.value:8} {g.severity:8} {g.title}")
         return EXIT_OK
     from webhook import regotest
 
-    policies = load_policy_set(args.policies)
+    policies = load_policy_set(root)
     # Every guardrail on, whatever the configuration says: the samples test the rules themselves.
-    everything_on = config.from_mapping({"policies_dir": args.policies,
+    everything_on = config.from_mapping({"policies_dir": root,
                                          "rules": {g.id: {"mode": "enforce"} for g in policies.guardrails}})
     failures = 0
     for r in regotest.run_rego_tests(policies):
@@ -440,6 +592,23 @@ def _policies(args: argparse.Namespace) -> int:
                   + (f": {s.error}" if s.error else ""))
     print(f"{len(policies.guardrails)} guardrails: {'all checks passed' if not failures else f'{failures} failed'}")
     return EXIT_OK if not failures else EXIT_FINDINGS
+
+
+def _policies_path(settings: config.Settings) -> int:
+    """Which catalog the commands use: the folder and where that choice came from first (shown even when the
+    folder does not load), then its revision (as in decisions, metrics and `netguard --version`)."""
+    from webhook.policies import load_policy_set
+
+    origin = settings.policies_from
+    if origin == config.POLICIES_PACKAGED:
+        origin = f"packaged (installed with netguard {package_version()})"
+    print(f"catalog:    {Path(settings.policies_dir).resolve()}")
+    print(f"from:       {origin}")
+    sys.stdout.flush()
+    policies = load_policy_set(settings.policies_dir)
+    print(f"revision:   {policies.revision}")
+    print(f"guardrails: {len(policies.guardrails)}")
+    return EXIT_OK
 
 
 def _exception(args: argparse.Namespace) -> int:
@@ -466,7 +635,7 @@ def _exception_keygen(args: argparse.Namespace) -> int:
     write_private_key(key_path, pem, force=args.force)
     public = exceptions.public_key_text(private.public_key())
     write_atomic(pub_path, (public + "\n").encode(), mode=PUBLIC_MODE, force=True)
-    print(f"wrote {key_path} (keep it with the security team) and {pub_path}", file=sys.stderr)
+    _info(args, f"wrote {key_path} (keep it with the security team) and {pub_path}")
     print(f"exception_keys:\n  - id: {args.id}\n    public_key: {public}")
     return EXIT_OK
 
@@ -492,8 +661,8 @@ def _exception_sign(args: argparse.Namespace) -> int:
                             kind=args.kind, expires=expires, reason=args.reason, ticket=args.ticket,
                             issued=today, spec_digest=digest)
     bound = f"bound to the spec (sha256 {digest})" if digest else "not bound to a spec"
-    print(f"token id {exceptions.token_id(token)}, {bound}, until {expires}; annotate the policy with:\n"
-          f"  {exceptions.ANNOTATION}: {token}", file=sys.stderr)
+    _info(args, f"token id {exceptions.token_id(token)}, {bound}, until {expires}; annotate the policy with:\n"
+          f"  {exceptions.ANNOTATION}: {token}")
     print(token)
     return EXIT_OK
 

@@ -189,9 +189,25 @@ class CacheSettings:
     max_entries: int = 4096
 
 
+def _packaged_policies_dir() -> str:
+    from webhook.policies import packaged_catalog  # webhook.policies imports this module
+
+    return str(packaged_catalog())
+
+
+# Where Settings.policies_dir came from, for `netguard policies path` and `netguard --version`: the --policies
+# flag, then $NETGUARD_POLICIES_DIR, then policies_dir in the configuration file, else the packaged catalog.
+POLICIES_PACKAGED = "packaged"
+POLICIES_FROM_ENV = "env NETGUARD_POLICIES_DIR"
+POLICIES_FROM_FLAG = "flag --policies"
+
+
 @dataclass(frozen=True)
 class Settings:
-    policies_dir: str = "policies"
+    # Default: the catalog that ships with netguard (webhook/catalog in a wheel, policies/ of a source checkout),
+    # never ./policies, which in a team's repository may be an unrelated folder.
+    policies_dir: str = field(default_factory=_packaged_policies_dir)
+    policies_from: str = POLICIES_PACKAGED  # or "config policies_dir in <file>", POLICIES_FROM_ENV or _FLAG
     dry_run: bool = False
     excluded_namespaces: tuple[str, ...] = ("kube-system", "netguard")
     engine: EngineSettings = field(default_factory=EngineSettings)
@@ -263,6 +279,7 @@ def from_mapping(doc: Mapping[str, Any], source: str = "(inline)") -> Settings:
     defaults = Settings()
     return Settings(
         policies_dir=doc.get("policies_dir", defaults.policies_dir),
+        policies_from=f"config policies_dir in {source}" if "policies_dir" in doc else POLICIES_PACKAGED,
         dry_run=doc.get("dry_run", False),
         excluded_namespaces=tuple(doc.get("excluded_namespaces", defaults.excluded_namespaces)),
         engine=EngineSettings(
@@ -396,7 +413,10 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None) -> Setti
         raise ConfigError(f"{source}: (top level): the configuration must be a mapping")
     doc = _plain_data(doc, source)  # before the env overrides' copy, which serializes plain data only
     doc = _apply_env(doc, env)
-    return from_mapping(doc, source)
+    settings = from_mapping(doc, source)
+    if env.get("NETGUARD_POLICIES_DIR"):
+        settings = replace(settings, policies_from=POLICIES_FROM_ENV)
+    return settings
 
 
 def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

@@ -153,6 +153,36 @@ def _read_module(path: Path, expected_package: str | None = None) -> RegoModule:
     return RegoModule(path=path, text=text, package=package)
 
 
+CATALOG_PACKAGE_DIR = "catalog"  # webhook/catalog in a wheel: the top-level policies/ (pyproject.toml package-dir)
+
+
+def packaged_catalog() -> Path:
+    """The catalog that ships with netguard, whatever the working directory: a team's repository may have a
+    policies/ folder of its own, so the default is never looked up relative to the current directory.
+
+    Installed from a wheel (pip, pipx) it is the package data `webhook/catalog`, which the build maps from the
+    top-level policies/; run from a source checkout (an editable install, `make run`, PYTHONPATH) it is that
+    checkout's policies/ itself, beside webhook/. Either way the files and so the revision are the same. When
+    neither exists the wheel's location is returned, and loading it says "policies folder not found".
+    """
+    package = resources.files("webhook")
+    installed = Path(str(package)) / CATALOG_PACKAGE_DIR
+    if installed.is_dir():
+        return installed
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "policies").is_dir():
+        return checkout / "policies"
+    return installed
+
+
+def catalog_revision(root: str | Path) -> str:
+    """The revision load_policy_set(root) would give, without loading it (for `netguard --version`)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PolicyLoadError(f"{root}: policies folder not found")
+    return _revision_of(root)
+
+
 def load_policy_set(root: str | Path) -> PolicySet:
     root = Path(root)
     if not root.is_dir():

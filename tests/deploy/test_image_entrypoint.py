@@ -61,7 +61,8 @@ def test_the_image_is_two_stages_on_python_311_slim_and_the_final_one_installs_n
 
 def test_the_final_stage_runs_netguard_serve_as_a_numeric_non_root_user_on_8443() -> None:
     stage = final_stage()
-    assert stage.entrypoint == ["netguard", "serve"] and stage.cmd == []
+    # The image is the netguard command: `serve` by default, any other subcommand when given (it replaces CMD).
+    assert stage.entrypoint == ["netguard"] and stage.cmd == ["serve"]
     assert stage.user is not None and re.fullmatch(r"[0-9]+:[0-9]+", stage.user)
     assert int(stage.user.split(":")[0]) != 0 and int(stage.user.split(":")[1]) != 0
     assert stage.expose == ["8443", "8444"]  # admission; POST /v1/check (server.check_bind)
@@ -268,8 +269,30 @@ def _tree_listing(root: Path) -> set[str]:
     return {str(Path(d, f).relative_to(root)) for d, dirs, files in os.walk(root) for f in [*files, *dirs]}
 
 
+@dataclass
+class Image:
+    """The final stage laid out under a stand-in root, with the environment its processes get."""
+
+    top: Path
+    root: Path
+    tmpdir: Path
+    tls: Path
+    ca: Path
+    env: dict[str, str]
+    workdir: Path
+    uid: int
+    gid: int
+
+    def command(self, args: list[str]) -> list[str]:
+        """`docker run IMAGE ARGS`: ENTRYPOINT + (ARGS or CMD), as the image's USER."""
+        stage = final_stage()
+        executable = shutil.which(stage.entrypoint[0], path=self.env["PATH"])
+        assert executable and executable.startswith(str(self.root)), executable
+        return [*_as_image_user(self.uid, self.gid), executable, *stage.entrypoint[1:], *(args or stage.cmd)]
+
+
 @contextlib.contextmanager
-def run_final_stage() -> Iterator[Container]:
+def final_stage_root() -> Iterator[Image]:
     stage = final_stage()
     uid, gid = _ids(stage.user)
     top = Path(tempfile.mkdtemp(prefix="netguard-image-"))
@@ -311,15 +334,25 @@ def run_final_stage() -> Iterator[Container]:
         port = _free_port()
         env.update(NETGUARD_BIND=f"127.0.0.1:{port}", NETGUARD_CHECK_BIND=f"127.0.0.1:{_free_port()}",
                    TMPDIR=str(tmpdir), HOME=str(root))
-        executable = shutil.which(stage.entrypoint[0], path=env["PATH"])
-        assert executable and executable.startswith(str(root)), executable
-        log = top / "container.log"
+        yield Image(top, root, tmpdir, tls, pki.ca_cert, env, workdir, uid, gid)
+    finally:
+        for dirpath, _, _ in os.walk(top):
+            with contextlib.suppress(OSError):
+                os.chmod(dirpath, 0o755)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_final_stage() -> Iterator[Container]:
+    with final_stage_root() as image:
+        env, root, tmpdir, tls, uid, gid = image.env, image.root, image.tmpdir, image.tls, image.uid, image.gid
+        port = int(env["NETGUARD_BIND"].rpartition(":")[2])
+        log = image.top / "container.log"
         started = time.time()
         with open(log, "ab") as handle:
-            proc = subprocess.Popen([*_as_image_user(uid, gid), executable, *stage.entrypoint[1:], *stage.cmd],
-                                    cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=handle,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        container = Container(root, tmpdir, tls, port, pki.ca_cert, log, proc, uid, gid, started)
+            proc = subprocess.Popen(image.command([]), cwd=image.workdir, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        container = Container(root, tmpdir, tls, port, image.ca, log, proc, uid, gid, started)
         try:
             deadline = time.monotonic() + STARTUP_TIMEOUT
             while True:
@@ -339,11 +372,6 @@ def run_final_stage() -> Iterator[Container]:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(timeout=STOP_TIMEOUT)
-    finally:
-        for dirpath, _, _ in os.walk(top):
-            with contextlib.suppress(OSError):
-                os.chmod(dirpath, 0o755)
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_the_entrypoint_serves_over_tls_with_only_tmpdir_writable() -> None:
@@ -402,3 +430,61 @@ def test_a_renewed_certificate_is_served_without_a_restart() -> None:
         with pytest.raises(ssl.SSLCertVerificationError):
             container.get("/healthz")  # the old CA no longer verifies what is served
         assert container.proc.poll() is None
+
+
+# -- the image as the netguard command ------------------------------------------------------------------------
+
+GOOD_POLICY = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: team-a}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+  ingress:
+    - from: [{podSelector: {matchLabels: {app: frontend}}}]
+      ports: [{protocol: TCP, port: 8080}]
+"""
+BAD_POLICY = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-all, namespace: team-a}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress:
+    - {}
+"""
+
+
+def test_a_subcommand_given_to_the_image_runs_instead_of_serve() -> None:
+    """`docker run --rm -v "$PWD:/src" IMAGE check /src`: the arguments replace CMD, the ENTRYPOINT stays, and
+    check reads the image's catalog (/etc/netguard/policies) and configuration through the image's ENV."""
+    from webhook.policies import load_policy_set
+
+    with final_stage_root() as image:
+        src = image.top / "src"  # the bind mount: the user's files, readable by the image's user
+        src.mkdir(mode=0o755)
+        os.chmod(src, 0o755)
+        (src / "good.yaml").write_text(GOOD_POLICY)
+        (src / "bad.yaml").write_text(BAD_POLICY)
+        for path in src.iterdir():
+            os.chmod(path, 0o644)
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(image.command(list(args)), cwd=image.workdir, env=image.env, text=True,
+                                  capture_output=True, stdin=subprocess.DEVNULL, timeout=120, check=False)
+
+        checked = run("check", str(src))
+        assert checked.returncode == 1, checked.stderr
+        assert f"{src / 'bad.yaml'}:8:7: error[no-allow-all-egress]" in checked.stdout
+        assert "good.yaml" not in checked.stdout and "in 2 policies" in checked.stdout
+        assert "\x1b[" not in checked.stdout  # not a terminal (docker run without -t): no colour
+        assert run("check", str(src / "good.yaml")).returncode == 0
+        report = json.loads(run("check", str(src), "--format", "json").stdout)
+        catalog = load_policy_set(image.root / "etc/netguard/policies")
+        assert report["netguard"]["policy_revision"] == catalog.revision  # the image's catalog
+        listed = run("policies", "list", "--policies", image.env["NETGUARD_POLICIES_DIR"])
+        assert listed.returncode == 0 and "no-allow-all-egress" in listed.stdout
+        assert run("--help").returncode == 0
+        assert list(image.tmpdir.iterdir()) == []  # a one-shot command writes nothing, not even to $TMPDIR
