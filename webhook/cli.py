@@ -22,6 +22,7 @@ from webhook.model import POLICY_KINDS
 from webhook.policies import PolicyLoadError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
 POLICIES_HELP = ("guardrail catalog folder (default: $NETGUARD_POLICIES_DIR, else policies_dir in the configuration, "
                  "else the catalog installed with netguard; `netguard policies path` shows which)")
 
@@ -268,6 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _audit(args)
         if args.command == "doctor":
             return _doctor(args)
+    except BrokenPipeError:
+        # The reader went away (`netguard check k8s/ | head`): stop quietly, as other Unix tools do. Python would
+        # complain again when it flushes stdout at exit, so stdout is pointed at /dev/null first (the Python
+        # docs' recipe for SIGPIPE). 141 is what a shell reports for a process ended by SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (config.ConfigError, PolicyLoadError, EngineError, certs.CertsExistError, exceptions.TokenError,
             ValueError, OSError) as exc:
         print(f"netguard: {exc}", file=sys.stderr)

@@ -223,3 +223,16 @@ def test_doctor_colours_its_states_and_quiet_prints_only_the_failures(
     assert "\x1b[32mok  \x1b[0m" in everything and "\x1b[1;31mFAIL\x1b[0m dry-run-review" in everything
     states = [line.split(" ", 1)[0] for line in strip(quiet).splitlines() if line[:4] in ("ok  ", "FAIL", "skip")]
     assert states and set(states) == {"FAIL"}
+
+
+@pytest.mark.parametrize("command", ["policies list", "check k8s.yaml", "check k8s.yaml --format json"])
+def test_a_reader_that_goes_away_ends_the_command_quietly(command: str, tmp_path: Path) -> None:
+    """`netguard check k8s/ | head`: no "Broken pipe" message, SIGPIPE's exit status. `true` leaves without
+    reading, before netguard has imported itself, so every write meets a closed pipe (deterministic)."""
+    (tmp_path / "k8s.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: team-a}\n"
+        "spec: {podSelector: {}, policyTypes: [Egress], egress: [{}]}\n")
+    script = f"{sys.executable} -m webhook.cli {command} | true; echo ${{PIPESTATUS[0]}}"
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.stderr == ""
+    assert done.stdout.strip() == "141"
