@@ -19,11 +19,12 @@ from typing import Any
 
 from webhook import exceptions as exc_mod
 from webhook import fanout
-from webhook.check import CheckReport, DocumentResult, Outcome, Requester, check_document, check_report
+from webhook.check import CheckReport, DocumentResult, Outcome, check_document, check_report
 from webhook.cluster_view import ClusterSnapshot
 from webhook.decisionlog import DecisionStats
 from webhook.inventory import Inventory, Workload
 from webhook.limits import check_limits
+from webhook.model import UserInfo
 from webhook.mutate import ANNOTATION_LAST_MODIFIED_BY
 from webhook.netpolicy import NormalizedPolicy, Subject
 from webhook.pipeline import Pipeline
@@ -36,7 +37,7 @@ EXPIRING_WITHIN = timedelta(days=14)
 # Ownership guardrails (cluster-scoped-policy-restricted, protect-baseline) judge *who* changed an object.
 # Whoever last changed a policy is judged as an app team unless the decision log, written from what the API
 # server authenticated, names them: the last-modified-by annotation is written by clients and only shown.
-APP_TEAM = Requester("netguard-audit (last change not in the decision log: judged as an app team)", ())
+APP_TEAM = UserInfo("netguard-audit (last change not in the decision log: judged as an app team)")
 LastChanged = Mapping[tuple[str, str, str], tuple[str, tuple[str, ...]]]  # (kind, ns, name) -> (user, groups)
 
 
@@ -197,11 +198,11 @@ def _object_key(doc: Document) -> tuple[str, str, str]:
     return str(doc.obj.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name", ""))
 
 
-def requester_for(doc: Document, last_changed: LastChanged) -> Requester:
+def requester_for(doc: Document, last_changed: LastChanged) -> UserInfo:
     """The requester a policy is judged as: its last modifier with their groups when the decision log recorded
     the change, else an app team (never the platform; never from the annotation)."""
     logged = last_changed.get(_object_key(doc))
-    return Requester(logged[0], logged[1]) if logged else APP_TEAM
+    return UserInfo(logged[0], groups=logged[1]) if logged else APP_TEAM
 
 
 def audit(pipeline: Pipeline, inventory: Inventory, *, decisions: DecisionStats | None = None,

@@ -14,12 +14,11 @@ from typing import Any, TypeAlias
 
 from webhook.admission import ReviewError, parse_review
 from webhook.decide import ENGINE_ERROR, INVALID_OBJECT
-from webhook.model import POLICY_KINDS, AppliedFinding, Decision, Mode, Verdict
+from webhook.model import POLICY_KIND_NAMES, AppliedFinding, Decision, Mode, UserInfo, Verdict
 from webhook.pipeline import Pipeline
 from webhook.reviews import make_review
 from webhook.sources import Document, SourceError
 
-POLICY_KIND_NAMES = frozenset(k.kind for k in POLICY_KINDS)
 DEFAULT_USER = "netguard-check"
 DEFAULT_GROUPS = ("system:authenticated",)
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
@@ -28,10 +27,7 @@ EXIT_OK, EXIT_FINDINGS, EXIT_INPUT = 0, 1, 2
 FAIL_ON = {"enforce": (Mode.ENFORCE,), "warn": (Mode.ENFORCE, Mode.WARN)}
 
 
-@dataclass(frozen=True)
-class Requester:
-    username: str = DEFAULT_USER
-    groups: tuple[str, ...] = DEFAULT_GROUPS
+CHECK_USER = UserInfo(DEFAULT_USER, groups=DEFAULT_GROUPS)  # who a check reviews as, unless told
 
 
 @dataclass(frozen=True)
@@ -104,9 +100,9 @@ class CheckReport:
 
 
 def check_documents(pipeline: Pipeline, documents: Sequence[Document], errors: Sequence[SourceError] = (),
-                    *, namespace: str | None = None, requester: Requester = Requester(),
+                    *, namespace: str | None = None, requester: UserInfo = CHECK_USER,
                     today: date | None = None,
-                    requester_for: Callable[[Document], Requester] | None = None) -> CheckReport:
+                    requester_for: Callable[[Document], UserInfo] | None = None) -> CheckReport:
     """Review each policy document; `requester_for` picks a requester per document (the audit's attribution)."""
     return check_report(pipeline, (check_document(pipeline, doc, namespace=namespace,
                                                   requester=requester_for(doc) if requester_for else requester,
@@ -117,7 +113,7 @@ Outcome: TypeAlias = DocumentResult | SourceError | None  # None: a document of 
 
 
 def check_document(pipeline: Pipeline, doc: Document, *, namespace: str | None = None,
-                   requester: Requester = Requester(), today: date | None = None) -> Outcome:
+                   requester: UserInfo = CHECK_USER, today: date | None = None) -> Outcome:
     """One document as check_documents sees it: reviewed, not readable, or skipped (None)."""
     kind = doc.obj.get("kind")
     if not isinstance(kind, str) or not isinstance(doc.obj.get("apiVersion"), str):
@@ -143,7 +139,7 @@ def check_report(pipeline: Pipeline, outcomes: Iterable[Outcome], errors: Sequen
                        revision=pipeline.revision, engine=pipeline.engine.name, rules=pipeline.policies.guardrails)
 
 
-def _review(pipeline: Pipeline, doc: Document, namespace: str | None, requester: Requester,
+def _review(pipeline: Pipeline, doc: Document, namespace: str | None, requester: UserInfo,
             today: date | None) -> DocumentResult | SourceError:
     doc = doc.in_namespace(namespace)
     obj, meta, kind, ns = doc.obj, doc.obj.get("metadata"), str(doc.obj["kind"]), doc.namespace

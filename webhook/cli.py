@@ -18,7 +18,7 @@ from typing import Any
 
 from webhook import certs, config, exceptions
 from webhook.engine import EngineError
-from webhook.model import POLICY_KINDS
+from webhook.model import POLICY_KINDS, UserInfo
 from webhook.policies import PolicyLoadError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -364,7 +364,7 @@ def _certs_install(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from webhook.check import Requester, check_documents
+    from webhook.check import DEFAULT_GROUPS, check_documents
     from webhook.check_formats import RENDERERS
     from webhook.pipeline import build_pipeline
     from webhook.sources import read_paths
@@ -372,7 +372,7 @@ def _check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     pipeline = build_pipeline(settings)
     documents, errors = read_paths(args.paths, sys.stdin)
-    requester = Requester(args.user, tuple(args.group or ("system:authenticated",)))
+    requester = UserInfo(args.user, groups=tuple(args.group or DEFAULT_GROUPS))
     report = check_documents(pipeline, documents, errors, namespace=args.namespace, requester=requester)
     report = replace(report, fail_on=args.fail_on)
     if args.format == "text":

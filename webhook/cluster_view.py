@@ -44,7 +44,7 @@ from webhook.model import (
 from webhook.netpolicy import NormalizedPolicy
 from webhook.normalize import normalize
 from webhook.posture import default_deny, subject_covers_namespace
-from webhook.selectors import Selector, parse_selector
+from webhook.selectors import NAMESPACE_NAME_LABEL, Selector, parse_selector
 from webhook.shape import ShapeError, expect_mapping, optional_list
 
 if TYPE_CHECKING:
@@ -74,7 +74,6 @@ CIDR_GROUP_KIND = "CiliumCIDRGroup"
 RESOURCES = (NAMESPACES, *POLICY_RESOURCES, CIDR_GROUPS)
 OPTIONAL_RESOURCES = frozenset({"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies", CIDR_GROUPS})  # CRDs
 BASELINE_LABEL = "netguard.io/baseline"
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 PolicyKey = tuple[str, str, str]  # (kind, namespace, name); namespace "" for clusterwide policies
 

@@ -23,7 +23,7 @@ FindingKey = tuple[str, str, str]
 ENGINE_ERROR = "engine-error"  # pseudo-rule of a fail-closed evaluation failure
 INVALID_OBJECT = "invalid-object"  # pseudo-rule of a malformed object
 LIMITS = "limits"  # pseudo-rule of an object over a configured size limit (webhook/limits.py)
-ENGINE_FAILURE_KINDS = ("timeout", "unreachable", "error")  # engine.TIMEOUT, UNREACHABLE, ERROR
+ENGINE_FAILURE_KINDS = ("timeout", "unreachable", "error")  # engine.TIMEOUT, UNREACHABLE, ERROR (not overloaded)
 
 
 @dataclass(frozen=True)
@@ -165,25 +165,18 @@ def over_limit(path: str, problem: str, fix: str) -> Decision:
 def engine_failure(message: str, on_error: str, kind: str = "error", budget_seconds: float | None = None) -> Decision:
     """The answer when the guardrails could not be evaluated: denied (fail closed) or allowed with a warning.
 
-    `kind` is timeout, unreachable or error (the metrics label); the reason starts with
-    "engine <kind>:" so the decision log says why, and engine_failure_kind() reads it back.
+    `kind` is timeout, unreachable, error or overloaded; it is the decision's `failure`, and the reason says
+    "engine <kind>: ..." for the decision log.
     """
     if kind == "timeout" and budget_seconds is not None:
         what, detail = f"guardrails could not be evaluated within {budget_seconds} s", f" ({message})"
     else:
         what, detail = f"guardrails could not be evaluated: {message}", ""
     if on_error == "allow":
-        return Decision(verdict=Verdict.ERROR, reason=f"engine {kind}: {what}{detail}; allowed by fail-open")
+        return Decision(verdict=Verdict.ERROR, reason=f"engine {kind}: {what}{detail}; allowed by fail-open",
+                        failure=kind)
     finding = Finding(rule=ENGINE_ERROR, path="(evaluation)", message=f"{what}; failing closed",
                       fix="retry; if it persists, contact the platform team (netguard fails closed)",
                       severity="high")
     return Decision(verdict=Verdict.DENIED, findings=(AppliedFinding(finding, Mode.ENFORCE, "fail-closed"),),
-                    reason=f"engine {kind}: {message}; failing closed")
-
-
-def engine_failure_kind(decision: Decision) -> str | None:
-    """timeout, unreachable or error when `decision` came from engine_failure(), else None."""
-    if decision.verdict not in (Verdict.ERROR, Verdict.DENIED) or not decision.reason.startswith("engine "):
-        return None
-    kind = decision.reason[len("engine "):].split(":", 1)[0]
-    return kind if kind in ENGINE_FAILURE_KINDS else None
+                    reason=f"engine {kind}: {message}; failing closed", failure=kind)

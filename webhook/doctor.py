@@ -30,7 +30,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from webhook.kube import ApiAnswer
-from webhook.selectors import parse_selector
+from webhook.selectors import NAMESPACE_NAME_LABEL, parse_selector
 from webhook.shape import ShapeError
 
 VALIDATING, MUTATING = "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"
@@ -38,7 +38,6 @@ PLURALS = {VALIDATING: "validatingwebhookconfigurations", MUTATING: "mutatingweb
 # As shipped in deploy/base and documented in docs/operations.md ("Failure behaviour").
 EXPECTED = {VALIDATING: ("Fail", 5), MUTATING: ("Ignore", 3)}
 ALWAYS_EXCLUDED = ("kube-system",)  # plus netguard's own namespace (the webhooks' Service namespace)
-NAME_LABEL = "kubernetes.io/metadata.name"
 PROBE_NAME = "netguard-doctor-probe"
 PROBE_LABELS = {"netguard.io/doctor": "probe"}
 APPLY = "kubectl apply -k <your overlay of deploy/base>"
@@ -195,7 +194,7 @@ def check_namespace_selectors(found: Installation) -> Check:
     excluded = (*ALWAYS_EXCLUDED, own)
 
     def judge(kind: str, webhook: dict[str, Any]) -> str | None:
-        reviewed = [ns for ns in excluded if selects(webhook.get("namespaceSelector"), {NAME_LABEL: ns})]
+        reviewed = [ns for ns in excluded if selects(webhook.get("namespaceSelector"), {NAMESPACE_NAME_LABEL: ns})]
         if reviewed:
             return f"{webhook.get('name')} does not exclude {', '.join(reviewed)}"
         return None

@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook.model import POLICY_KIND_NAMES
+from webhook.selectors import NAMESPACE_NAME_LABEL
 from webhook.sources import Document, SourceError
 
-POLICY_KINDS = frozenset({"NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"})
 # Workload kinds whose pod template labels stand for their pods when auditing manifests.
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob",
                             "ReplicationController"})
@@ -78,17 +79,17 @@ def from_documents(documents: Sequence[Document], errors: Sequence[SourceError],
         name = str(meta.get("name", ""))
         ns = str(meta.get("namespace") or default_namespace)
         if kind == "Namespace":
-            namespaces[name] = Namespace(name, {"kubernetes.io/metadata.name": name, **_labels(meta.get("labels"))})
-        elif kind in POLICY_KINDS:
+            namespaces[name] = Namespace(name, {NAMESPACE_NAME_LABEL: name, **_labels(meta.get("labels"))})
+        elif kind in POLICY_KIND_NAMES:
             if kind != "CiliumClusterwideNetworkPolicy":
-                namespaces.setdefault(ns, Namespace(ns, {"kubernetes.io/metadata.name": ns}))
+                namespaces.setdefault(ns, Namespace(ns, {NAMESPACE_NAME_LABEL: ns}))
             policies.append(doc.in_namespace(default_namespace))
         elif kind == "Pod":
             workloads.append(Workload(ns, "Pod", name, _labels(meta.get("labels"))))
-            namespaces.setdefault(ns, Namespace(ns, {"kubernetes.io/metadata.name": ns}))
+            namespaces.setdefault(ns, Namespace(ns, {NAMESPACE_NAME_LABEL: ns}))
         elif kind in WORKLOAD_KINDS:
             workloads.append(Workload(ns, str(kind), name, _pod_template_labels(doc.obj)))
-            namespaces.setdefault(ns, Namespace(ns, {"kubernetes.io/metadata.name": ns}))
+            namespaces.setdefault(ns, Namespace(ns, {NAMESPACE_NAME_LABEL: ns}))
     return Inventory(source=source, namespaces=tuple(sorted(namespaces.values(), key=lambda n: n.name)),
                      policies=tuple(policies), workloads=tuple(workloads) if workloads else None,
                      errors=tuple(errors))

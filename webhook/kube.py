@@ -31,6 +31,7 @@ import kubernetes
 import urllib3
 
 from webhook.inventory import Inventory, Namespace, Workload
+from webhook.selectors import NAMESPACE_NAME_LABEL
 from webhook.sources import Document
 
 PAGE_SIZE = 500
@@ -280,7 +281,7 @@ def load_inventory(kubeconfig: str | None = None, context: str | None = None, *,
         namespaces = []
         for obj in _list_required(conn, _NAMESPACES, core.list_namespace):
             _, name, labels = _meta(obj)
-            namespaces.append(Namespace(name, {"kubernetes.io/metadata.name": name, **labels}))
+            namespaces.append(Namespace(name, {NAMESPACE_NAME_LABEL: name, **labels}))
 
         networking = kubernetes.client.NetworkingV1Api(client)
         objects = _list_required(conn, _NETWORK_POLICIES, networking.list_network_policy_for_all_namespaces)

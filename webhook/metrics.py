@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-from webhook.model import POLICY_KINDS
+from webhook.model import POLICY_KIND_NAMES
 
-KIND_LABELS = frozenset(k.kind for k in POLICY_KINDS)
 CUT_PHASES = ("handshake", "head", "body", "idle_evicted")  # webhook/worker.py
 CACHE_RESULTS = ("hit", "miss", "evict")  # webhook/verdict_cache.py
 CATALOG_FALLBACKS = ("last_good", "none")  # a worker's catalog load failed: it serves the last good one, or stops
@@ -26,7 +25,7 @@ CATALOG_FALLBACKS = ("last_good", "none")  # a worker's catalog load failed: it 
 
 def kind_label(kind: str) -> str:
     """A request's kind as a label: one of the guarded policy kinds, or `other` (a finite set)."""
-    return kind if kind in KIND_LABELS else "other"
+    return kind if kind in POLICY_KIND_NAMES else "other"
 
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -61,6 +61,7 @@ NETWORK_POLICY = GroupVersionKind("networking.k8s.io", "v1", "NetworkPolicy")
 CILIUM_NETWORK_POLICY = GroupVersionKind("cilium.io", "v2", "CiliumNetworkPolicy")
 CILIUM_CLUSTERWIDE_NETWORK_POLICY = GroupVersionKind("cilium.io", "v2", "CiliumClusterwideNetworkPolicy")
 POLICY_KINDS = (NETWORK_POLICY, CILIUM_NETWORK_POLICY, CILIUM_CLUSTERWIDE_NETWORK_POLICY)
+POLICY_KIND_NAMES = frozenset(k.kind for k in POLICY_KINDS)  # the `kind` field alone
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,9 @@ class Decision:
     reason: str = ""  # why the request was skipped or errored, for the log
     notices: tuple[str, ...] = ()  # things the requester should know (ignored exception tokens, ...)
     exceptions_used: tuple[str, ...] = ()
+    # Set when the guardrails could not be evaluated (decide.engine_failure): timeout, unreachable, error or
+    # overloaded; a typed field, so nothing parses it back out of `reason`.
+    failure: str | None = None
     # Served from the verdict cache (webhook/verdict_cache.py): for the decision log; not part of equality.
     cached: bool = field(default=False, compare=False)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
@@ -39,9 +39,6 @@ from webhook.shape import ShapeError
 from webhook.verdict_cache import VerdictCache, request_key
 
 SKIP_OPERATIONS = frozenset({Operation.CONNECT})
-# Guardrails that decide from the cluster view; while it cannot be trusted they stay silent and the
-# requester gets a notice instead (a notice is never a denial, whatever the guardrail's mode).
-CLUSTER_GUARDRAILS = {"namespace-has-default-deny": "default-deny status unknown"}
 
 
 @dataclass(frozen=True)
@@ -104,7 +101,7 @@ class Pipeline:
                 return Decision(verdict=Verdict.ALLOWED, reason=f"too large to judge: {over.path}: {over.problem}")
             return decisions.over_limit(over.path, over.problem, over.fix)
         decision = self._evaluate(request, today, snapshot, expires)
-        if key is not None and decisions.engine_failure_kind(decision) is None:  # a failure is about that moment
+        if key is not None and decision.failure is None:  # a failure is about that moment, not the object
             assert self.cache is not None
             self.cache.put(key, decision, self.revision, self.engine)
         return decision
@@ -236,8 +233,10 @@ class Pipeline:
         """What the cluster-dependent guardrails that run could not judge, and why."""
         if not snapshot.enabled or snapshot.usable:
             return ()
-        return tuple(f"[{rule}] {snapshot.status()}: {unknown}" for rule, unknown in CLUSTER_GUARDRAILS.items()
-                     if rule.replace("-", "_") in rules)
+        # Guardrails that decide from the view (policy.yaml `cluster_view`) stay silent while it cannot be trusted;
+        # the requester gets a notice instead (a notice is never a denial, whatever the guardrail's mode).
+        return tuple(f"[{g.id}] {snapshot.status()}: {g.cluster_view}" for g in self.policies.guardrails
+                     if g.cluster_view and g.package_name in rules)
 
     def _rules_to_run(self, operation: Operation, kind: str, ctx: decisions.ModeContext) -> list[str]:
         if self.settings.overrides:  # a mode may depend on the namespace and its labels
@@ -278,17 +277,22 @@ class Pipeline:
         return {g.id: decisions.resolve_mode(g, self.settings) for g in self.policies.guardrails}
 
 
-def fact_params(parameters: Mapping[str, Mapping[str, Any]]) -> FactParams:
-    """Facts that depend on guardrail parameters (metadata addresses and ports, internet share)."""
-    meta = parameters.get("no-metadata-egress", {})
+def fact_params(policies: PolicySet, parameters: Mapping[str, Mapping[str, Any]]) -> FactParams:
+    """Facts that depend on guardrail parameters (metadata addresses and ports, internet share), as each guardrail's
+    policy.yaml `facts` declares them: no guardrail id is named here. Unknown fields stop start-up."""
     defaults = FactParams()
-    internet = parameters.get("no-internet-egress-without-ports", {})
-    return FactParams(
-        metadata_ips=tuple(meta.get("addresses", defaults.metadata_ips)),
-        metadata_ports=tuple(meta.get("ports", defaults.metadata_ports)),
-        internet_coverage=float(internet.get("internet_coverage", defaults.internet_coverage)),
-        port_coverage=float(internet.get("port_coverage", defaults.port_coverage)),
-    )
+    known = {f.name for f in fields(FactParams)}
+    values: dict[str, Any] = {}
+    for g in policies.guardrails:
+        for name, parameter in g.facts.items():
+            if name not in known:
+                raise PolicyLoadError(f"{g.folder / 'policy.yaml'}: facts: {name!r} is not a fact parameter "
+                                      f"(one of {', '.join(sorted(known))})")
+            if parameter in parameters.get(g.id, {}):
+                default = getattr(defaults, name)
+                raw = parameters[g.id][parameter]
+                values[name] = tuple(raw) if isinstance(default, tuple) else type(default)(raw)
+    return replace(defaults, **values)
 
 
 def build_pipeline(settings: Settings, engine: Engine | None = None, *, isolate: bool = False) -> Pipeline:
@@ -303,7 +307,7 @@ def build_pipeline(settings: Settings, engine: Engine | None = None, *, isolate:
                                     budget_seconds=settings.engine.budget_seconds,
                                     evaluators=settings.engine.evaluators if isolate else 0)
     pipeline = Pipeline(settings=settings, policies=policies, engine=engine, parameters=parameters,
-                        fact_params=fact_params(parameters),
+                        fact_params=fact_params(policies, parameters),
                         config_exemptions=exceptions.from_config(settings.exceptions),
                         cache=VerdictCache(settings.cache.max_entries) if settings.cache.enabled else None)
     warm_up(pipeline)

@@ -63,6 +63,9 @@ class Guardrail:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     grandfather: bool = True  # may an UPDATE keep a violation the object already had (with a warning)
+    # Decides from the cluster view: what the requester is told is unknown while the view cannot be trusted.
+    cluster_view: str = ""
+    facts: Mapping[str, str] = field(default_factory=dict)  # FactParams field -> this guardrail's parameter
 
 
     @cached_property
@@ -248,7 +251,8 @@ def _load_guardrail(folder: Path, validator: jsonschema.Draft202012Validator) ->
         rule=_read_module(folder / "rule.rego", package),
         tests=_read_module(folder / "rule_test.rego", f"{package}_test"),
         parameters=meta.get("parameters", {}) or {}, metadata=meta,
-        grandfather=bool(meta.get("grandfather", True)),
+        grandfather=bool(meta.get("grandfather", True)), cluster_view=str(meta.get("cluster_view", "")),
+        facts=dict(meta.get("facts") or {}),
     )
 
 

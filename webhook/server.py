@@ -21,10 +21,10 @@ from werkzeug.exceptions import HTTPException
 
 from webhook import admission, attribution, config, logs
 from webhook.admission import ReviewError
-from webhook.decide import engine_failure, engine_failure_kind
+from webhook.decide import ENGINE_FAILURE_KINDS, engine_failure
 from webhook.engine import EngineError
 from webhook.metrics import CACHE_RESULTS, Metrics, create_metrics, kind_label
-from webhook.model import AdmissionRequest, Decision, Mode, Operation
+from webhook.model import AdmissionRequest, Decision, Mode, Operation, UserInfo
 from webhook.mutate import patch_for
 from webhook.pipeline import Pipeline, build_pipeline, warm_up
 from webhook.policies import LAST_GOOD_ENV, PolicyLoadError, error_summary, last_good_root, save_last_good
@@ -357,7 +357,7 @@ def _check(pipeline: Pipeline, limits: config.CheckSettings) -> Response:
     Within server.check limits: body bytes, documents, total time (checked between documents, so at
     most one evaluation budget over) and answer size; past one, a 413 or 503 naming the limit.
     """
-    from webhook.check import Requester, check_documents
+    from webhook.check import DEFAULT_GROUPS, DEFAULT_USER, check_documents
     from webhook.check_formats import render_json
     from webhook.sources import read_text
 
@@ -376,8 +376,8 @@ def _check(pipeline: Pipeline, limits: config.CheckSettings) -> Response:
     except UnicodeDecodeError as exc:
         return _json_error(400, f"body is not UTF-8 (byte {exc.start})")
     namespace = request.args.get("namespace") or None
-    requester = Requester(request.args.get("user") or "netguard-check",
-                          tuple(request.args.getlist("group")) or ("system:authenticated",))
+    requester = UserInfo(request.args.get("user") or DEFAULT_USER,
+                         groups=tuple(request.args.getlist("group")) or DEFAULT_GROUPS)
     documents, errors = read_text(text, "<request>")
     if len(documents) > limits.max_documents:
         return _json_error(413, f"{len(documents)} documents, more than server.check.max_documents "
@@ -418,9 +418,8 @@ def _safe_review(pipeline: Pipeline, metrics: Metrics, review: AdmissionRequest,
     except Exception as exc:
         log.error("admission.evaluation_crashed", error_type=type(exc).__name__, error=str(exc)[:200])
         decision = engine_failure(f"internal error ({type(exc).__name__})", pipeline.settings.engine.on_error)
-    kind = engine_failure_kind(decision)
-    if kind is not None:
-        metrics.engine_errors.labels(engine=pipeline.engine.name, reason=kind).inc()
+    if decision.failure in ENGINE_FAILURE_KINDS:  # overloaded is counted as shed, where it is decided
+        metrics.engine_errors.labels(engine=pipeline.engine.name, reason=decision.failure).inc()
     return decision
 
 

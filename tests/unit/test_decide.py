@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from webhook.config import from_mapping
-from webhook.decide import decide, engine_failure, engine_failure_kind, resolve_mode
+from webhook.decide import decide, engine_failure, resolve_mode
 from webhook.model import Finding, Mode, Verdict
 from webhook.policies import load_policy_set
 
@@ -51,11 +51,11 @@ def test_an_evaluation_over_the_budget_names_the_budget_and_the_failure_policy()
                              "evaluating at the deadline); allowed by fail-open")
 
 
-def test_the_failure_kind_is_read_back_for_the_metrics() -> None:
-    for kind in ("timeout", "unreachable", "error"):
-        assert engine_failure_kind(engine_failure("x", "deny", kind, 1.0)) == kind
-        assert engine_failure_kind(engine_failure("x", "allow", kind, 1.0)) == kind
-    assert engine_failure_kind(decide([], {})) is None
+def test_the_failure_kind_is_a_typed_field_for_the_metrics() -> None:
+    for kind in ("timeout", "unreachable", "error", "overloaded"):
+        assert engine_failure("x", "deny", kind, 1.0).failure == kind
+        assert engine_failure("x", "allow", kind, 1.0).failure == kind
+    assert decide([], {}).failure is None
     modes = {"no-allow-all-egress": (Mode.ENFORCE, "default")}
     denied = decide([Finding(rule="no-allow-all-egress", path="spec", message="m", fix="f", severity="high")], modes)
-    assert denied.verdict is Verdict.DENIED and engine_failure_kind(denied) is None
+    assert denied.verdict is Verdict.DENIED and denied.failure is None
