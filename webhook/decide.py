@@ -74,14 +74,6 @@ def _describe_override(globs: Iterable[str], labels: Mapping[str, str]) -> str:
     return " ".join(parts) or "all namespaces"
 
 
-def resolve_mode(guardrail: Guardrail, settings: Settings, ctx: ModeContext | None = None) -> tuple[Mode, str]:
-    """Rule-level mode with dry-run applied (what a finding gets without exceptions or leniency)."""
-    mode, reason = rule_mode(guardrail, settings, ctx or ModeContext())
-    if mode is Mode.ENFORCE and settings.dry_run:
-        return Mode.WARN, "dry-run"
-    return mode, reason
-
-
 def findings_from_raw(raw: Mapping[str, list[dict[str, Any]]], policies: PolicySet) -> list[Finding]:
     """Engine output keyed by package to Findings; unknown packages are ignored."""
     by_package = policies.by_package
@@ -123,16 +115,6 @@ def apply_modes(findings: Iterable[Finding], policies: PolicySet, settings: Sett
             mode, reason = Mode.WARN, "dry-run"
         applied.append(AppliedFinding(f, mode, reason))
     return _verdict(applied, ctx.notices, tuple(dict.fromkeys(used)))
-
-
-def decide(findings: Iterable[Finding], modes: Mapping[str, tuple[Mode, str]]) -> Decision:
-    """Findings with fixed per-rule modes (no exceptions or leniency): the simple case."""
-    applied = []
-    for f in findings:
-        mode, reason = modes.get(f.rule, (Mode.ENFORCE, "default"))
-        if mode is not Mode.OFF:
-            applied.append(AppliedFinding(f, mode, reason))
-    return _verdict(applied, (), ())
 
 
 def _verdict(applied: list[AppliedFinding], notices: tuple[str, ...], used: tuple[str, ...]) -> Decision:

@@ -273,9 +273,6 @@ class Pipeline:
         raw = self.engine.evaluate(self.document(old_request, old_policy, old_policy, rules, cluster), deadline)
         return frozenset(decisions.key(f) for f in decisions.findings_from_raw(raw, self.policies))
 
-    def modes(self) -> dict[str, tuple[Mode, str]]:
-        return {g.id: decisions.resolve_mode(g, self.settings) for g in self.policies.guardrails}
-
 
 def fact_params(policies: PolicySet, parameters: Mapping[str, Mapping[str, Any]]) -> FactParams:
     """Facts that depend on guardrail parameters (metadata addresses and ports, internet share), as each guardrail's

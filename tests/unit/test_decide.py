@@ -3,34 +3,47 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from webhook.config import from_mapping
-from webhook.decide import decide, engine_failure, resolve_mode
-from webhook.model import Finding, Mode, Verdict
+from webhook.decide import ModeContext, apply_modes, engine_failure
+from webhook.model import Decision, Finding, Mode, Verdict
 from webhook.policies import load_policy_set
 
 REPO = Path(__file__).resolve().parents[2]
-F = Finding("no-allow-all-egress", "spec.egress[0]", "m")
+POLICIES = load_policy_set(REPO / "policies")
+F = Finding("no-allow-all-egress", "spec.egress[0]", "m")  # enforce by default
+W = Finding("no-wide-port-range", "spec.egress[0].ports[0]", "m")  # warn by default
+
+
+def decided(findings: list[Finding], config: dict[str, Any] | None = None) -> Decision:
+    return apply_modes(findings, POLICIES, from_mapping(config or {}), ModeContext())
 
 
 def test_any_enforced_finding_denies() -> None:
-    decision = decide([F, Finding("other", "p", "m")], {"no-allow-all-egress": (Mode.ENFORCE, "default"),
-                                                        "other": (Mode.WARN, "config")})
+    decision = decided([F, W])
     assert decision.verdict is Verdict.DENIED and not decision.allowed
+    assert [(f.finding.rule, f.mode) for f in decision.findings] == [
+        ("no-allow-all-egress", Mode.ENFORCE), ("no-wide-port-range", Mode.WARN)]
 
 
 def test_warn_and_audit_allow() -> None:
-    assert decide([F], {F.rule: (Mode.WARN, "config")}).verdict is Verdict.WARNED
-    assert decide([F], {F.rule: (Mode.AUDIT, "config")}).verdict is Verdict.AUDITED
-    assert decide([F], {F.rule: (Mode.OFF, "config")}).verdict is Verdict.ALLOWED
+    def with_mode(mode: str) -> Verdict:
+        return decided([F], {"rules": {"no-allow-all-egress": {"mode": mode}}}).verdict
+
+    assert with_mode("warn") is Verdict.WARNED
+    assert with_mode("audit") is Verdict.AUDITED
+    assert with_mode("off") is Verdict.ALLOWED
 
 
 def test_dry_run_turns_enforce_into_warn_and_says_so() -> None:
-    guardrail = load_policy_set(REPO / "policies").get("no-allow-all-egress")
-    assert resolve_mode(guardrail, from_mapping({})) == (Mode.ENFORCE, "default")
-    assert resolve_mode(guardrail, from_mapping({"dry_run": True})) == (Mode.WARN, "dry-run")
-    assert resolve_mode(guardrail, from_mapping({"rules": {"no-allow-all-egress": {"mode": "audit"}}})) == (
-        Mode.AUDIT, "config")
+    def mode(config: dict[str, Any]) -> tuple[Mode, str]:
+        applied = decided([F], config).findings[0]
+        return applied.mode, applied.reason
+
+    assert mode({}) == (Mode.ENFORCE, "default")
+    assert mode({"dry_run": True}) == (Mode.WARN, "dry-run")
+    assert mode({"rules": {"no-allow-all-egress": {"mode": "audit"}}}) == (Mode.AUDIT, "config")
 
 
 def test_engine_failures_fail_closed_or_open_as_configured() -> None:
@@ -55,7 +68,6 @@ def test_the_failure_kind_is_a_typed_field_for_the_metrics() -> None:
     for kind in ("timeout", "unreachable", "error", "overloaded"):
         assert engine_failure("x", "deny", kind, 1.0).failure == kind
         assert engine_failure("x", "allow", kind, 1.0).failure == kind
-    assert decide([], {}).failure is None
-    modes = {"no-allow-all-egress": (Mode.ENFORCE, "default")}
-    denied = decide([Finding(rule="no-allow-all-egress", path="spec", message="m", fix="f", severity="high")], modes)
+    assert decided([]).failure is None
+    denied = decided([F])
     assert denied.verdict is Verdict.DENIED and denied.failure is None
