@@ -30,31 +30,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.manifests import ALLOW_ALL_EGRESS, WEB_INGRESS
 from webhook.policies import _catalog_files, load_policy_set
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = load_policy_set(REPO / "policies")
 
-ALLOW_ALL_EGRESS = """\
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: allow-all, namespace: team-a}
-spec:
-  podSelector: {}
-  policyTypes: [Egress]
-  egress: [{}]
-"""
-WEB_INGRESS = """\
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web, namespace: team-a}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  policyTypes: [Ingress]
-  ingress:
-    - from: [{podSelector: {matchLabels: {app: frontend}}}]
-      ports: [{protocol: TCP, port: 8080}]
-"""
 
 
 @dataclass(frozen=True)
