@@ -17,21 +17,12 @@ import pytest
 import yaml
 
 from tests.cli.test_audit import TEAM_A_ALLOW_ALL, TEAM_B_WEB
+from tests.manifests import WEB_INGRESS
 from webhook.kubectl_plugin import UsageError, main, translate
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.prefix) / "bin"
-GOOD = """\
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  policyTypes: [Ingress]
-  ingress:
-    - from: [{podSelector: {matchLabels: {app: frontend}}}]
-      ports: [{protocol: TCP, port: 8080}]
-"""
+GOOD = WEB_INGRESS.replace("{name: web, namespace: team-a}", "{name: web}")  # no namespace: -n gives it
 BAD = TEAM_A_ALLOW_ALL
 
 
