@@ -869,7 +869,7 @@ def microbench(bodies: Sequence[Body], iterations: int, policies_dir: Path,
     try:
         for body in bodies:
             raw = body.raw
-            decision = pipeline.review(parse_review(body.review_variant(0)))
+            decision = pipeline.review(parse_review(body.review_variant(0))).decision
             if decision.allowed is not body.allowed:
                 run_info.notes.append(
                     f"{body.name} was meant to be {'allowed' if body.allowed else 'denied'} but this policy set "

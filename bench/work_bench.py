@@ -91,7 +91,7 @@ def main() -> None:
             from webhook.reviews import make_review
             request = parse_review(make_review(obj, username="bench", groups=("system:authenticated",),
                                                namespace="bench"))
-            decision = timed("review", lambda r=request: pipeline.review(r))
+            decision = timed("review", lambda r=request: pipeline.review(r).decision)
             print(f"  verdict    {decision.verdict.value} {[f.finding.rule for f in decision.findings][:3]}")
 
 

@@ -1,30 +1,32 @@
 """`netguard audit`: the whole catalog over what is in a cluster (or on disk), plus posture figures.
 
-Findings come from the same check pipeline as admission (check.check_document), so an audit
-finding is exactly what admission would say today. Posture figures read the normalized model
-and its facts, the very model the review built (each policy is normalized once); none of them
-re-implements a guardrail. With `jobs` > 1 the reviews run in forked processes (fanout.py), each
-also working out its policies' share of the posture; the parent merges in input order, so the
-report does not depend on the number of processes.
+Findings come from the same check pipeline as admission (check.review_document), so an audit
+finding is exactly what admission would say today with netguard's cluster view on: every review
+reads a ClusterSnapshot of the inventory (its namespaces and policies), so the guardrails that
+judge a policy against the rest of the cluster (namespace-has-default-deny) work offline too.
+Posture figures read the normalized model and its facts, the very model the review built
+(Review.policy); none of them re-implements a guardrail. With `jobs` > 1 the reviews run in forked
+processes (fanout.py), each also working out its policies' share of the posture; the parent merges
+in input order, so the report does not depend on the number of processes.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
 from webhook import exceptions as exc_mod
 from webhook import fanout
-from webhook.check import CheckReport, DocumentResult, Outcome, check_document, check_report
+from webhook.check import CheckReport, DocumentResult, Outcome, check_report, review_document
 from webhook.cluster_view import ClusterSnapshot
 from webhook.decisionlog import DecisionStats
 from webhook.inventory import Inventory, Workload
 from webhook.limits import check_limits
-from webhook.model import UserInfo
+from webhook.model import UserInfo, Verdict
 from webhook.mutate import ANNOTATION_LAST_MODIFIED_BY
 from webhook.netpolicy import NormalizedPolicy, Subject
 from webhook.pipeline import Pipeline
@@ -217,8 +219,8 @@ def audit(pipeline: Pipeline, inventory: Inventory, *, decisions: DecisionStats 
     outcomes: list[Outcome] = []
     shares: list[_PolicyPosture] = []
     last_changed = decisions.last_changed if decisions else {}
-    with fanout.ordered(_review, (_Remembering.of(pipeline), docs, today, last_changed), len(docs),
-                        jobs) as reviewed:
+    snapshot = inventory_snapshot(inventory, pipeline.settings.namespace_labels)  # once: the workers inherit it
+    with fanout.ordered(_review, (pipeline, docs, today, last_changed, snapshot), len(docs), jobs) as reviewed:
         for doc, (outcome, share) in zip(progress(docs), reviewed, strict=True):
             if isinstance(outcome, DocumentResult) and outcome.document == _GIVEN:  # a copy, from a worker
                 outcome = replace(outcome, document=doc)
@@ -233,47 +235,32 @@ def audit(pipeline: Pipeline, inventory: Inventory, *, decisions: DecisionStats 
                        errors=check.errors, policies=len(check.results), rules=pipeline.policies.guardrails)
 
 
-@dataclass(frozen=True)
-class _Remembering(Pipeline):
-    """The pipeline itself, also keeping what its model() gave: the posture figures read each policy as its
-    review did instead of normalizing it a second time. One per audit (per worker process with --jobs)."""
+def inventory_snapshot(inventory: Inventory,
+                       configured: Mapping[str, Mapping[str, str]] | None = None) -> ClusterSnapshot:
+    """The cluster as the inventory shows it, as netguard's cluster view would hold it: every namespace with its
+    labels and every policy that can be read; an unreadable one is left out (its review reports it as an error),
+    and so is a document without an apiVersion (check_document: not an object the API server would hold).
 
-    built: list[tuple[Mapping[str, Any], ClusterSnapshot, NormalizedPolicy | ShapeError]] = field(
-        default_factory=list, compare=False, repr=False)
-
-    @classmethod
-    def of(cls, pipeline: Pipeline) -> _Remembering:
-        return cls(**{f.name: getattr(pipeline, f.name) for f in fields(pipeline) if f.init})
-
-    def model(self, obj: Mapping[str, Any], snapshot: ClusterSnapshot) -> tuple[NormalizedPolicy, tuple[str, ...]]:
-        try:
-            policy, notices = super().model(obj, snapshot)
-        except ShapeError as exc:
-            self.built.append((obj, snapshot, exc))
-            raise
-        self.built.append((obj, snapshot, policy))
-        return policy, notices
-
-    def built_for(self, obj: Mapping[str, Any], snapshot: ClusterSnapshot) -> NormalizedPolicy | ShapeError | None:
-        """What the one model() call since `built` was cleared gave, if it read `obj` (the review reads a shallow
-        copy; a copy with a namespace added is another object) through `snapshot`; else None."""
-        if len(self.built) != 1:
-            return None  # not reviewed: an excluded namespace, over the limits, a cached decision
-        read, seen, got = self.built[0]
-        return got if read == obj and (seen is snapshot or seen == snapshot) else None
+    `configured` (the settings' namespace_labels) replaces a namespace's labels, as `netguard audit` merges them
+    (cli._run_audit): namespace overrides read the labels they read without a snapshot. The inventory lists no
+    CiliumCIDRGroups, so a reference to one stays "cannot be judged", as without a cluster view, rather than
+    "no such group"."""
+    return ClusterSnapshot.from_objects(
+        {**inventory.namespace_labels(), **(configured or {})},
+        (d.obj for d in inventory.policies if isinstance(d.obj.get("apiVersion"), str)),
+        skip_unreadable=True, cidr_groups_known=False)
 
 
-def _review(shared: tuple[_Remembering, Sequence[Document], date, LastChanged],
+def _review(shared: tuple[Pipeline, Sequence[Document], date, LastChanged, ClusterSnapshot],
             i: int) -> tuple[Outcome, _PolicyPosture | None]:
     """The check's outcome for one policy and, unless it cannot be read, its share of the posture figures."""
-    pipeline, docs, today, last_changed = shared
+    pipeline, docs, today, last_changed, snapshot = shared
     doc = docs[i]
-    pipeline.built.clear()
-    outcome = check_document(pipeline, doc, requester=requester_for(doc, last_changed), today=today)
-    snapshot = pipeline.snapshot()
-    got = pipeline.built_for(doc.obj, snapshot)
-    pipeline.built.clear()
-    policy = _model(pipeline, doc, snapshot) if got is None else None if isinstance(got, ShapeError) else got
+    outcome, review = review_document(pipeline, doc, requester=requester_for(doc, last_changed), today=today,
+                                      snapshot=snapshot)
+    policy = review.policy if review is not None else None
+    if review is not None and review.decision.verdict is Verdict.SKIPPED:
+        policy = _unguarded(pipeline, doc, snapshot)
     if isinstance(outcome, DocumentResult) and outcome.document is doc:
         outcome = replace(outcome, document=_GIVEN)  # the caller has it: not sent back from a worker
     return outcome, None if policy is None else _policy_posture(pipeline, policy, doc.obj, today)
@@ -303,14 +290,16 @@ def _last_changed_by(doc: Document, logged: tuple[str, tuple[str, ...]] | None) 
     return (annotated, "annotation") if annotated else ("unknown", "")
 
 
-def _model(pipeline: Pipeline, doc: Document, snapshot: ClusterSnapshot) -> NormalizedPolicy | None:
-    """The policy as the check read it; None when the check reports it as too large or malformed."""
+def _unguarded(pipeline: Pipeline, doc: Document, snapshot: ClusterSnapshot) -> NormalizedPolicy | None:
+    """A policy admission does not guard (an excluded namespace, a kind version not evaluated), so its review
+    skipped it without reading it: still part of the cluster's posture, read here as a review would read it;
+    None when over the limits or malformed."""
     if check_limits(doc.obj, pipeline.settings.limits) is not None:
-        return None  # reported by the check as a `limits` finding; too large to read for posture
+        return None
     try:
         return pipeline.model(doc.obj, snapshot)[0]
     except ShapeError:
-        return None  # reported by the check as an input error
+        return None
 
 
 def _ref(policy: NormalizedPolicy, paths: Iterable[str], detail: str = "") -> PolicyRef:

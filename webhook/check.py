@@ -1,8 +1,9 @@
 """`netguard check`: manifests through the admission pipeline, as the API server would send them.
 
-Every document becomes a synthetic CREATE by the given requester and goes through the same
-Pipeline.review as a webhook request (same normalization, Rego, configuration, exceptions), so
-"passes check" means "passes admission". Findings are mapped back to source lines.
+Every document becomes a synthetic CREATE by the given requester (reviews.synthetic_create) and goes
+through the same Pipeline.review as a webhook request (same normalization, Rego, configuration,
+exceptions), so "passes check" means "passes admission". Findings are mapped back to source lines; an
+object the pipeline could not judge (its decision's typed `failure`) is an input error at the field.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeAlias
 
-from webhook.admission import ReviewError, parse_review
-from webhook.decide import ENGINE_ERROR, INVALID_OBJECT
-from webhook.model import POLICY_KIND_NAMES, AppliedFinding, Decision, Mode, UserInfo, Verdict
-from webhook.pipeline import Pipeline
-from webhook.reviews import make_review
+from webhook import kinds
+from webhook.admission import ReviewError
+from webhook.cluster_view import ClusterSnapshot
+from webhook.model import AppliedFinding, Decision, Mode, UserInfo, Verdict
+from webhook.pipeline import Pipeline, Review
+from webhook.reviews import synthetic_create
 from webhook.sources import Document, SourceError
 
 DEFAULT_USER = "netguard-check"
@@ -115,12 +117,27 @@ Outcome: TypeAlias = DocumentResult | SourceError | None  # None: a document of 
 def check_document(pipeline: Pipeline, doc: Document, *, namespace: str | None = None,
                    requester: UserInfo = CHECK_USER, today: date | None = None) -> Outcome:
     """One document as check_documents sees it: reviewed, not readable, or skipped (None)."""
+    return review_document(pipeline, doc, namespace=namespace, requester=requester, today=today)[0]
+
+
+def review_document(pipeline: Pipeline, doc: Document, *, namespace: str | None = None,
+                    requester: UserInfo = CHECK_USER, today: date | None = None,
+                    snapshot: ClusterSnapshot | None = None) -> tuple[Outcome, Review | None]:
+    """check_document's outcome and the review behind it (the audit reads its policy); None for a document that
+    was not reviewed. `snapshot`: the cluster to review against (the audit's inventory); without it the
+    pipeline's own view, none for `netguard check` (a folder is a partial view of a cluster)."""
     kind = doc.obj.get("kind")
     if not isinstance(kind, str) or not isinstance(doc.obj.get("apiVersion"), str):
-        return SourceError(doc.source, doc.line, 1, "not a Kubernetes object: apiVersion and kind are required")
-    if kind not in POLICY_KIND_NAMES:
-        return None
-    return _review(pipeline, doc, namespace, requester, today)
+        return SourceError(doc.source, doc.line, 1, "not a Kubernetes object: apiVersion and kind are required"), None
+    if kinds.of(doc.obj) is None:  # group and kind, as the audit's inventory: extensions/v1beta1 is not guarded
+        return None, None
+    doc = doc.in_namespace(namespace)
+    try:
+        request = synthetic_create(doc.obj, user=requester, namespace=doc.namespace)
+    except ReviewError as exc:
+        return SourceError(doc.source, doc.line, 1, exc.message), None
+    review = pipeline.review(request, snapshot, today=today)
+    return _result(doc, kind, review.decision), review
 
 
 def check_report(pipeline: Pipeline, outcomes: Iterable[Outcome], errors: Sequence[SourceError] = ()) -> CheckReport:
@@ -139,21 +156,16 @@ def check_report(pipeline: Pipeline, outcomes: Iterable[Outcome], errors: Sequen
                        revision=pipeline.revision, engine=pipeline.engine.name, rules=pipeline.policies.guardrails)
 
 
-def _review(pipeline: Pipeline, doc: Document, namespace: str | None, requester: UserInfo,
-            today: date | None) -> DocumentResult | SourceError:
-    doc = doc.in_namespace(namespace)
-    obj, meta, kind, ns = doc.obj, doc.obj.get("metadata"), str(doc.obj["kind"]), doc.namespace
-    try:
-        request = parse_review(make_review(obj, username=requester.username, groups=requester.groups,
-                                           namespace=ns))
-    except ReviewError as exc:
-        return SourceError(doc.source, doc.line, 1, exc.message)
-    decision = pipeline.review(request, today=today)
+def _result(doc: Document, kind: str, decision: Decision) -> DocumentResult | SourceError:
+    """The decision located in the document. A failure that denies is an input error at its field: an object that
+    cannot be read, or guardrails that could not run and fail closed. Failing open, the document is reported
+    with verdict error, as admission would let it through."""
+    failure = decision.failure
+    if failure is not None and not decision.allowed:
+        line, col = doc.position(failure.path)
+        return SourceError(doc.source, line, col, f"{failure.path}: {failure.problem}")
+    meta = doc.obj.get("metadata")
     name = str(meta.get("name", "")) if isinstance(meta, dict) else ""
-    invalid = [f for f in decision.findings if f.finding.rule in (INVALID_OBJECT, ENGINE_ERROR)]
-    if invalid:
-        first = invalid[0].finding
-        line, col = doc.position(first.path)
-        return SourceError(doc.source, line, col, f"{first.path}: {first.message}")
     located = tuple(LocatedFinding(f, *doc.position(f.finding.path)) for f in decision.findings)
-    return DocumentResult(document=doc, kind=kind, namespace=ns, name=name, decision=decision, findings=located)
+    return DocumentResult(document=doc, kind=kind, namespace=doc.namespace, name=name, decision=decision,
+                          findings=located)

@@ -16,7 +16,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from webhook import certs, config, exceptions
+from webhook import certs, config, exceptions, reports
 from webhook.engine import EngineError
 from webhook.model import POLICY_KINDS, UserInfo
 from webhook.policies import PolicyLoadError
@@ -108,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("--group", action="append", help="requester group (repeatable)")
     chk.add_argument("--config", help="configuration file (default: $NETGUARD_CONFIG)")
     chk.add_argument("--policies", metavar="DIR", help=POLICIES_HELP)
-    chk.add_argument("--format", choices=["text", "json", "sarif", "junit"], default="text")
+    chk.add_argument("--format", choices=list(reports.formats(reports.CHECK)), default="text",
+                     help=reports.help_text(reports.CHECK, "text"))
     chk.add_argument("--output", "-o", type=Path, help="write the report to this file instead of stdout")
     chk.add_argument("--fail-on", choices=["enforce", "warn"], default="enforce",
                      help="exit 1 on enforce findings (default), or on warnings too (warn)")
@@ -142,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
                           "certificate (server.client_ca); anyone reaching the port can write those")
     aud.add_argument("--config", help="configuration file (default: $NETGUARD_CONFIG)")
     aud.add_argument("--policies", metavar="DIR", help=POLICIES_HELP)
-    aud.add_argument("--format", choices=["html", "json", "csv", "markdown", "policyreport"], default="markdown")
+    aud.add_argument("--format", choices=list(reports.formats(reports.AUDIT)), default="markdown",
+                     help=reports.help_text(reports.AUDIT, "markdown"))
     aud.add_argument("--output", "-o", type=Path, help="write the report to this file instead of stdout")
     aud.add_argument("--jobs", "-j", type=_jobs, metavar="N",
                      help="processes that read and review the policies (default: one per CPU; 1: no extra "
@@ -239,6 +241,15 @@ def _paint(args: argparse.Namespace, stream: Any = None) -> Any:
     from webhook.terminal import paint_for
 
     return paint_for(stream or sys.stdout, getattr(args, "color", "auto"))
+
+
+def _style(args: argparse.Namespace) -> reports.Style:
+    """How `check` and `audit` dress a report for people: colour on a terminal (in a file only with --color
+    always), no summary with --quiet. Formats for machines ignore it."""
+    from webhook.terminal import Paint
+
+    paint = Paint(args.color == "always") if args.output else _paint(args)
+    return reports.Style(paint, quiet=getattr(args, "quiet", False))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -365,7 +376,6 @@ def _check(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from webhook.check import DEFAULT_GROUPS, check_documents
-    from webhook.check_formats import RENDERERS
     from webhook.pipeline import build_pipeline
     from webhook.sources import read_paths
 
@@ -375,14 +385,7 @@ def _check(args: argparse.Namespace) -> int:
     requester = UserInfo(args.user, groups=tuple(args.group or DEFAULT_GROUPS))
     report = check_documents(pipeline, documents, errors, namespace=args.namespace, requester=requester)
     report = replace(report, fail_on=args.fail_on)
-    if args.format == "text":
-        from webhook.check_formats import render_text
-        from webhook.terminal import Paint
-
-        paint = Paint(args.color == "always") if args.output else _paint(args)  # a file: only with --color always
-        text = render_text(report, paint=paint, quiet=args.quiet)
-    else:
-        text = RENDERERS[args.format](report)
+    text = reports.render_check(args.format, report, _style(args))
     if args.output:
         args.output.write_text(text, encoding="utf-8")
     else:
@@ -393,6 +396,7 @@ def _check(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     import json
 
+    from webhook import kinds
     from webhook.explain import explain, render_text
     from webhook.facts import FactParams, enrich
     from webhook.normalize import normalize
@@ -405,7 +409,7 @@ def _explain(args: argparse.Namespace) -> int:
     explained = []
     failed = bool(errors)
     for doc in documents:
-        if doc.obj.get("kind") not in ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"):
+        if kinds.of(doc.obj) is None:  # not a guarded kind (webhook/kinds): group and kind
             continue
         try:
             policy = enrich(normalize(doc.in_namespace(args.namespace).obj), FactParams())
@@ -464,7 +468,6 @@ def _run_audit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from webhook.audit import audit
-    from webhook.audit_report import RENDERERS
     from webhook.decisionlog import read_decisions
     from webhook.fanout import default_jobs
     from webhook.inventory import from_documents
@@ -501,7 +504,7 @@ def _run_audit(args: argparse.Namespace) -> int:
     report = audit(pipeline, inventory, decisions=decisions, jobs=jobs,
                    progress=lambda docs: tqdm(docs, desc="auditing", unit="policy", disable=not on_terminal,
                                               file=sys.stderr))
-    text = RENDERERS[args.format](report)
+    text = reports.render_audit(args.format, report, _style(args))
     if args.output:
         args.output.write_text(text, encoding="utf-8")
         if on_terminal:
@@ -517,12 +520,14 @@ def _one_namespace(inventory: Any, namespace: str) -> Any:
     policy (a CiliumClusterwideNetworkPolicy applies there too, and counts for its default deny)."""
     from dataclasses import replace
 
+    from webhook.sources import cluster_scoped
+
     def where(obj: dict[str, Any]) -> str:  # manifests without a namespace are audited in "default"
         meta = obj.get("metadata")
         return str(meta.get("namespace") or "default") if isinstance(meta, dict) else "default"
 
     policies = tuple(d for d in inventory.policies
-                     if d.obj.get("kind") == "CiliumClusterwideNetworkPolicy" or where(d.obj) == namespace)
+                     if cluster_scoped(d.obj) or where(d.obj) == namespace)
     workloads = None if inventory.workloads is None else tuple(
         w for w in inventory.workloads if w.namespace == namespace)
     return replace(inventory, source=f"{inventory.source}, namespace {namespace}",

@@ -33,17 +33,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from webhook import logs
-from webhook.model import (
-    CILIUM_CLUSTERWIDE_NETWORK_POLICY,
-    CILIUM_NETWORK_POLICY,
-    NETWORK_POLICY,
-    GroupVersionKind,
-    Operation,
-)
+from webhook import kinds, logs
+from webhook.model import GroupVersionKind, Operation
 from webhook.netpolicy import NormalizedPolicy
 from webhook.normalize import normalize
-from webhook.posture import default_deny, subject_covers_namespace
+from webhook.posture import DIRECTIONS, baseline_subjects, default_deny, subject_covers_namespace
 from webhook.selectors import NAMESPACE_NAME_LABEL, Selector, parse_selector
 from webhook.shape import ShapeError, expect_mapping, optional_list
 
@@ -53,12 +47,8 @@ if TYPE_CHECKING:
 log = logs.get_logger("netguard.cluster")
 
 NAMESPACES = "namespaces"
-# Watched policy resources (plural) -> the kind their objects have.
-POLICY_RESOURCES: Mapping[str, GroupVersionKind] = {
-    "networkpolicies": NETWORK_POLICY,
-    "ciliumnetworkpolicies": CILIUM_NETWORK_POLICY,
-    "ciliumclusterwidenetworkpolicies": CILIUM_CLUSTERWIDE_NETWORK_POLICY,
-}
+# Watched policy resources (plural) -> the kind their objects have: every registered kind (webhook/kinds).
+POLICY_RESOURCES: Mapping[str, GroupVersionKind] = {k.plural: k.gvk for k in kinds.ALL}
 # CiliumCIDRGroup (cilium.io, cluster-scoped, plural ciliumcidrgroups): a named list of external CIDRs that
 # CiliumNetworkPolicy toCIDRSet/fromCIDRSet entries reference by name (`cidrGroupRef`) or by the group's
 # labels (`cidrGroupSelector`, a LabelSelector) instead of a literal `cidr`. Its only field is
@@ -72,7 +62,7 @@ POLICY_RESOURCES: Mapping[str, GroupVersionKind] = {
 CIDR_GROUPS = "ciliumcidrgroups"
 CIDR_GROUP_KIND = "CiliumCIDRGroup"
 RESOURCES = (NAMESPACES, *POLICY_RESOURCES, CIDR_GROUPS)
-OPTIONAL_RESOURCES = frozenset({"ciliumnetworkpolicies", "ciliumclusterwidenetworkpolicies", CIDR_GROUPS})  # CRDs
+OPTIONAL_RESOURCES = frozenset({*(k.plural for k in kinds.ALL if k.optional_crd), CIDR_GROUPS})  # CRDs
 BASELINE_LABEL = "netguard.io/baseline"
 
 PolicyKey = tuple[str, str, str]  # (kind, namespace, name); namespace "" for clusterwide policies
@@ -147,6 +137,14 @@ class ClusterSnapshot:
     # process, on every change (list or event), so equal generations mean equal content (the verdict cache's
     # key). 0 for snapshots not taken from a ClusterView (files, tests, DISABLED): they carry no version.
     generation: int = 0
+    # False when the snapshot's source did not list CiliumCIDRGroups (the audit's inventory): cidr_groups() then
+    # cannot tell, as without a cluster view, instead of answering that a referenced group does not exist.
+    cidr_groups_known: bool = True
+    # Per key of by_namespace, its policies that can be a default-deny baseline ("deny") and those labelled as a
+    # baseline ("marked"), worked out on first use: default_deny and baselines look at these alone (the audit asks
+    # about every policy of a namespace, and walking the whole namespace each time made that quadratic).
+    _subsets: dict[tuple[str, str], tuple[NormalizedPolicy, ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def usable(self) -> bool:
@@ -164,10 +162,10 @@ class ClusterSnapshot:
         return self.namespaces.get(namespace)
 
     def cidr_groups(self) -> Mapping[str, CidrGroup] | None:
-        """Every CiliumCIDRGroup by name, or None when the view cannot tell (disabled, not synced, stale): then a
-        `cidrGroupRef` or `cidrGroupSelector` cannot be judged without the cluster. A name missing from the
-        mapping is a group that does not exist (an empty mapping where Cilium is not installed)."""
-        if not self.usable:
+        """Every CiliumCIDRGroup by name, or None when the view cannot tell (disabled, not synced, stale, groups not
+        listed): then a `cidrGroupRef` or `cidrGroupSelector` cannot be judged without the cluster. A name missing
+        from the mapping is a group that does not exist (an empty mapping where Cilium is not installed)."""
+        if not self.usable or not self.cidr_groups_known:
             return None
         return self.cidr_groups_by_name
 
@@ -200,19 +198,33 @@ class ClusterSnapshot:
                      adding: NormalizedPolicy | None = None) -> dict[str, bool]:
         """Default deny per direction for `namespace`, optionally as if `without` were gone and `adding` stored
         (the request's own policy: a CREATE of a default deny provides it)."""
-        policies = [p for p in self.relevant(namespace) if policy_key(p) != without]
+        policies = [p for p in self._relevant_subset("deny", namespace) if policy_key(p) != without]
         if adding is not None:
             policies.append(adding)
         return default_deny(namespace, policies, self.namespaces)
+
+    def _relevant_subset(self, subset: str, namespace: str) -> list[NormalizedPolicy]:
+        """relevant(namespace), only the policies of `subset` (see _subsets)."""
+        return [*(self._subset(subset, namespace) if namespace else ()), *self._subset(subset, "")]
+
+    def _subset(self, subset: str, key: str) -> tuple[NormalizedPolicy, ...]:
+        found = self._subsets.get((subset, key))
+        if found is None:
+            policies = self.by_namespace.get(key, {}).values()
+            if subset == "deny":  # a default deny in some direction
+                found = tuple(p for p in policies if any(True for d in DIRECTIONS for _ in baseline_subjects(d, (p,))))
+            else:
+                found = tuple(p for p in policies if p.labels.get(BASELINE_LABEL) == "true")
+            self._subsets[(subset, key)] = found
+        return found
 
     def baselines(self, namespace: str) -> list[dict[str, str]]:
         """Stored policies marked netguard.io/baseline=true that apply to `namespace`: its own, and the
         clusterwide ones whose namespace scope includes it."""
         return [{"kind": p.kind, "namespace": p.namespace, "name": p.name}
-                for p in sorted(self.relevant(namespace), key=policy_key)
-                if p.labels.get(BASELINE_LABEL) == "true"
-                and (not namespace or any(subject_covers_namespace(p, s, namespace, self.namespaces)
-                                          for s in p.subjects))]
+                for p in sorted(self._relevant_subset("marked", namespace), key=policy_key)
+                if not namespace or any(subject_covers_namespace(p, s, namespace, self.namespaces)
+                                        for s in p.subjects)]
 
     def to_input(self, namespace: str, policy: NormalizedPolicy | None, operation: Operation,
                  namespace_labels: Mapping[str, str]) -> dict[str, Any]:
@@ -237,22 +249,29 @@ class ClusterSnapshot:
 
     @classmethod
     def from_objects(cls, namespaces: Mapping[str, Mapping[str, str]], objects: Iterable[Mapping[str, Any]], *,
-                     synced: bool = True, stale: bool = False, age_seconds: float = 0.0) -> ClusterSnapshot:
-        """A snapshot from manifests (sample request files, tests): policies of the three kinds and
-        CiliumCIDRGroups (any version); unreadable objects raise ShapeError. The CIDR groups are exactly those
-        given: a group the files leave out does not exist for this snapshot."""
+                     synced: bool = True, stale: bool = False, age_seconds: float = 0.0,
+                     skip_unreadable: bool = False, cidr_groups_known: bool = True) -> ClusterSnapshot:
+        """A snapshot from manifests (sample request files, tests, the audit's inventory): policies of the three
+        kinds and CiliumCIDRGroups (any version); unreadable objects raise ShapeError, or are left out with
+        `skip_unreadable`. The CIDR groups are exactly those given: a group the files leave out does not exist for
+        this snapshot, unless `cidr_groups_known` is false (the objects say nothing about groups)."""
         by_ns: dict[str, dict[PolicyKey, NormalizedPolicy]] = {}
         groups: dict[str, CidrGroup] = {}
         for obj in objects:
-            if isinstance(obj, Mapping) and obj.get("kind") == CIDR_GROUP_KIND:
-                group = cidr_group(obj)
-                groups[group.name] = group
-                continue
-            policy = normalize(obj)
+            try:
+                if isinstance(obj, Mapping) and obj.get("kind") == CIDR_GROUP_KIND:
+                    group = cidr_group(obj)
+                    groups[group.name] = group
+                    continue
+                policy = normalize(obj)
+            except ShapeError:
+                if skip_unreadable:
+                    continue
+                raise
             by_ns.setdefault(policy.namespace, {})[policy_key(policy)] = policy
         labels = {name: {NAMESPACE_NAME_LABEL: name, **dict(ls)} for name, ls in namespaces.items()}
         return cls(enabled=True, synced=synced, stale=stale, age_seconds=age_seconds, namespaces=labels,
-                   by_namespace=by_ns, cidr_groups_by_name=groups)
+                   by_namespace=by_ns, cidr_groups_by_name=groups, cidr_groups_known=cidr_groups_known)
 
 
 DISABLED = ClusterSnapshot(enabled=False)
@@ -489,7 +508,8 @@ class ClusterView:
     def _normalize(resource: str, obj: Mapping[str, Any]) -> tuple[PolicyKey, NormalizedPolicy | None, str]:
         gvk = POLICY_RESOURCES[resource]
         namespace, name, _ = _meta(obj)
-        key = (gvk.kind, "" if resource == "ciliumclusterwidenetworkpolicies" else namespace, name)
+        kind = kinds.by_plural(resource)
+        key = (gvk.kind, namespace if kind is not None and kind.namespaced else "", name)
         try:
             policy = normalize({**obj, "apiVersion": gvk.api_version, "kind": gvk.kind})
         except ShapeError as exc:

@@ -16,14 +16,14 @@ from typing import Any
 
 from webhook.config import Settings
 from webhook.exceptions import Exemption
-from webhook.model import AppliedFinding, Decision, Finding, Mode, Verdict
+from webhook.model import INVALID_OBJECT, AppliedFinding, Decision, Failure, Finding, Mode, Verdict
 from webhook.policies import Guardrail, PolicySet
 
 FindingKey = tuple[str, str, str]
 ENGINE_ERROR = "engine-error"  # pseudo-rule of a fail-closed evaluation failure
-INVALID_OBJECT = "invalid-object"  # pseudo-rule of a malformed object
 LIMITS = "limits"  # pseudo-rule of an object over a configured size limit (webhook/limits.py)
 ENGINE_FAILURE_KINDS = ("timeout", "unreachable", "error")  # engine.TIMEOUT, UNREACHABLE, ERROR (not overloaded)
+EVALUATION = "(evaluation)"  # the path of an engine failure: no field of the object is at fault
 
 
 @dataclass(frozen=True)
@@ -131,10 +131,19 @@ def _verdict(applied: list[AppliedFinding], notices: tuple[str, ...], used: tupl
 
 
 def invalid_object(path: str, problem: str) -> Decision:
-    """A malformed object is denied with the field named, never a 500."""
-    finding = Finding(rule=INVALID_OBJECT, path=path or "(object)", message=problem,
+    """A malformed object is denied with the field named, never a 500: the typed `failure` for callers, and an
+    INVALID_OBJECT finding for the API server's message, the decision log and the metrics."""
+    failure = Failure(INVALID_OBJECT, problem, path or "(object)")
+    finding = Finding(rule=INVALID_OBJECT, path=failure.path, message=problem,
                       fix="correct the field so it matches the API schema", severity="high")
-    return Decision(verdict=Verdict.DENIED, findings=(AppliedFinding(finding, Mode.ENFORCE, "schema"),))
+    return Decision(verdict=Verdict.DENIED, findings=(AppliedFinding(finding, Mode.ENFORCE, "schema"),),
+                    failure=failure)
+
+
+def unreadable_delete(path: str, problem: str) -> Decision:
+    """Removing an object that cannot be read is never blocked; `failure` still says it was not judged."""
+    return Decision(verdict=Verdict.ALLOWED, reason=f"old object unreadable: {path} {problem}",  # as ShapeError says it
+                    failure=Failure(INVALID_OBJECT, problem, path or "(object)"))
 
 
 def over_limit(path: str, problem: str, fix: str) -> Decision:
@@ -147,7 +156,7 @@ def over_limit(path: str, problem: str, fix: str) -> Decision:
 def engine_failure(message: str, on_error: str, kind: str = "error", budget_seconds: float | None = None) -> Decision:
     """The answer when the guardrails could not be evaluated: denied (fail closed) or allowed with a warning.
 
-    `kind` is timeout, unreachable, error or overloaded; it is the decision's `failure`, and the reason says
+    `kind` is timeout, unreachable, error or overloaded: the kind of the decision's `failure`; the reason says
     "engine <kind>: ..." for the decision log.
     """
     if kind == "timeout" and budget_seconds is not None:
@@ -156,9 +165,10 @@ def engine_failure(message: str, on_error: str, kind: str = "error", budget_seco
         what, detail = f"guardrails could not be evaluated: {message}", ""
     if on_error == "allow":
         return Decision(verdict=Verdict.ERROR, reason=f"engine {kind}: {what}{detail}; allowed by fail-open",
-                        failure=kind)
-    finding = Finding(rule=ENGINE_ERROR, path="(evaluation)", message=f"{what}; failing closed",
+                        failure=Failure(kind, f"{what}{detail}; allowed by fail-open", EVALUATION))
+    failure = Failure(kind, f"{what}; failing closed", EVALUATION)
+    finding = Finding(rule=ENGINE_ERROR, path=EVALUATION, message=failure.problem,
                       fix="retry; if it persists, contact the platform team (netguard fails closed)",
                       severity="high")
     return Decision(verdict=Verdict.DENIED, findings=(AppliedFinding(finding, Mode.ENFORCE, "fail-closed"),),
-                    reason=f"engine {kind}: {message}; failing closed", failure=kind)
+                    reason=f"engine {kind}: {message}; failing closed", failure=failure)

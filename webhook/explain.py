@@ -5,7 +5,8 @@ Pure: reads a NormalizedPolicy that `facts.enrich` has filled in and returns an 
 effects people get wrong: `{}` meaning "everything" in Kubernetes and "nothing" in Cilium,
 rules that policyTypes silently drops, `except` holes that deny nothing, open namespace
 selectors, toFQDNs without a DNS rule. The wording follows the semantics documented in
-normalize.py; nothing here re-reads the raw manifest.
+the kind modules (webhook/kinds), which also say how a sentence names their kind; nothing here
+re-reads the raw manifest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from webhook import kinds
 from webhook.facts import PRIVATE_RANGES, FactParams, parse_network
 from webhook.netpolicy import (
     Action,
@@ -356,8 +358,19 @@ def _join(items: Sequence[str], conjunction: str = "or") -> str:
 
 # --- subjects and rules ---------------------------------------------------------------------
 
+def _phrasing(policy: NormalizedPolicy) -> kinds.Phrasing:
+    """How sentences name the policy's kind. A NormalizedPolicy carries its kind's name, not its API group:
+    of the registered kinds of that name, the one with the policy's rule language and scope. Plain wording for
+    a kind normalize does not produce (a model built by hand)."""
+    for kind in kinds.with_name(policy.kind):
+        if kind.flavor is policy.flavor and kind.namespaced is not policy.clusterwide:
+            return kind.phrasing
+    return kinds.Phrasing(a=f"a {policy.kind}", subjects_in="in every namespace" if policy.clusterwide
+                          else "in the policy's namespace")
+
+
 def _own_namespace(policy: NormalizedPolicy) -> str:
-    return f"in namespace {policy.namespace}" if policy.namespace else "in the policy's namespace"
+    return f"in namespace {policy.namespace}" if policy.namespace else _phrasing(policy).subjects_in
 
 
 def _selects(policy: NormalizedPolicy, subject: Subject) -> str:
@@ -365,7 +378,7 @@ def _selects(policy: NormalizedPolicy, subject: Subject) -> str:
         return _things(subject.selector, "node")
     pods = _things(subject.selector.without(CILIUM_NAMESPACE_LABEL), "pod")
     if policy.clusterwide:
-        return f"{pods} {_namespaces(subject.namespaces, policy.flavor, 'in every namespace')}"
+        return f"{pods} {_namespaces(subject.namespaces, policy.flavor, _phrasing(policy).subjects_in)}"
     scope = subject.namespaces
     if scope.scope is Scope.NAMED and policy.namespace not in scope.names:
         return "no pods at all (see notes)"
@@ -446,23 +459,26 @@ def _rule(policy: NormalizedPolicy, rule: Rule) -> RuleExplanation:
 def _subject_notes(policy: NormalizedPolicy, subject: Subject) -> list[Note]:
     notes = []
     scope = subject.namespaces
-    if policy.kind == "CiliumNetworkPolicy" and subject.selects == "pods":
+    # A namespaced Cilium kind: Cilium adds the policy's namespace to its endpoint selector, so namespace keys
+    # there can only narrow it (webhook/kinds/cilium_network_policy.py).
+    if policy.flavor is Flavor.CILIUM and not policy.clusterwide and subject.selects == "pods":
+        a_kind = _phrasing(policy).a
         others = [n for n in scope.names if n != policy.namespace]
         if scope.scope is Scope.NAMED and not scope.names:
             notes.append(Note(subject.selector_path, "selects-nothing",
                               "pins the pod namespace to values no namespace can have at once: selects no pods"))
         elif scope.scope is Scope.NAMED and policy.namespace not in scope.names:
             notes.append(Note(subject.selector_path, "selects-nothing",
-                              f"names namespace {', '.join(others)}, but a CiliumNetworkPolicy in "
+                              f"names namespace {', '.join(others)}, but {a_kind} in "
                               f"{policy.namespace} only applies to {policy.namespace}'s pods: "
                               "this selects nothing"))
         elif scope.scope is Scope.NAMED and others:
             notes.append(Note(subject.selector_path, "other-namespace-subject",
-                              f"also names namespace {', '.join(others)}, which a CiliumNetworkPolicy in "
+                              f"also names namespace {', '.join(others)}, which {a_kind} in "
                               f"{policy.namespace} cannot reach: only {policy.namespace}'s pods are selected"))
         elif scope.scope in (Scope.ALL, Scope.SELECTED) and _namespace_requirements(scope, policy.flavor):
             notes.append(Note(subject.selector_path, "other-namespace-subject",
-                              f"namespace keys cannot widen a CiliumNetworkPolicy: it only applies to "
+                              f"namespace keys cannot widen {a_kind}: it only applies to "
                               f"{policy.namespace}'s pods"))
     rules = [r for r in policy.rules if r.subject == subject.index]
     for direction in Direction:
@@ -579,7 +595,7 @@ def _peer_notes(policy: NormalizedPolicy, peer: Peer, metadata_ips: Sequence[str
                      f"{how} every namespace{except_names}, including ones created later")]
     if policy.flavor is Flavor.CILIUM and scope.scope is Scope.OWN and (peer.pods or Selector()).empty:
         return [Note(peer.path, "own-namespace",
-                     "an empty endpoint selector in a CiliumNetworkPolicy means every pod of this namespace, "
+                     f"an empty endpoint selector in {_phrasing(policy).a} means every pod of this namespace, "
                      "not of the cluster")]
     return []
 

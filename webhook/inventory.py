@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.model import POLICY_KIND_NAMES
+from webhook import kinds
 from webhook.selectors import NAMESPACE_NAME_LABEL
 from webhook.sources import Document, SourceError
 
@@ -74,14 +74,15 @@ def from_documents(documents: Sequence[Document], errors: Sequence[SourceError],
     workloads: list[Workload] = []
     for doc in documents:
         kind = doc.obj.get("kind")
+        policy_kind = kinds.of(doc.obj)
         meta = doc.obj.get("metadata") if isinstance(doc.obj.get("metadata"), dict) else {}
         assert isinstance(meta, dict)
         name = str(meta.get("name", ""))
         ns = str(meta.get("namespace") or default_namespace)
         if kind == "Namespace":
             namespaces[name] = Namespace(name, {NAMESPACE_NAME_LABEL: name, **_labels(meta.get("labels"))})
-        elif kind in POLICY_KIND_NAMES:
-            if kind != "CiliumClusterwideNetworkPolicy":
+        elif policy_kind is not None:
+            if policy_kind.namespaced:
                 namespaces.setdefault(ns, Namespace(ns, {NAMESPACE_NAME_LABEL: ns}))
             policies.append(doc.in_namespace(default_namespace))
         elif kind == "Pod":

@@ -5,11 +5,11 @@ a cluster. Lists are fetched raw (`_preload_content=False`) and JSON-decoded: th
 would rename fields to snake_case and drop the ones they do not know (a newer Cilium's), while
 normalize() and the Rego catalog read the API's own JSON.
 
-Permissions needed (what deploy/ RBAC must grant), all cluster-wide `list`:
-namespaces, networking.k8s.io networkpolicies, cilium.io ciliumnetworkpolicies and
-ciliumclusterwidenetworkpolicies (when Cilium is installed), and pods (optional: without it the
-audit reports workloads as not available). Discovery of /apis/cilium.io/v2 is allowed to every
-authenticated user by the default system:discovery role.
+Permissions needed (what deploy/ RBAC must grant), all cluster-wide `list`: namespaces, every policy
+kind of the registry (webhook/kinds: networking.k8s.io networkpolicies; cilium.io ciliumnetworkpolicies
+and ciliumclusterwidenetworkpolicies, read when their CRDs are installed), and pods (optional: without it
+the audit reports workloads as not available). Discovery (/apis/cilium.io/v2, where an optional CRD is
+looked up) is allowed to every authenticated user by the default system:discovery role.
 
 Pods are read through the metadata API (`Accept: application/json;as=PartialObjectMetadataList;
 g=meta.k8s.io;v=v1`): the audit needs only their namespace, name and labels, so it never fetches or
@@ -30,25 +30,18 @@ from typing import Any
 import kubernetes
 import urllib3
 
+from webhook import kinds
 from webhook.inventory import Inventory, Namespace, Workload
 from webhook.selectors import NAMESPACE_NAME_LABEL
 from webhook.sources import Document
 
 PAGE_SIZE = 500
-CILIUM_GROUP = "cilium.io"
-CILIUM_VERSION = "v2"
-NO_CILIUM = "Cilium CRDs not installed: only Kubernetes NetworkPolicies were read"
+CILIUM_GROUP = "cilium.io"  # of CiliumCIDRGroups (the policy kinds' groups are in webhook/kinds)
 PODS_FORBIDDEN = "not allowed to list pods: workloads not available"
 # The metadata API: the list answered as a PartialObjectMetadataList (metadata only, no spec or status).
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 # (apiGroup, resource) pairs load_inventory lists, cluster-wide, verb "list"; pods are optional.
-REQUIRED_PERMISSIONS = (
-    ("", "namespaces"),
-    ("networking.k8s.io", "networkpolicies"),
-    (CILIUM_GROUP, "ciliumnetworkpolicies"),
-    (CILIUM_GROUP, "ciliumclusterwidenetworkpolicies"),
-    ("", "pods"),
-)
+REQUIRED_PERMISSIONS = (("", "namespaces"), *((k.group, k.plural) for k in kinds.ALL), ("", "pods"))
 # Retry refused/reset connections briefly, but never a read: a timed-out list would otherwise cost
 # several timeouts, and a list that got an answer is not worth repeating.
 _RETRIES = urllib3.Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0.2)
@@ -67,15 +60,9 @@ class _Resource:
 
 
 _NAMESPACES = _Resource("namespaces", "/api/v1/namespaces", "Namespace", "v1")
-_NETWORK_POLICIES = _Resource("NetworkPolicies", "/apis/networking.k8s.io/v1/networkpolicies", "NetworkPolicy",
-                              "networking.k8s.io/v1")
-_CILIUM = {
-    "ciliumnetworkpolicies": _Resource("CiliumNetworkPolicies", "/apis/cilium.io/v2/ciliumnetworkpolicies",
-                                       "CiliumNetworkPolicy", "cilium.io/v2"),
-    "ciliumclusterwidenetworkpolicies": _Resource(
-        "CiliumClusterwideNetworkPolicies", "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies",
-        "CiliumClusterwideNetworkPolicy", "cilium.io/v2"),
-}
+# Every policy kind, by plural: listed (and watched) through the generic API of its group and version, which
+# serves built-in kinds the same JSON as their typed clients would, and CRDs alike.
+_POLICIES = {k.plural: _Resource(k.plural_kind, k.collection_path, k.kind, k.api_version) for k in kinds.ALL}
 _PODS = _Resource("pods", "/api/v1/pods", "Pod", "v1")
 # CiliumCIDRGroup (see webhook/cluster_view.py for the sources): cilium.io/v2 since Cilium 1.18, cilium.io/v2alpha1
 # (deprecated from 1.18) before; the cluster view reads the first of these the cluster serves.
@@ -218,12 +205,11 @@ def _meta(obj: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
     return str(meta.get("namespace") or ""), str(meta.get("name") or ""), labels
 
 
-def _served_in(conn: _Conn, api: Any, version: str) -> frozenset[str]:
-    """Every resource name cilium.io/`version` serves (discovery); empty when that group version does not exist."""
-    res = _Resource(f"the {CILIUM_GROUP}/{version} API (discovery)", f"/apis/{CILIUM_GROUP}/{version}",
-                    "APIResourceList", "v1")
+def _served_in(conn: _Conn, api: Any, group: str, version: str) -> frozenset[str]:
+    """Every resource name `group`/`version` serves (discovery); empty when that group version does not exist."""
+    res = _Resource(f"the {group}/{version} API (discovery)", f"/apis/{group}/{version}", "APIResourceList", "v1")
     try:
-        body = _get(conn, res, api.get_api_resources, group=CILIUM_GROUP, version=version)
+        body = _get(conn, res, api.get_api_resources, group=group, version=version)
     except _ApiError as e:
         if e.status == 404:
             return frozenset()
@@ -234,10 +220,25 @@ def _served_in(conn: _Conn, api: Any, version: str) -> frozenset[str]:
     return frozenset(str(r.get("name")) for r in resources if isinstance(r, dict))
 
 
-def _served_cilium(conn: _Conn, api: Any) -> frozenset[str]:
-    """The Cilium policy plurals this cluster serves; empty when the cilium.io/v2 group does not exist."""
-    names = _served_in(conn, api, CILIUM_VERSION)
-    return frozenset(plural for plural in _CILIUM if plural in names)
+def _crd_notes(absent: tuple[kinds.PolicyKind, ...]) -> list[str]:
+    """What the source says about policy kinds whose CRD the cluster does not serve: a project none of whose
+    kinds is served in one note, others kind by kind; and, when no optional kind was read, which were."""
+    optional = [k for k in kinds.ALL if k.optional_crd]
+    notes = []
+    for project in dict.fromkeys(k.project for k in absent):
+        missing = [k for k in absent if k.project == project]
+        if len(missing) == sum(k.project == project for k in optional):
+            notes.append(f"{project} CRDs not installed")
+        else:
+            notes += [f"{k.kind} CRD not installed" for k in missing]
+    if notes and len(absent) == len(optional):
+        read = " and ".join(f"{k.project} {k.plural_kind}" for k in kinds.ALL if not k.optional_crd)
+        notes[-1] += f": only {read} were read"
+    return notes
+
+
+# The source's note when no optional policy CRD is installed (a cluster without Cilium).
+NO_CILIUM = "; ".join(_crd_notes(tuple(k for k in kinds.ALL if k.optional_crd)))
 
 
 def _client(kubeconfig: str | None, context: str | None, in_cluster: bool) -> tuple[Any, str]:
@@ -283,13 +284,18 @@ def load_inventory(kubeconfig: str | None = None, context: str | None = None, *,
             _, name, labels = _meta(obj)
             namespaces.append(Namespace(name, {NAMESPACE_NAME_LABEL: name, **labels}))
 
-        networking = kubernetes.client.NetworkingV1Api(client)
-        objects = _list_required(conn, _NETWORK_POLICIES, networking.list_network_policy_for_all_namespaces)
-        served = _served_cilium(conn, custom)
-        for plural, res in _CILIUM.items():
-            if plural in served:
-                objects += _list_required(conn, res, custom.list_cluster_custom_object,
-                                          group=CILIUM_GROUP, version=CILIUM_VERSION, plural=plural)
+        objects: list[dict[str, Any]] = []
+        served: dict[tuple[str, str], frozenset[str]] = {}  # discovery, once per group version
+        absent = []
+        for kind in kinds.ALL:
+            if kind.optional_crd:
+                if (kind.group, kind.version) not in served:
+                    served[kind.group, kind.version] = _served_in(conn, custom, kind.group, kind.version)
+                if kind.plural not in served[kind.group, kind.version]:
+                    absent.append(kind)
+                    continue
+            objects += _list_required(conn, _POLICIES[kind.plural], custom.list_cluster_custom_object,
+                                      group=kind.group, version=kind.version, plural=kind.plural)
         policies = []
         for index, obj in enumerate(objects):
             ns, name, _ = _meta(obj)
@@ -297,11 +303,7 @@ def load_inventory(kubeconfig: str | None = None, context: str | None = None, *,
             policies.append(Document(source=f"cluster:{obj['kind']}/{ref}", index=index, obj=obj, line=0,
                                      positions={}))
 
-        notes = [conn.host]
-        if not served:
-            notes.append(NO_CILIUM)
-        else:
-            notes += [f"{_CILIUM[p].kind} CRD not installed" for p in _CILIUM if p not in served]
+        notes = [conn.host, *_crd_notes(tuple(absent))]
 
         workloads: tuple[Workload, ...] | None = None
         if include_workloads:
@@ -322,13 +324,13 @@ def load_inventory(kubeconfig: str | None = None, context: str | None = None, *,
 # -- watching: the webhook's cluster view (webhook/cluster_view.py) ------------------------------------
 #
 # Permissions (what deploy/ RBAC must grant the webhook's service account), all cluster-wide `list` and
-# `watch`: namespaces, networking.k8s.io networkpolicies and, when Cilium is installed, cilium.io
-# ciliumnetworkpolicies, ciliumclusterwidenetworkpolicies and ciliumcidrgroups (RBAC names no version, so the
-# one rule covers v2 and v2alpha1). Discovery of /apis/cilium.io/v2 and /apis/cilium.io/v2alpha1 is allowed to
-# every authenticated user by the default system:discovery role.
+# `watch`: namespaces, every policy kind of the registry (webhook/kinds; those of optional CRDs when
+# installed) and, when Cilium is installed, cilium.io ciliumcidrgroups (RBAC names no version, so the one rule
+# covers v2 and v2alpha1). Discovery of /apis/cilium.io/v2 and /apis/cilium.io/v2alpha1 is allowed to every
+# authenticated user by the default system:discovery role.
 
 # Watched resource -> what is read (ciliumcidrgroups: its newest version; ClusterReader.served picks the one served).
-WATCHED: dict[str, _Resource] = {"namespaces": _NAMESPACES, "networkpolicies": _NETWORK_POLICIES, **_CILIUM,
+WATCHED: dict[str, _Resource] = {"namespaces": _NAMESPACES, **_POLICIES,
                                  CIDR_GROUPS: _CIDR_GROUPS[CIDR_GROUP_VERSIONS[0]]}
 WATCH_GRACE_SECONDS = 10  # a watch window plus this before the client stops waiting for the server to end it
 WATCH_LIST_TIMEOUT_SECONDS = 30.0
@@ -369,9 +371,8 @@ class ClusterReader:
         self._client = client
         self.conn = _Conn(host=str(client.configuration.host), timeout=float(timeout_seconds))
         self._core = kubernetes.client.CoreV1Api(client)
-        self._networking = kubernetes.client.NetworkingV1Api(client)
         self._custom = kubernetes.client.CustomObjectsApi(client)
-        self._versions: dict[str, str] = {}  # resource -> the cilium.io version served() found it in
+        self._versions: dict[str, str] = {}  # ciliumcidrgroups -> the cilium.io version served() found it in
         self._active: Any = None  # the HTTP response of the watch being read, for interrupt()
         self._interrupted = False
         self._lock = threading.Lock()
@@ -380,25 +381,28 @@ class ClusterReader:
         res = WATCHED[resource]
         if resource == "namespaces":
             return res, self._core.list_namespace, {}
-        if resource == "networkpolicies":
-            return res, self._networking.list_network_policy_for_all_namespaces, {}
-        version = self._versions.get(resource, CILIUM_VERSION)
         if resource == CIDR_GROUPS:
-            res = _CIDR_GROUPS[version]
-        return res, self._custom.list_cluster_custom_object, {"group": CILIUM_GROUP, "version": version,
+            version = self._versions.get(resource, CIDR_GROUP_VERSIONS[0])
+            return _CIDR_GROUPS[version], self._custom.list_cluster_custom_object, {
+                "group": CILIUM_GROUP, "version": version, "plural": resource}
+        kind = kinds.by_plural(resource)
+        assert kind is not None  # WATCHED holds namespaces, CIDR groups and the registry's plurals
+        return res, self._custom.list_cluster_custom_object, {"group": kind.group, "version": kind.version,
                                                               "plural": resource}
 
     def served(self, resource: str) -> bool:
-        """Built-in resources always; a Cilium kind only when its CRD is installed (discovery). CiliumCIDRGroups
-        in the first of CIDR_GROUP_VERSIONS that serves them, which later lists and watches then use (the
-        Watcher asks again before every list, so an upgrade of Cilium is followed)."""
+        """Built-in resources always; a policy kind of an optional CRD only when it is installed (discovery).
+        CiliumCIDRGroups in the first of CIDR_GROUP_VERSIONS that serves them, which later lists and watches then
+        use (the Watcher asks again before every list, so an upgrade of Cilium is followed)."""
         if resource == CIDR_GROUPS:
             for version in CIDR_GROUP_VERSIONS:
-                if CIDR_GROUPS in _served_in(self.conn, self._custom, version):
+                if CIDR_GROUPS in _served_in(self.conn, self._custom, CILIUM_GROUP, version):
                     self._versions[resource] = version
                     return True
             return False
-        return resource not in _CILIUM or resource in _served_cilium(self.conn, self._custom)
+        kind = kinds.by_plural(resource)
+        return kind is None or not kind.optional_crd or resource in _served_in(self.conn, self._custom, kind.group,
+                                                                                kind.version)
 
     def list(self, resource: str) -> tuple[list[dict[str, Any]], str]:
         """Every object of `resource` (apiVersion/kind set) and the list's resourceVersion."""

@@ -35,8 +35,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-KUBERNETES_KIND = "NetworkPolicy"
-CILIUM_KINDS = frozenset({"CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"})
+from webhook import kinds
+from webhook.netpolicy import Flavor
+
 _K8S_SECTIONS = (("ingress", "from"), ("egress", "to"))
 _CILIUM_SECTIONS = ("ingress", "ingressDeny", "egress", "egressDeny")
 _CILIUM_PEER_FIELDS = {
@@ -128,13 +129,19 @@ def counts(obj: Mapping[str, Any]) -> Iterator[Count]:
     that stops at the first count over its limit never walks an oversized list."""
     if not isinstance(obj, Mapping):
         return
-    kind = obj.get("kind")
-    if kind == KUBERNETES_KIND:
+    flavor = _flavor(obj)
+    if flavor is Flavor.KUBERNETES:
         spec = obj.get("spec")
         if isinstance(spec, Mapping):
             yield from _kubernetes(spec)
-    elif kind in CILIUM_KINDS:
+    elif flavor is Flavor.CILIUM:
         yield from _cilium(obj)
+
+
+def _flavor(obj: Mapping[str, Any]) -> Flavor | None:
+    """The rule language of the object's kind (what is counted), None for a kind netguard does not guard."""
+    kind = kinds.of(obj)
+    return kind.flavor if kind is not None else None
 
 
 def _list(value: Any) -> list[Any]:
@@ -265,11 +272,11 @@ class _Within:
     def object(self, obj: Any) -> bool:
         if not isinstance(obj, Mapping):
             return True
-        kind = obj.get("kind")
-        if kind == KUBERNETES_KIND:
+        flavor = _flavor(obj)
+        if flavor is Flavor.KUBERNETES:
             spec = obj.get("spec")
             return not isinstance(spec, Mapping) or self._kubernetes(spec)
-        if kind in CILIUM_KINDS:
+        if flavor is Flavor.CILIUM:
             return self._cilium(obj)
         return True
 

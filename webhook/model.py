@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from webhook import kinds
+from webhook.kinds import GroupVersionKind as GroupVersionKind  # defined with the kinds, re-exported
+
 JSON = Any  # a value json.loads can return
 JSONObject = Mapping[str, Any]
 
@@ -43,25 +46,10 @@ class Verdict(StrEnum):
     ERROR = "error"  # the engine failed; the outcome follows the failure policy
 
 
-@dataclass(frozen=True)
-class GroupVersionKind:
-    group: str
-    version: str
-    kind: str
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def __str__(self) -> str:
-        return f"{self.api_version} {self.kind}"
-
-
-NETWORK_POLICY = GroupVersionKind("networking.k8s.io", "v1", "NetworkPolicy")
-CILIUM_NETWORK_POLICY = GroupVersionKind("cilium.io", "v2", "CiliumNetworkPolicy")
-CILIUM_CLUSTERWIDE_NETWORK_POLICY = GroupVersionKind("cilium.io", "v2", "CiliumClusterwideNetworkPolicy")
-POLICY_KINDS = (NETWORK_POLICY, CILIUM_NETWORK_POLICY, CILIUM_CLUSTERWIDE_NETWORK_POLICY)
-POLICY_KIND_NAMES = frozenset(k.kind for k in POLICY_KINDS)  # the `kind` field alone
+# The guarded kinds, as admission compares them (request.kind): derived from the registry (webhook/kinds).
+NETWORK_POLICY = kinds.NETWORK_POLICY.gvk
+POLICY_KINDS = tuple(k.gvk for k in kinds.ALL)
+POLICY_KIND_NAMES = kinds.NAMES  # the `kind` field alone: a first filter, never an identity (see webhook/kinds)
 
 
 @dataclass(frozen=True)
@@ -125,6 +113,28 @@ class AppliedFinding:
         return f"[{self.finding.rule}] {self.finding.path}: {self.finding.message} ({self.mode.value}: {self.reason})"
 
 
+INVALID_OBJECT = "invalid-object"  # Failure.kind of an object that cannot be read (and its denial's pseudo-rule)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why the guardrails did not judge the object, typed so that no caller parses `reason` or matches a rule id.
+
+    `kind` is INVALID_OBJECT (the object does not match its API schema: `path` names the field, `problem` what is
+    wrong with it) or an engine failure: timeout, unreachable, error or overloaded (`path` "(evaluation)",
+    `problem` what the requester is told).
+    """
+
+    kind: str
+    problem: str
+    path: str = ""
+
+    @property
+    def transient(self) -> bool:
+        """About the moment (the engine), not the object: not cached, and the same object may pass a retry."""
+        return self.kind != INVALID_OBJECT
+
+
 @dataclass(frozen=True)
 class Decision:
     """What netguard concluded about one object: the single value every exit path reads."""
@@ -134,9 +144,9 @@ class Decision:
     reason: str = ""  # why the request was skipped or errored, for the log
     notices: tuple[str, ...] = ()  # things the requester should know (ignored exception tokens, ...)
     exceptions_used: tuple[str, ...] = ()
-    # Set when the guardrails could not be evaluated (decide.engine_failure): timeout, unreachable, error or
-    # overloaded; a typed field, so nothing parses it back out of `reason`.
-    failure: str | None = None
+    # Set when the guardrails did not judge the object: it cannot be read (decide.invalid_object), or they could not
+    # be evaluated (decide.engine_failure).
+    failure: Failure | None = None
     # Served from the verdict cache (webhook/verdict_cache.py): for the decision log; not part of equality.
     cached: bool = field(default=False, compare=False)
 

@@ -1,8 +1,8 @@
 """The one pipeline shared by the webhook, the CLI and the audit.
 
-request -> early exits (named) -> normalize -> facts -> engine -> modes -> Decision. Built once
-at start-up (policies compiled, parameters resolved, engine warmed up); `review` is then a pure
-function of the request apart from the engine call.
+request -> early exits (named) -> normalize -> facts -> engine -> modes -> Review (the Decision and the
+policy it was made on). Built once at start-up (policies compiled, parameters resolved, engine warmed
+up); `review` is then a pure function of the request and the cluster snapshot apart from the engine call.
 """
 
 from __future__ import annotations
@@ -42,6 +42,22 @@ SKIP_OPERATIONS = frozenset({Operation.CONNECT})
 
 
 @dataclass(frozen=True)
+class Review:
+    """What Pipeline.review concluded and what it read.
+
+    `policy` is the normalized policy the decision was made on, CIDR groups resolved through the snapshot and
+    facts attached (the audit's posture figures read it instead of normalizing again). None when no policy was
+    built: the request was skipped (decision.verdict skipped), is over a limit (a `limits` denial), cannot be read
+    (decision.failure, kind invalid-object), was answered from the verdict cache (decision.cached), or the deadline
+    passed in netguard's own code (decision.failure, kind timeout; an engine failure keeps the policy). On DELETE it
+    is the old object's.
+    """
+
+    decision: Decision
+    policy: NormalizedPolicy | None = None
+
+
+@dataclass(frozen=True)
 class Pipeline:
     settings: Settings
     policies: PolicySet
@@ -65,46 +81,51 @@ class Pipeline:
     def snapshot(self) -> ClusterSnapshot:
         return self.cluster.snapshot() if self.cluster is not None else DISABLED
 
-    def review(self, request: AdmissionRequest, today: date | None = None,
-               cluster: ClusterSnapshot | None = None, started: float | None = None) -> Decision:
-        """`cluster` replaces the pipeline's own view for this request (sample files, tests). `started`
-        (time.monotonic()) is when the request was read: the one deadline, engine.budget_seconds from
-        then, covers decoding, normalization, facts and every evaluation (webhook/deadline.py)."""
+    def review(self, request: AdmissionRequest, snapshot: ClusterSnapshot | None = None, *,
+               today: date | None = None, started: float | None = None) -> Review:
+        """The one entrance: the webhook, `check`, POST /v1/check and the audit all come in here.
+
+        `snapshot` replaces the pipeline's own cluster view for this request (the audit's inventory, sample
+        files, tests); a request reviewed against one is not cached. `started` (time.monotonic()) is when the
+        request was read: the one deadline, engine.budget_seconds from then, covers decoding, normalization,
+        facts and every evaluation (webhook/deadline.py)."""
         expires = (started if started is not None else time.monotonic()) + self.settings.engine.budget_seconds
         with deadline.bounded(expires):
             try:
-                return self._review(request, today, cluster, expires)
+                return self._review(request, today, snapshot, expires)
             except deadline.DeadlineExceeded as exc:
-                return self._engine_failure(EngineError(str(exc), TIMEOUT))
+                return Review(self._engine_failure(EngineError(str(exc), TIMEOUT)))
 
-    def _review(self, request: AdmissionRequest, today: date | None, cluster: ClusterSnapshot | None,
-                expires: float) -> Decision:
+    def _review(self, request: AdmissionRequest, today: date | None, given: ClusterSnapshot | None,
+                expires: float) -> Review:
         skip = self.skip_reason(request)
         if skip:
-            return Decision(verdict=Verdict.SKIPPED, reason=skip)
+            return Review(Decision(verdict=Verdict.SKIPPED, reason=skip))
         subject = request.subject
         assert subject is not None  # skip_reason guarantees it
         today = today or date.today()  # once: the key and the exceptions' expiry read the same day
-        snapshot = cluster or self.snapshot()
+        snapshot = given if given is not None else self.snapshot()
         # The cache first: a hit is content identical to content that passed the limits and was judged (an
         # oversized object is never stored), so the limits need not be counted again (~0.07 ms of a small
         # review). The key serializes the object once, no more than decoding it cost.
-        key = self._cache_key(request, today, snapshot) if cluster is None else None
+        key = self._cache_key(request, today, snapshot) if given is None else None
         if key is not None:
             assert self.cache is not None
             hit = self.cache.get(key, self.revision, self.engine)
             if hit is not None:
-                return replace(hit, cached=True)
+                return Review(replace(hit, cached=True))
         over = check_limits(subject, self.settings.limits)  # before any work, on the raw object
         if over is not None:  # not stored in the cache: the next request counts again
             if request.operation is Operation.DELETE:  # never block removing an oversized object
-                return Decision(verdict=Verdict.ALLOWED, reason=f"too large to judge: {over.path}: {over.problem}")
-            return decisions.over_limit(over.path, over.problem, over.fix)
-        decision = self._evaluate(request, today, snapshot, expires)
-        if key is not None and decision.failure is None:  # a failure is about that moment, not the object
+                return Review(Decision(verdict=Verdict.ALLOWED,
+                                       reason=f"too large to judge: {over.path}: {over.problem}"))
+            return Review(decisions.over_limit(over.path, over.problem, over.fix))
+        review = self._evaluate(request, today, snapshot, expires)
+        failure = review.decision.failure
+        if key is not None and (failure is None or not failure.transient):  # an engine failure is about that moment
             assert self.cache is not None
-            self.cache.put(key, decision, self.revision, self.engine)
-        return decision
+            self.cache.put(key, review.decision, self.revision, self.engine)
+        return review
 
     def _cache_key(self, request: AdmissionRequest, today: date, snapshot: ClusterSnapshot) -> bytes | None:
         """The verdict cache's key, or None when this request is not to be cached: no cache, or a cluster view
@@ -119,15 +140,19 @@ class Pipeline:
                            raw_object=self.policies.reads_raw_object)
 
     def _evaluate(self, request: AdmissionRequest, today: date, snapshot: ClusterSnapshot,
-                  expires: float) -> Decision:
+                  expires: float) -> Review:
         subject = request.subject
         assert subject is not None
         try:
             policy, group_notices = self.model(subject, snapshot)
         except ShapeError as exc:
             if request.operation is Operation.DELETE:  # never block removing a broken object
-                return Decision(verdict=Verdict.ALLOWED, reason=f"old object unreadable: {exc}")
-            return decisions.invalid_object(exc.path, exc.problem)
+                return Review(decisions.unreadable_delete(exc.path, exc.problem))
+            return Review(decisions.invalid_object(exc.path, exc.problem))
+        return Review(self._judge(request, policy, group_notices, today, snapshot, expires), policy)
+
+    def _judge(self, request: AdmissionRequest, policy: NormalizedPolicy, group_notices: tuple[str, ...],
+               today: date, snapshot: ClusterSnapshot, expires: float) -> Decision:
         old_policy = self._old_policy(request, snapshot)
         ctx, labels = self._context(request, policy, today, snapshot)
         rules = self._rules_to_run(request.operation, policy.kind, ctx)

@@ -137,13 +137,15 @@ def _check_sample(pipeline: Pipeline, guardrail: Guardrail, sample: Path, expect
     if not isinstance(obj, dict):
         return failed("sample is not a YAML mapping")
     try:
-        decision = pipeline.review(sample_request(sample), cluster=sample_cluster(sample))
+        decision = pipeline.review(sample_request(sample), sample_cluster(sample)).decision
     except (ReviewError, ValueError) as exc:
         return failed(f"not a valid admission request: {getattr(exc, 'message', exc)}")
     if decision.verdict in (Verdict.SKIPPED, Verdict.ERROR):
         return failed(f"review {decision.verdict.value}: {decision.reason}")
+    if decision.failure is not None:  # an unreadable sample, or an engine failing closed: never judged
+        return failed(f"[{decision.failure.kind}] {decision.failure.path}: {decision.failure.problem}")
     others = sorted({f.finding.rule for f in decision.findings} - known)
-    if others:  # invalid-object, engine-error: the guardrail never judged the sample
+    if others:  # limits: the sample is over a configured size limit, never judged either
         details = "; ".join(f"[{f.finding.rule}] {f.finding.path}: {f.finding.message}"
                             for f in decision.findings if f.finding.rule in others)
         return failed(details)

@@ -358,7 +358,7 @@ def _check(pipeline: Pipeline, limits: config.CheckSettings) -> Response:
     most one evaluation budget over) and answer size; past one, a 413 or 503 naming the limit.
     """
     from webhook.check import DEFAULT_GROUPS, DEFAULT_USER, check_documents
-    from webhook.check_formats import render_json
+    from webhook.reports.json import render_json
     from webhook.sources import read_text
 
     started = time.monotonic()
@@ -414,12 +414,13 @@ def _safe_review(pipeline: Pipeline, metrics: Metrics, review: AdmissionRequest,
                  started: float | None = None) -> Decision:
     """A bug in evaluation still yields an answer, following the configured failure policy."""
     try:
-        decision = pipeline.review(review, started=started)
+        decision = pipeline.review(review, started=started).decision
     except Exception as exc:
         log.error("admission.evaluation_crashed", error_type=type(exc).__name__, error=str(exc)[:200])
         decision = engine_failure(f"internal error ({type(exc).__name__})", pipeline.settings.engine.on_error)
-    if decision.failure in ENGINE_FAILURE_KINDS:  # overloaded is counted as shed, where it is decided
-        metrics.engine_errors.labels(engine=pipeline.engine.name, reason=decision.failure).inc()
+    failure = decision.failure
+    if failure is not None and failure.kind in ENGINE_FAILURE_KINDS:  # overloaded is counted as shed, where decided
+        metrics.engine_errors.labels(engine=pipeline.engine.name, reason=failure.kind).inc()
     return decision
 
 

@@ -45,7 +45,7 @@ from yaml.events import (
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from webhook import fanout
+from webhook import fanout, kinds
 
 MAX_BYTES = 10 * 1024 * 1024  # per file (and per stdin or request text)
 MAX_NODES = 1_000_000  # nodes written in one document: bounds the time; a big `kubectl get -A -o yaml` has far fewer
@@ -73,7 +73,14 @@ class SourceError:
 
 
 DEFAULT_NAMESPACE = "default"
-CLUSTER_SCOPED_KINDS = frozenset({"CiliumClusterwideNetworkPolicy", "Namespace"})
+
+
+def cluster_scoped(obj: Mapping[str, Any]) -> bool:
+    """Whether kubectl would apply the object without a namespace: a Namespace, or a cluster-scoped policy kind."""
+    if obj.get("kind") == "Namespace":
+        return True
+    kind = kinds.of(obj)
+    return kind is not None and not kind.namespaced
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,7 @@ class Document:
         """The object as kubectl would apply it: a namespaced object without metadata.namespace goes to
         `namespace` (kubectl's context namespace), else "default". Cluster-scoped kinds stay as they are."""
         meta = self.obj.get("metadata")
-        if self.obj.get("kind") in CLUSTER_SCOPED_KINDS or not isinstance(meta, Mapping) or self.namespace:
+        if not isinstance(meta, Mapping) or self.namespace or cluster_scoped(self.obj):
             return self
         return replace(self, obj={**self.obj, "metadata": {**meta, "namespace": namespace or DEFAULT_NAMESPACE}})
 

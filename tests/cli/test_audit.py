@@ -174,6 +174,49 @@ def test_baseline_output_passes_check_and_clears_the_namespace_figure(manifests:
     assert "team-b" in posture["no_default_deny_ingress"]["namespaces"]
 
 
+TEAM_C = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny, namespace: team-c}
+spec: {podSelector: {}, policyTypes: [Ingress, Egress]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: api, namespace: team-c}
+spec:
+  podSelector: {matchLabels: {app: api}}
+  policyTypes: [Ingress]
+  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: broken, namespace: team-c}
+spec: {podSelector: 5}
+"""
+DEFAULT_DENY_RULE = "namespace-has-default-deny"
+
+
+def test_the_audit_reviews_against_the_inventory_and_check_without(manifests: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """namespace-has-default-deny reads the cluster: the audit gives it the inventory, so the policies of team-a
+    and team-b (no default deny) are told, team-c's (a baseline beside them) are not, as the posture figure says;
+    a policy that cannot be read stays an input error and does not break the picture. `check` reviews a folder
+    without a cluster (a default deny may live elsewhere), so the guardrail stays silent there."""
+    (manifests / "team-c.yaml").write_text(TEAM_C)
+    assert main(["audit", "--from", str(manifests), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    told = [f for f in report["findings"] if f["rule"] == DEFAULT_DENY_RULE]
+    assert {(f["namespace"], f["name"], f["mode"]) for f in told} == {("team-a", "allow-all", "warn"),
+                                                                      ("team-b", "web", "warn")}
+    assert "no default-deny policy for ingress" in next(f["message"] for f in told if f["namespace"] == "team-b")
+    assert report["posture"]["no_default_deny_ingress"]["namespaces"] == ["team-a", "team-b"]
+    assert [e["message"] for e in report["errors"]] == ["spec.podSelector: must be an object, got number"]
+    assert main(["check", str(manifests), "--format", "json"]) == 2  # the broken policy
+    checked = json.loads(capsys.readouterr().out)
+    assert checked["results"] and not [f for r in checked["results"] for f in r["findings"]
+                                       if f["rule"] == DEFAULT_DENY_RULE]
+
+
 def test_a_cluster_is_audited_through_the_kubernetes_client(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Against tests/kube_standin.py: no real API server can run here, so a stand-in on loopback serves

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from webhook import audit as audit_mod
 from webhook import exceptions, fanout
 from webhook.cli import main
+from webhook.cluster_view import ClusterSnapshot
 from webhook.config import from_mapping
 from webhook.inventory import from_documents
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.posture import has_default_deny
+from webhook.posture import default_deny, has_default_deny
 from webhook.shape import ShapeError
 from webhook.sources import read_paths
 
@@ -150,7 +152,8 @@ def audit_pipeline(corpus: tuple[Path, Path]) -> Pipeline:
     return build_pipeline(from_mapping(json.loads(corpus[1].read_text())))
 
 
-def test_each_policy_is_normalized_once(corpus: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_policy_is_modelled_once(corpus: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The posture reads the model each review built (Review.policy): Pipeline.model once per policy."""
     documents, errors = read_paths([str(corpus[0])])
     inventory = from_documents(documents, errors, "test")
     pipeline = audit_pipeline(corpus)
@@ -163,8 +166,14 @@ def test_each_policy_is_normalized_once(corpus: tuple[Path, Path], monkeypatch: 
 
     monkeypatch.setattr(Pipeline, "model", counting)
     report = audit_mod.audit(pipeline, inventory, jobs=1)
-    # Every policy once: reviewed ones by their review, the excluded one and the cached twin for the posture.
-    assert len(calls) == len(inventory.policies)
+    # Reviewed ones by their review (the twins both: a review against the inventory is not cached), the one in an
+    # excluded namespace for the posture; not the document without an apiVersion, which is not reviewed at all.
+    no_api_version = [d for d in inventory.policies if "apiVersion" not in d.obj]
+    assert len(no_api_version) == 1
+    def texts(objs: Iterable[Any]) -> list[str]:
+        return sorted(json.dumps(o, sort_keys=True) for o in objs)
+
+    assert texts(calls) == texts(d.obj for d in inventory.policies if d not in no_api_version)
     assert report.policies == len(inventory.policies) - 1 - sum(1 for e in report.errors if "podSelector" in e.message)
 
 
@@ -189,6 +198,49 @@ def test_default_deny_is_judged_over_every_policy(corpus: tuple[Path, Path]) -> 
     assert 0 < len(posture.no_default_deny_egress) < len(posture.namespaces)
 
 
+def test_one_snapshot_of_the_inventory_serves_every_review(corpus: tuple[Path, Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built once per audit, in the parent (the workers inherit it), from what can be read; it knows the namespaces
+    and their labels, not the CiliumCIDRGroups (the inventory lists none: a reference stays "cannot be judged")."""
+    documents, errors = read_paths([str(corpus[0])])
+    inventory = from_documents(documents, errors, "test")
+    built: list[ClusterSnapshot] = []
+    real = audit_mod.inventory_snapshot
+
+    def counting(*args: Any) -> ClusterSnapshot:
+        built.append(real(*args))
+        return built[-1]
+
+    monkeypatch.setattr(audit_mod, "inventory_snapshot", counting)
+    audit_mod.audit(audit_pipeline(corpus), inventory, jobs=2)
+    (snapshot,) = built
+    assert snapshot.usable and snapshot.cidr_groups() is None
+    assert snapshot.labels("ns-1") == {"kubernetes.io/metadata.name": "ns-1", "team": "t1"}
+    readable = [d for d in inventory.policies if "apiVersion" in d.obj and d.obj["spec"].get("podSelector") != 5]
+    assert len(snapshot.policies) == len({(d.obj["kind"], d.namespace, d.obj["metadata"]["name"]) for d in readable})
+
+
+def test_the_snapshot_judges_default_deny_as_posture_does(corpus: tuple[Path, Path]) -> None:
+    """ClusterSnapshot.default_deny looks only at the policies that can be a baseline: the answer is posture's
+    over every policy of the namespace, also with a policy taken away or added (a request's own)."""
+    documents, errors = read_paths([str(corpus[0])])
+    inventory = from_documents(documents, errors, "test")
+    snapshot = audit_mod.inventory_snapshot(inventory)
+    labels = snapshot.namespaces
+    stored = list(snapshot.policies.values())
+    assert any(p.clusterwide for p in stored)
+    for namespace in [*labels, "elsewhere"]:
+        relevant = snapshot.relevant(namespace)
+        assert snapshot.default_deny(namespace) == default_deny(namespace, relevant, labels)
+        for policy in relevant:
+            key = (policy.kind, policy.namespace, policy.name)
+            rest = [p for p in relevant if (p.kind, p.namespace, p.name) != key]
+            assert snapshot.default_deny(namespace, without=key) == default_deny(namespace, rest, labels)
+            assert snapshot.default_deny(namespace, without=key, adding=policy) == \
+                default_deny(namespace, [*rest, policy], labels)
+    assert 0 < sum(d["ingress"] for d in map(snapshot.default_deny, labels)) < len(labels)
+
+
 def test_an_error_in_a_worker_reaches_the_caller(corpus: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     documents, errors = read_paths([str(corpus[0])])
     inventory = from_documents(documents, errors, "test")
@@ -197,7 +249,7 @@ def test_an_error_in_a_worker_reaches_the_caller(corpus: tuple[Path, Path], monk
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(audit_mod, "check_document", broken)  # the workers are forked after this
+    monkeypatch.setattr(audit_mod, "review_document", broken)  # the workers are forked after this
     with pytest.raises(RuntimeError, match="boom"):
         audit_mod.audit(pipeline, inventory, jobs=2)
 
@@ -252,7 +304,7 @@ def test_a_killed_worker_is_a_clear_error(corpus: tuple[Path, Path], monkeypatch
     def killed(*args: Any, **kwargs: Any) -> Any:
         os._exit(9)  # as the OOM killer would end it
 
-    monkeypatch.setattr(audit_mod, "check_document", killed)
+    monkeypatch.setattr(audit_mod, "review_document", killed)
     manifests, config = corpus
     assert main(["audit", "--from", str(manifests), "--config", str(config), "--jobs", "2"]) == 2
     assert "audit worker process ended abruptly" in capsys.readouterr().err

@@ -33,7 +33,7 @@ from tests.deploy.conftest import (
     pod_specs,
 )
 from tests.deploy.dockerfile import final_stage
-from webhook import cli, config, kube
+from webhook import cli, config, kinds, kube
 from webhook.model import POLICY_KINDS
 
 # cert-manager kinds (CRDs: kubernetes-validate has no schema for them): what deploy/ uses, strictly.
@@ -249,9 +249,9 @@ def test_probes_use_routes_the_app_serves_over_https(base: list[dict[str, Any]],
 
 
 def test_webhook_rules_cover_exactly_the_kinds_netguard_guards(base: list[dict[str, Any]]) -> None:
-    plural = {"NetworkPolicy": "networkpolicies", "CiliumNetworkPolicy": "ciliumnetworkpolicies",
-              "CiliumClusterwideNetworkPolicy": "ciliumclusterwidenetworkpolicies"}
-    guarded = {(k.group, k.version, plural[k.kind]) for k in POLICY_KINDS}
+    guarded = {(k.group, k.version, k.plural) for k in kinds.ALL}
+    assert {(k.group, k.version) for k in kinds.ALL} == {(k.group, k.version) for k in POLICY_KINDS}
+    namespaced = {k.plural: k.namespaced for k in kinds.ALL}
     operations = {"ValidatingWebhookConfiguration": {"CREATE", "UPDATE", "DELETE"},
                   # /mutate never patches a DELETE, so the API server is not asked to send one.
                   "MutatingWebhookConfiguration": {"CREATE", "UPDATE"}}
@@ -261,8 +261,8 @@ def test_webhook_rules_cover_exactly_the_kinds_netguard_guards(base: list[dict[s
         for rule in webhook["rules"]:
             assert set(rule["operations"]) == ops
             covered |= {(g, v, r) for g in rule["apiGroups"] for v in rule["apiVersions"] for r in rule["resources"]}
-            assert rule["scope"] == ("Cluster" if rule["resources"] == ["ciliumclusterwidenetworkpolicies"]
-                                     else "Namespaced")
+            scopes = {"Namespaced" if namespaced.get(r, True) else "Cluster" for r in rule["resources"]}
+            assert [rule["scope"]] == sorted(scopes)
         assert covered == guarded
 
 

@@ -145,7 +145,7 @@ def test_opa_loads_exactly_the_modules_netguard_compiles_and_decides_the_same(tm
             assert not [r for r in opa.requests if r[0] == "PUT" and "/netguard/" in r[1]]  # nothing pushed
             bad = policies.get("no-allow-all-egress").samples("bad")[0]
             obj = yaml.safe_load(bad.read_text(encoding="utf-8"))
-            decision = pipeline.review(parse_review(make_review(obj, namespace="team-a")))
+            decision = pipeline.review(parse_review(make_review(obj, namespace="team-a"))).decision
             assert decision.verdict is Verdict.DENIED
             assert "no-allow-all-egress" in {f.finding.rule for f in decision.findings}
         finally:

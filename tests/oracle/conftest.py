@@ -45,7 +45,7 @@ def pipeline() -> Pipeline:
 def judge(manifest: Mapping[str, Any]) -> Verdicts:
     """netguard's verdict on a CREATE by an ordinary team member (not the platform)."""
     decision = pipeline().review(parse_review(make_review(manifest, username="alice",
-                                                          groups=("system:authenticated",))))
+                                                          groups=("system:authenticated",)))).decision
     assert decision.verdict is not Verdict.ERROR, f"netguard errored: {decision.reason}"
     rules = {(f.finding.rule, f.finding.path) for f in decision.findings}
     assert "engine-error" not in {r for r, _ in rules}, decision

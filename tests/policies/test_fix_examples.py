@@ -59,7 +59,7 @@ def example(guardrail: Guardrail) -> dict[str, Any]:
 
 def review(pipeline: Pipeline, obj: dict[str, Any], cluster: ClusterSnapshot | None = None) -> Decision:
     request = parse_review(make_review(obj, username=TEAM_USER, groups=TEAM_GROUPS))
-    decision = pipeline.review(request, cluster=cluster)
+    decision = pipeline.review(request, snapshot=cluster).decision
     assert decision.verdict not in (Verdict.SKIPPED, Verdict.ERROR), decision.reason
     return decision
 
@@ -149,7 +149,7 @@ def rendered_fix_texts(pipeline: Pipeline) -> list[str]:
     for guardrail in GUARDRAILS:
         for which in ("good", "bad"):
             for path in guardrail.samples(which):
-                decision = pipeline.review(sample_request(path), cluster=sample_cluster(path))
+                decision = pipeline.review(sample_request(path), snapshot=sample_cluster(path)).decision
                 texts += [f.finding.fix for f in decision.findings]
     return texts
 

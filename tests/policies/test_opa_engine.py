@@ -157,7 +157,7 @@ def test_pipeline_applies_the_failure_policy(policies: PolicySet, standin: OpaSt
         standin.delay_seconds = 30
         sample = yaml.safe_load(policies.get("no-allow-all-egress").samples("good")[0].read_text(encoding="utf-8"))
         started = time.monotonic()
-        decision = pipeline.review(parse_review(make_review(sample)))
+        decision = pipeline.review(parse_review(make_review(sample))).decision
         assert time.monotonic() - started < FAST
     finally:
         opa.close()

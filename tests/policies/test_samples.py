@@ -26,7 +26,7 @@ def pipelines(embedded_pipeline: Pipeline, opa_pipeline: Pipeline) -> dict[str, 
 
 
 def review(pipeline: Pipeline, path: Path) -> Decision:
-    decision = pipeline.review(sample_request(path), cluster=sample_cluster(path))
+    decision = pipeline.review(sample_request(path), snapshot=sample_cluster(path)).decision
     assert decision.verdict not in (Verdict.SKIPPED, Verdict.ERROR), decision.reason
     assert not {f.finding.rule for f in decision.findings} & {"engine-error", "invalid-object"}, decision
     return decision

@@ -18,16 +18,14 @@ import pytest
 import yaml
 
 from webhook.audit import AuditFinding, AuditReport, ExceptionInForce, PolicyRef, Posture, WorkloadGap
-from webhook.audit_report import (
-    RENDERERS,
-    render_csv,
-    render_html,
-    render_json,
-    render_markdown,
-    render_policyreport,
-)
 from webhook.decisionlog import DecisionStats
 from webhook.policies import Guardrail, load_policy_set
+from webhook.reports import AUDIT, formats, render_audit
+from webhook.reports.csv import render_csv
+from webhook.reports.html import render_html
+from webhook.reports.json import render_json
+from webhook.reports.markdown import render_markdown
+from webhook.reports.policyreport import render_policyreport
 from webhook.sources import SourceError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -420,13 +418,13 @@ def test_an_unknown_severity_is_reported_as_info() -> None:
 # ---------------------------------------------------------------------------------------------- all formats
 
 
-@pytest.mark.parametrize("fmt", sorted(RENDERERS))
+@pytest.mark.parametrize("fmt", sorted(formats(AUDIT)))
 def test_an_empty_audit_renders_in_every_format(fmt: str) -> None:
     empty = Posture(namespaces=(), no_default_deny_ingress=(), no_default_deny_egress=(), internet_egress_all_ports=(),
                     internet_egress_ports_limited=(), internet_ingress_all_ports=(),
                     internet_ingress_ports_limited=(), all_namespaces=(), metadata=(), exceptions=())
-    text = RENDERERS[fmt](AuditReport(generated_at=datetime(2026, 3, 1), source="files none", policy_revision="r",
-                                      findings=(), posture=empty))
+    text = render_audit(fmt, AuditReport(generated_at=datetime(2026, 3, 1), source="files none",
+                                         policy_revision="r", findings=(), posture=empty))
     assert text.endswith("\n")
     if fmt == "html":
         assert "<p>No findings.</p>" in text and parsed(text).problems == []
@@ -439,4 +437,4 @@ def test_an_empty_audit_renders_in_every_format(fmt: str) -> None:
 
 
 def test_renderers_cover_the_five_audit_formats() -> None:
-    assert set(RENDERERS) == {"json", "csv", "markdown", "html", "policyreport"}
+    assert set(formats(AUDIT)) == {"json", "csv", "markdown", "html", "policyreport"}

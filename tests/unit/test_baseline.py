@@ -46,7 +46,7 @@ def pipeline() -> Pipeline:
 
 
 def review(p: Pipeline, obj: dict[str, Any], username: str, groups: list[str]) -> Decision:
-    return p.review(parse_review(make_review(obj, username=username, groups=groups)))
+    return p.review(parse_review(make_review(obj, username=username, groups=groups))).decision
 
 
 def allow_rules(obj: dict[str, Any]) -> list[Rule]:

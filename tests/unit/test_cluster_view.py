@@ -377,15 +377,15 @@ def _modes(decision: Any, rule: str) -> set[tuple[Mode, str]]:
 def test_a_namespace_label_in_the_cluster_changes_the_mode_without_a_config_change(pipeline: Pipeline) -> None:
     plain = ClusterSnapshot.from_objects({"team-b": {}}, [])
     labelled = ClusterSnapshot.from_objects({"team-b": {"netguard.io/mode": "warn"}}, [])
-    assert _modes(pipeline.review(_create(ALLOW_ALL_EGRESS), cluster=plain), "no-allow-all-egress") == {
+    assert _modes(pipeline.review(_create(ALLOW_ALL_EGRESS), snapshot=plain).decision, "no-allow-all-egress") == {
         (Mode.ENFORCE, "default")}
-    assert _modes(pipeline.review(_create(ALLOW_ALL_EGRESS), cluster=labelled), "no-allow-all-egress") == {
+    assert _modes(pipeline.review(_create(ALLOW_ALL_EGRESS), snapshot=labelled).decision, "no-allow-all-egress") == {
         (Mode.WARN, "namespace override (namespace label netguard.io/mode=warn)")}
 
 
 def test_a_stale_view_falls_back_to_the_configured_labels_and_says_so(pipeline: Pipeline) -> None:
     stale = ClusterSnapshot.from_objects({"team-b": {"netguard.io/mode": "warn"}}, [], stale=True, age_seconds=75)
-    decision = pipeline.review(_create(ALLOW_ALL_EGRESS), cluster=stale)
+    decision = pipeline.review(_create(ALLOW_ALL_EGRESS), snapshot=stale).decision
     assert _modes(decision, "no-allow-all-egress") == {(Mode.AUDIT, "namespace override (legacy (config))")}
     assert ("cluster view is stale (last update 75 s ago): namespace labels for overrides come from the "
             "configuration") in decision.notices
@@ -395,7 +395,7 @@ def test_a_stale_view_falls_back_to_the_configured_labels_and_says_so(pipeline: 
 
 
 def test_without_a_cluster_view_the_configured_labels_apply_silently(pipeline: Pipeline) -> None:
-    decision = pipeline.review(_create(ALLOW_ALL_EGRESS))
+    decision = pipeline.review(_create(ALLOW_ALL_EGRESS)).decision
     assert _modes(decision, "no-allow-all-egress") == {(Mode.AUDIT, "namespace override (legacy (config))")}
     assert decision.notices == ()
     assert not _modes(decision, RULE)
@@ -403,18 +403,18 @@ def test_without_a_cluster_view_the_configured_labels_apply_silently(pipeline: P
 
 def test_the_default_deny_guardrail_warns_and_the_request_can_provide_the_default_deny(pipeline: Pipeline) -> None:
     empty = ClusterSnapshot.from_objects({"team-a": {}}, [])
-    web = pipeline.review(_create(netpol("web", "team-a", WEB)), cluster=empty)
+    web = pipeline.review(_create(netpol("web", "team-a", WEB)), snapshot=empty).decision
     assert _modes(web, RULE) == {(Mode.WARN, "default")}
-    deny = pipeline.review(_create(netpol("deny", "team-a", DENY_ALL)), cluster=empty)
+    deny = pipeline.review(_create(netpol("deny", "team-a", DENY_ALL)), snapshot=empty).decision
     assert not _modes(deny, RULE)
 
 
 def test_the_pipeline_reads_its_own_view_when_no_snapshot_is_given(pipeline: Pipeline) -> None:
     view = synced_view()
     with_view = replace(pipeline, cluster=view)
-    assert _modes(with_view.review(_create(netpol("web", "team-a", WEB))), RULE) == {(Mode.WARN, "default")}
+    assert _modes(with_view.review(_create(netpol("web", "team-a", WEB))).decision, RULE) == {(Mode.WARN, "default")}
     view.apply("networkpolicies", "ADDED", netpol("deny", "team-a", DENY_ALL))
-    assert not _modes(with_view.review(_create(netpol("web", "team-a", WEB))), RULE)
+    assert not _modes(with_view.review(_create(netpol("web", "team-a", WEB))).decision, RULE)
 
 
 def test_a_document_built_without_cluster_context_says_the_cluster_is_not_watched(pipeline: Pipeline) -> None:

@@ -55,7 +55,7 @@ def test_a_request_read_before_its_budget_ran_out_is_answered_per_on_error(on_er
     """`started` is when the server read the request; the time already spent counts against the budget."""
     p = pipeline(on_error)
     request = parse_review(make_review(cnp(5)))
-    decision = p.review(request, started=time.monotonic() - 5)
+    decision = p.review(request, started=time.monotonic() - 5).decision
     assert decision.allowed is allowed
     assert decision.reason.startswith("engine timeout:")
     assert "request deadline passed during normalization" in decision.reason
@@ -65,5 +65,5 @@ def test_a_request_read_before_its_budget_ran_out_is_answered_per_on_error(on_er
 
 
 def test_a_request_within_its_budget_is_reviewed_normally() -> None:
-    decision = pipeline().review(parse_review(make_review(cnp(5))), started=time.monotonic())
+    decision = pipeline().review(parse_review(make_review(cnp(5))), started=time.monotonic()).decision
     assert decision.verdict is not Verdict.ERROR and not decision.reason.startswith("engine")

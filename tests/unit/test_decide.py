@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from webhook.config import from_mapping
-from webhook.decide import ModeContext, apply_modes, engine_failure
-from webhook.model import Decision, Finding, Mode, Verdict
+from webhook.decide import ModeContext, apply_modes, engine_failure, invalid_object, unreadable_delete
+from webhook.model import INVALID_OBJECT, Decision, Failure, Finding, Mode, Verdict
 from webhook.policies import load_policy_set
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,8 +66,25 @@ def test_an_evaluation_over_the_budget_names_the_budget_and_the_failure_policy()
 
 def test_the_failure_kind_is_a_typed_field_for_the_metrics() -> None:
     for kind in ("timeout", "unreachable", "error", "overloaded"):
-        assert engine_failure("x", "deny", kind, 1.0).failure == kind
-        assert engine_failure("x", "allow", kind, 1.0).failure == kind
+        closed, opened = engine_failure("x", "deny", kind, 1.0), engine_failure("x", "allow", kind, 1.0)
+        assert closed.failure is not None and opened.failure is not None
+        assert (closed.failure.kind, opened.failure.kind) == (kind, kind)
+        assert closed.failure.transient and opened.failure.transient  # about the moment: never cached
+        assert (closed.failure.path, closed.failure.problem) == ("(evaluation)", closed.findings[0].finding.message)
     assert decided([]).failure is None
     denied = decided([F])
     assert denied.verdict is Verdict.DENIED and denied.failure is None
+
+
+def test_an_invalid_object_is_a_typed_failure_with_its_field() -> None:
+    denied = invalid_object("spec.podSelector", "must be an object, got number")
+    assert denied.verdict is Verdict.DENIED
+    assert denied.failure == Failure(INVALID_OBJECT, "must be an object, got number", "spec.podSelector")
+    assert not denied.failure.transient  # about the object: the same object is denied again
+    # The API server's message, the decision log and the metrics still name the pseudo-rule.
+    assert [(f.finding.rule, f.finding.path, f.mode) for f in denied.findings] == [
+        ("invalid-object", "spec.podSelector", Mode.ENFORCE)]
+    assert invalid_object("", "must be an object").failure == Failure(INVALID_OBJECT, "must be an object", "(object)")
+    removed = unreadable_delete("spec", "must be an object, got string")
+    assert removed.allowed and removed.reason == "old object unreadable: spec must be an object, got string"
+    assert removed.failure == Failure(INVALID_OBJECT, "must be an object, got string", "spec")

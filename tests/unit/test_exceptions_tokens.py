@@ -53,7 +53,7 @@ def default() -> Pipeline:
 
 
 def finding(p: Pipeline, obj: dict[str, Any]) -> tuple[Any, Decision]:
-    decision = p.review(parse_review(make_review(obj)), today=TODAY)
+    decision = p.review(parse_review(make_review(obj)), today=TODAY).decision
     return next(f for f in decision.findings if f.finding.rule == RULE), decision
 
 

@@ -138,7 +138,7 @@ def pipeline() -> Pipeline:
 
 def test_an_object_over_a_limit_is_denied_before_any_work(pipeline: Pipeline) -> None:
     obj = netpol({"policyTypes": ["Egress"], "egress": [{}] * 5})
-    decision = pipeline.review(parse_review(make_review(obj)))
+    decision = pipeline.review(parse_review(make_review(obj))).decision
     assert decision.verdict is Verdict.DENIED
     (applied,) = decision.findings
     assert (applied.finding.rule, applied.finding.path, applied.mode) == (LIMITS, "spec.egress", Mode.ENFORCE)
@@ -148,7 +148,7 @@ def test_an_object_over_a_limit_is_denied_before_any_work(pipeline: Pipeline) ->
 
 def test_deleting_an_oversized_object_stays_possible(pipeline: Pipeline) -> None:
     obj = netpol({"egress": [{"to": [block(3)]}]})
-    decision = pipeline.review(parse_review(make_review(None, old=obj, operation="DELETE")))
+    decision = pipeline.review(parse_review(make_review(None, old=obj, operation="DELETE"))).decision
     assert decision.allowed and decision.verdict is Verdict.ALLOWED
     assert "limits.max_excepts_per_peer" in decision.reason
 
@@ -156,7 +156,7 @@ def test_deleting_an_oversized_object_stays_possible(pipeline: Pipeline) -> None
 def test_an_update_may_shrink_an_oversized_object(pipeline: Pipeline) -> None:
     old = netpol({"policyTypes": ["Egress"], "egress": [{}] * 5})
     new = netpol({"policyTypes": ["Egress"], "egress": [{"to": [{"podSelector": {}}]}]})
-    decision = pipeline.review(parse_review(make_review(new, old=old, operation="UPDATE")))
+    decision = pipeline.review(parse_review(make_review(new, old=old, operation="UPDATE"))).decision
     assert not any(f.finding.rule == LIMITS for f in decision.findings)
 
 

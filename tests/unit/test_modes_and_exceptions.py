@@ -37,7 +37,7 @@ def pipeline(**config: Any) -> Pipeline:
 
 
 def review(p: Pipeline, obj: dict[str, Any], **kw: Any) -> Decision:
-    return p.review(parse_review(make_review(obj, **kw)), today=TODAY)
+    return p.review(parse_review(make_review(obj, **kw)), today=TODAY).decision
 
 
 def mine(decision: Decision) -> list[Any]:

@@ -79,7 +79,7 @@ def request(obj: Mapping[str, Any] | None = None, **kw: Any) -> AdmissionRequest
 
 
 def review(p: Pipeline, req: AdmissionRequest | None = None, today: date = TODAY) -> Decision:
-    return p.review(req or request(), today=today)
+    return p.review(req or request(), today=today).decision
 
 
 # -- hits --------------------------------------------------------------------------------------------------
@@ -244,8 +244,8 @@ def test_an_enabled_view_that_cannot_be_trusted_is_never_cached(pipeline: Pipeli
 def test_an_explicit_snapshot_is_not_cached(pipeline: Pipeline) -> None:
     snapshot = ClusterSnapshot.from_objects({"team-a": {}}, [])
     req = request()
-    assert not pipeline.review(req, today=TODAY, cluster=snapshot).cached
-    assert not pipeline.review(req, today=TODAY, cluster=snapshot).cached
+    assert not pipeline.review(req, today=TODAY, snapshot=snapshot).decision.cached
+    assert not pipeline.review(req, today=TODAY, snapshot=snapshot).decision.cached
 
 
 # -- never cached --------------------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def test_engine_failures_are_never_cached(pipeline: Pipeline, reason: str, on_er
 
 
 def test_a_deadline_passed_is_not_cached(pipeline: Pipeline) -> None:
-    expired = pipeline.review(request(), today=TODAY, started=0.0)  # the budget ran out long ago
+    expired = pipeline.review(request(), today=TODAY, started=0.0).decision  # the budget ran out long ago
     assert expired.reason.startswith("engine timeout")
     assert not review(pipeline).cached
 

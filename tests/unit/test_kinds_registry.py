@@ -1,0 +1,209 @@
+"""The kind registry (webhook/kinds) is the one list of guarded kinds: deploy/ and the schemas agree with it,
+everything that used to keep its own list derives from it, and lookups match the API group and the kind together.
+
+deploy/ is read as files (no kustomize build): every ValidatingWebhookConfiguration, MutatingWebhookConfiguration
+and ClusterRole written there, outside the generated deploy/base/policies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from webhook import cluster_view, kinds, kube, limits, model, reviews, sources
+from webhook.kinds import GroupVersionKind, PolicyKind, Registry
+from webhook.normalize import normalize
+from webhook.shape import ShapeError
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+GENERATED = DEPLOY / "base" / "policies"  # deploy/sync_policies.py's copy of the catalog: samples, not manifests
+WEBHOOK_CONFIGURATIONS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+
+
+def _manifests() -> list[tuple[Path, dict[str, Any]]]:
+    docs = []
+    for path in sorted(DEPLOY.rglob("*.yaml")):
+        if GENERATED in path.parents:
+            continue
+        docs += [(path, doc) for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)]
+    return docs
+
+
+def _of_kind(kind: str) -> list[tuple[Path, dict[str, Any]]]:
+    return [(path, doc) for path, doc in _manifests() if doc.get("kind") == kind]
+
+
+def _registered() -> set[tuple[str, str, str, str]]:
+    return {(k.group, k.version, k.plural, "Namespaced" if k.namespaced else "Cluster") for k in kinds.ALL}
+
+
+@pytest.mark.parametrize("configuration", WEBHOOK_CONFIGURATIONS)
+def test_every_webhook_guards_exactly_the_registered_kinds_at_their_version_and_scope(configuration: str) -> None:
+    # Patches of a configuration (the cert-manager overlay's annotation) carry no webhooks: only full ones count.
+    found = [(path, webhook) for path, doc in _of_kind(configuration) for webhook in doc.get("webhooks") or ()
+             if "rules" in webhook]
+    assert found, f"no {configuration} with rules under deploy/"
+    for path, webhook in found:
+        guarded = {(g, v, r, rule["scope"]) for rule in webhook["rules"] for g in rule["apiGroups"]
+                   for v in rule["apiVersions"] for r in rule["resources"]}
+        where = f"{path.relative_to(REPO)} {webhook['name']}"
+        assert not _registered() - guarded, f"{where} misses {sorted(_registered() - guarded)}"
+        assert not guarded - _registered(), f"{where} guards what webhook/kinds does not: {guarded - _registered()}"
+
+
+def _grants(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {(g, r, v) for rule in role["rules"] for g in rule.get("apiGroups", ()) for r in rule.get("resources", ())
+            for v in rule["verbs"]}
+
+
+@pytest.mark.parametrize(("role_name", "verbs"), [("netguard", ("list", "watch")),  # the cluster view
+                                                  ("netguard-audit", ("list",))])  # netguard audit --in-cluster
+def test_rbac_lets_netguard_read_every_registered_kind(role_name: str, verbs: tuple[str, ...]) -> None:
+    (role,) = [doc for _, doc in _of_kind("ClusterRole") if doc["metadata"]["name"] == role_name]
+    needed = {(k.group, k.plural, verb) for k in kinds.ALL for verb in verbs}
+    assert needed <= _grants(role), sorted(needed - _grants(role))
+
+
+def test_no_role_grants_a_policy_resource_the_registry_does_not_know() -> None:
+    known = {(k.group, k.plural) for k in kinds.ALL}
+    for path, role in _of_kind("ClusterRole"):
+        policies = {(g, r) for g, r, _ in _grants(role) if r.endswith("networkpolicies")}
+        assert policies <= known, (path.relative_to(REPO), sorted(policies - known))
+
+
+def _enums(schema: Any) -> list[list[Any]]:
+    if isinstance(schema, dict):
+        found = [schema["enum"]] if isinstance(schema.get("enum"), list) else []
+        return found + [e for value in schema.values() for e in _enums(value)]
+    if isinstance(schema, list):
+        return [e for value in schema for e in _enums(value)]
+    return []
+
+
+@pytest.mark.parametrize("schema", ["config.schema.json", "policy.schema.json"])
+def test_every_kind_enum_of_the_schemas_is_the_registry(schema: str) -> None:
+    """A guardrail's `kinds:` (policy.schema.json) may name every registered kind and nothing else; the
+    configuration has no kind enum today, and one added later is held to the registry too."""
+    enums = _enums(json.loads((REPO / "webhook" / "schemas" / schema).read_text()))
+    of_kinds = [e for e in enums if any(isinstance(v, str) and v.endswith("NetworkPolicy") for v in e)]
+    assert all(e == [k.kind for k in kinds.ALL] for e in of_kinds), of_kinds
+    if schema == "policy.schema.json":
+        assert of_kinds
+
+
+# -- lookups ------------------------------------------------------------------------------------------------
+
+def test_each_kind_is_found_by_group_and_kind_and_by_plural() -> None:
+    assert kinds.NETWORK_POLICY in kinds.ALL and kinds.CILIUM_CLUSTERWIDE_NETWORK_POLICY in kinds.ALL
+    for kind in kinds.ALL:
+        assert kinds.lookup(kind.group, kind.kind) is kind
+        assert kinds.by_plural(kind.plural) is kind
+        assert kinds.of({"apiVersion": kind.api_version, "kind": kind.kind}) is kind
+        assert kinds.with_name(kind.kind) == (kind,)
+    assert {k.kind for k in kinds.ALL} == kinds.NAMES
+
+
+@pytest.mark.parametrize(("group", "kind"), [
+    ("crd.antrea.io", "NetworkPolicy"),  # Antrea's own NetworkPolicy
+    ("projectcalico.org", "NetworkPolicy"),  # Calico's
+    ("", "NetworkPolicy"),  # the core group serves none
+    ("cilium.io", "NetworkPolicy"),
+    ("networking.k8s.io", "CiliumNetworkPolicy"),
+    ("crd.antrea.io", "ClusterNetworkPolicy"),  # neither it nor policy.networking.k8s.io's is guarded yet
+])
+def test_a_kind_of_the_same_name_in_another_group_is_not_found(group: str, kind: str) -> None:
+    assert kinds.lookup(group, kind) is None
+    assert kinds.of({"apiVersion": f"{group}/v1" if group else "v1", "kind": kind}) is None
+
+
+def test_the_version_is_not_part_of_a_kinds_identity() -> None:
+    obj = {"apiVersion": "cilium.io/v2alpha1", "kind": "CiliumNetworkPolicy"}
+    assert kinds.of(obj) is kinds.CILIUM_NETWORK_POLICY
+
+
+def test_without_an_api_version_the_kind_alone_decides_only_when_one_registered_kind_has_that_name(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert kinds.of({"kind": "CiliumClusterwideNetworkPolicy"}) is kinds.CILIUM_CLUSTERWIDE_NETWORK_POLICY
+    assert kinds.of({"apiVersion": 2, "kind": "NetworkPolicy"}) is None
+    assert kinds.of({"apiVersion": "networking.k8s.io/v1"}) is None
+    # A stand-in for the next kinds (Antrea's NetworkPolicy beside the Kubernetes one); its plural is made up, as
+    # the real one (networkpolicies) would be refused: see the next test.
+    other = replace(kinds.NETWORK_POLICY, gvk=GroupVersionKind("crd.antrea.io", "v1beta1", "NetworkPolicy"),
+                    plural="antreanetworkpolicies")
+    registry = Registry((*kinds.ALL, other))
+    assert registry.of({"kind": "NetworkPolicy"}) is None
+    assert registry.with_name("NetworkPolicy") == (kinds.NETWORK_POLICY, other)
+    assert registry.of({"apiVersion": "crd.antrea.io/v1beta1", "kind": "NetworkPolicy"}) is other
+    assert registry.of({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}) is kinds.NETWORK_POLICY
+    monkeypatch.setattr(kinds, "REGISTRY", registry)
+    monkeypatch.setattr(kinds, "of", registry.of)
+    with pytest.raises(ShapeError, match=re.escape("apiVersion is required: NetworkPolicy is a kind of "
+                                                   "networking.k8s.io/v1 or crd.antrea.io/v1beta1")):
+        normalize({"kind": "NetworkPolicy", "metadata": {"name": "p"}, "spec": {"podSelector": {}}})
+
+
+def test_a_registry_refuses_a_kind_twice_and_two_kinds_of_one_plural() -> None:
+    """The cluster view and the audit key their resources on the plural: a second `networkpolicies` (Calico's,
+    Antrea's) needs those keys qualified by group before it can be registered."""
+    with pytest.raises(ValueError, match="registered twice"):
+        Registry((kinds.NETWORK_POLICY, kinds.NETWORK_POLICY))
+    calico = replace(kinds.NETWORK_POLICY, gvk=GroupVersionKind("projectcalico.org", "v3", "NetworkPolicy"))
+    with pytest.raises(ValueError, match="share the plural networkpolicies"):
+        Registry((kinds.NETWORK_POLICY, calico))
+
+
+def test_each_kind_is_declared_coherently() -> None:
+    for kind in kinds.ALL:
+        assert isinstance(kind, PolicyKind)
+        assert kind.phrasing.a == f"{'an' if kind.kind[0] in 'AEIOU' else 'a'} {kind.kind}"
+        assert kind.plural == kind.plural_kind.lower()
+        assert kind.collection_path == f"/apis/{kind.group}/{kind.version}/{kind.plural}"
+        assert kind.phrasing.subjects_in == ("in the policy's namespace" if kind.namespaced else "in every namespace")
+        assert kind.optional_crd == (kind.group not in ("networking.k8s.io",))  # built-in groups are always served
+
+
+# -- everything derives from the registry ---------------------------------------------------------------------
+
+def test_the_lists_that_used_to_be_written_out_derive_from_the_registry() -> None:
+    assert tuple(k.gvk for k in kinds.ALL) == model.POLICY_KINDS
+    assert kinds.NAMES == model.POLICY_KIND_NAMES
+    assert dict(cluster_view.POLICY_RESOURCES) == {k.plural: k.gvk for k in kinds.ALL}
+    assert {k.plural for k in kinds.ALL if k.optional_crd} <= cluster_view.OPTIONAL_RESOURCES
+    assert {(k.group, k.plural) for k in kinds.ALL} <= set(kube.REQUIRED_PERMISSIONS)
+    assert {k.plural for k in kinds.ALL} <= set(kube.WATCHED)
+    for kind in kinds.ALL:
+        assert kube.WATCHED[kind.plural].path == kind.collection_path
+
+
+def _ccnp(api_version: str = "cilium.io/v2") -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": "CiliumClusterwideNetworkPolicy",
+            "metadata": {"name": "c", "namespace": "team-a"}, "spec": {"endpointSelector": {}, "egress": [{}]}}
+
+
+def test_scope_comes_from_the_registered_kind_not_from_its_name() -> None:
+    review = reviews.make_review(_ccnp())["request"]
+    assert (review["namespace"], review["resource"]["resource"]) == ("", "ciliumclusterwidenetworkpolicies")
+    policy = normalize(_ccnp())
+    assert (policy.namespace, policy.clusterwide) == ("", True)
+    assert sources.cluster_scoped(_ccnp())
+    # The same name in another group is nothing netguard knows: namespaced as written, not counted, not read.
+    other = _ccnp("example.com/v1")
+    assert not sources.cluster_scoped(other)
+    assert reviews.make_review(other)["request"]["namespace"] == "team-a"
+    assert list(limits.counts(other)) == []
+    with pytest.raises(ShapeError, match=re.escape("apiVersion 'example.com/v1' is not the API group of the "
+                                                   "CiliumClusterwideNetworkPolicy netguard guards (cilium.io/v2)")):
+        normalize(other)
+
+
+def test_an_unknown_kind_names_every_registered_one() -> None:
+    names = [k.kind for k in kinds.ALL]
+    with pytest.raises(ShapeError, match=re.escape(f"kind 'Ingress' is not a {', '.join(names[:-1])} or {names[-1]}")):
+        normalize({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}})

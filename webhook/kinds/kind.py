@@ -1,0 +1,86 @@
+"""What a policy kind is: the API identity and the facts every layer asks of it, declared once per kind.
+
+A `PolicyKind` is a value: the kind modules beside this one each declare one, and webhook/kinds/__init__.py
+is the registry the rest of netguard derives its lists from (admission, the cluster view, the audit, the
+CLI). Pure: nothing here imports a web, server or cluster library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from webhook.netpolicy import Flavor, Rule, Subject
+
+# A kind's normalizer: the raw object and its metadata.namespace ("" when unset) -> the subjects and rules
+# its spec means, API defaults applied. webhook/normalize.py reads the metadata, which every kind shares.
+Normalizer = Callable[[Mapping[str, Any], str], tuple[tuple[Subject, ...], tuple[Rule, ...]]]
+
+
+@dataclass(frozen=True)
+class GroupVersionKind:
+    group: str
+    version: str
+    kind: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def __str__(self) -> str:
+        return f"{self.api_version} {self.kind}"
+
+
+@dataclass(frozen=True)
+class Phrasing:
+    """How sentences name the kind (explain's notes, the messages about reading a cluster)."""
+
+    a: str  # the kind with its article: "a CiliumNetworkPolicy", "an AdminNetworkPolicy"
+    # Where the pods it selects are when no namespace key narrows them, and the policy's namespace is not
+    # known: "in the policy's namespace" (namespaced kinds), "in every namespace" (cluster-scoped ones).
+    subjects_in: str
+
+
+@dataclass(frozen=True)
+class PolicyKind:
+    """One guarded policy kind. Identity is (group, kind): two groups may serve kinds of the same name
+    (crd.antrea.io, projectcalico.org and networking.k8s.io all have a NetworkPolicy)."""
+
+    gvk: GroupVersionKind  # the version netguard reads and the webhook configurations ask for
+    plural: str  # the resource name: RBAC rules, webhook rules, list and watch paths
+    namespaced: bool  # False: cluster-scoped (no metadata.namespace; namespaceSelector does not apply to it)
+    # A CustomResourceDefinition that a cluster may not have installed: the audit and the cluster view look it
+    # up (API discovery) and carry on without it instead of failing.
+    optional_crd: bool
+    project: str  # who defines the kind, for messages: "Kubernetes", "Cilium"
+    flavor: Flavor  # the rule language its spec is written in (what the facts and the Rego branch on)
+    normalizer: Normalizer
+    phrasing: Phrasing
+
+    @property
+    def group(self) -> str:
+        return self.gvk.group
+
+    @property
+    def version(self) -> str:
+        return self.gvk.version
+
+    @property
+    def kind(self) -> str:
+        return self.gvk.kind
+
+    @property
+    def api_version(self) -> str:
+        return self.gvk.api_version
+
+    @property
+    def plural_kind(self) -> str:
+        """The kind in the plural, for messages: "NetworkPolicies"."""
+        return self.kind[:-1] + "ies" if self.kind.endswith("y") else self.kind + "s"
+
+    @property
+    def collection_path(self) -> str:
+        """The URL path listing every object of the kind, in every namespace."""
+        prefix = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        return f"{prefix}/{self.plural}"

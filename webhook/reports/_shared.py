@@ -1,0 +1,157 @@
+"""What more than one format says the same way: a check finding's level, and the audit's posture figures,
+findings grouping and decision tables (Markdown and HTML both lay them out)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from webhook.model import Mode
+
+if TYPE_CHECKING:
+    from webhook.audit import AuditFinding, AuditReport, ExceptionInForce, PolicyRef, WorkloadGap
+
+# ---------------------------------------------------------------------------------------------- check
+
+LEVEL = {Mode.ENFORCE: "error", Mode.WARN: "warning", Mode.AUDIT: "note"}  # compiler and SARIF levels
+
+# ---------------------------------------------------------------------------------------------- audit
+
+CLUSTERWIDE = "(clusterwide)"
+MODES = ("enforce", "warn", "audit")
+SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+TOP = 10  # rows in each "most rejected" table
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One posture figure as every human-readable format shows it."""
+
+    key: str
+    label: str
+    count: int | None  # None: not available (no workloads were read)
+    total: int | None  # "of N" (namespaces, workloads), when meaningful
+    items: tuple[str, ...]
+    tone: str  # "risk": above zero is bad; "soon": above zero needs attention; "info": neutral
+
+
+def _ref_label(ref: PolicyRef) -> str:
+    where = f"{ref.namespace}/{ref.name}" if ref.namespace else f"{ref.name} {CLUSTERWIDE}"
+    text = f"{ref.kind} {where}"
+    if ref.paths:
+        text += ": " + ", ".join(ref.paths)
+    return f"{text} ({ref.detail})" if ref.detail else text
+
+
+def exception_target(e: ExceptionInForce) -> str:
+    if e.namespace:
+        return f"{e.namespace}/{e.name}" if e.name else f"namespace {e.namespace}"
+    return e.name or "every object"
+
+
+def _exception_label(e: ExceptionInForce) -> str:
+    where = exception_target(e)
+    token = f"token {e.id}, {'spec-bound' if e.bound else 'not bound to a spec'}" if e.id else ""
+    extra = "; ".join(x for x in (token, e.ticket, e.reason) if x)
+    return f"{', '.join(e.rules)} on {where} until {e.expires.isoformat()}" + (f" ({extra})" if extra else "")
+
+
+def _workload_label(w: WorkloadGap) -> str:
+    return f"{w.kind} {w.namespace}/{w.name}"
+
+
+def figures(report: AuditReport) -> list[Figure]:
+    """The posture figures, in reading order; Markdown and HTML both render this list."""
+    from webhook.audit import EXPIRING_WITHIN  # here: the registry imports every format, on every command
+
+    p = report.posture
+    n = len(p.namespaces)
+
+    def refs(key: str, label: str, items: Sequence[PolicyRef]) -> Figure:
+        return Figure(key, label, len(items), None, tuple(_ref_label(r) for r in items), "risk")
+
+    soon = tuple(e for e in p.exceptions if e.expiring_soon)
+    available = p.workloads is not None
+    return [
+        Figure("no_default_deny_ingress", "Namespaces without default deny for ingress",
+               len(p.no_default_deny_ingress), n, p.no_default_deny_ingress, "risk"),
+        Figure("no_default_deny_egress", "Namespaces without default deny for egress",
+               len(p.no_default_deny_egress), n, p.no_default_deny_egress, "risk"),
+        refs("internet_ingress_all_ports", "Policies open to the internet for ingress, on every port",
+             p.internet_ingress_all_ports),
+        refs("internet_ingress_ports_limited", "Policies open to the internet for ingress, on some ports",
+             p.internet_ingress_ports_limited),
+        refs("internet_egress_all_ports", "Policies open to the internet for egress, on every port",
+             p.internet_egress_all_ports),
+        refs("internet_egress_ports_limited", "Policies open to the internet for egress, on some ports",
+             p.internet_egress_ports_limited),
+        refs("all_namespaces", "Policies open to all namespaces", p.all_namespaces),
+        refs("metadata", "Policies reaching the cloud metadata address", p.metadata),
+        Figure("exceptions", "Exceptions in force", len(p.exceptions), None,
+               tuple(_exception_label(e) for e in p.exceptions), "info"),
+        Figure("exceptions_expiring", f"Exceptions expiring within {EXPIRING_WITHIN.days} days", len(soon), None,
+               tuple(_exception_label(e) for e in soon), "soon"),
+        Figure("workloads_without_ingress", "Workloads without an ingress policy",
+               len(p.workloads_without_ingress) if available else None, p.workloads,
+               tuple(_workload_label(w) for w in p.workloads_without_ingress), "risk"),
+        Figure("workloads_without_egress", "Workloads without an egress policy",
+               len(p.workloads_without_egress) if available else None, p.workloads,
+               tuple(_workload_label(w) for w in p.workloads_without_egress), "risk"),
+    ]
+
+
+def guardrails(report: AuditReport) -> dict[str, Any]:
+    """The report's guardrails by id."""
+    return {str(getattr(g, "id", "")): g for g in report.rules}
+
+
+def rule_title(guardrail: Any) -> str:
+    return str(getattr(guardrail, "title", "") or "")
+
+
+def rule_remediation(guardrail: Any) -> str:
+    """The folded YAML text of the guardrail's remediation, on one line."""
+    return " ".join(str(getattr(guardrail, "remediation", "") or "").split())
+
+
+def _namespace(f: AuditFinding) -> str:
+    return f.namespace or CLUSTERWIDE
+
+
+def grouped(findings: Iterable[AuditFinding]) -> list[tuple[str, list[tuple[str, list[AuditFinding]]]]]:
+    """Findings by namespace (clusterwide first), then by rule (most severe first), in source order."""
+    by_ns: dict[str, dict[str, list[AuditFinding]]] = {}
+    for f in findings:
+        by_ns.setdefault(_namespace(f), {}).setdefault(f.rule, []).append(f)
+
+    def rule_key(item: tuple[str, list[AuditFinding]]) -> tuple[int, str]:
+        rule, items = item
+        return min(SEVERITY_RANK.get(f.severity, len(SEVERITY_RANK)) for f in items), rule
+
+    return [(ns, sorted(rules.items(), key=rule_key))
+            for ns, rules in sorted(by_ns.items(), key=lambda kv: (kv[0] != CLUSTERWIDE, kv[0]))]
+
+
+def top(table: Mapping[str, Mapping[str, int]], keys: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """The TOP rows with a count in the first two keys (rejections, warnings), largest first."""
+    rows = [(name, [int(counts.get(k, 0)) for k in keys]) for name, counts in table.items()]
+    rows = [r for r in rows if any(r[1][:2])]
+    rows.sort(key=lambda r: ([-v for v in r[1]], r[0]))
+    return rows[:TOP]
+
+
+DECISION_TABLES = (
+    ("Most rejected namespaces", "Namespace", "by_namespace", ("denied", "warned", "exceptions"),
+     ("Denied", "Warned", "Exceptions used")),
+    ("Most rejected rules", "Rule", "by_rule", ("enforce", "warn", "audit"), ("Rejected", "Warned", "Audited")),
+    ("Most rejected requesters", "Requester", "by_requester", ("denied", "warned", "exceptions"),
+     ("Denied", "Warned", "Exceptions used")),
+)
+
+
+def window(since: datetime | None, until: datetime | None) -> str:
+    if since is None and until is None:
+        return "the whole log"
+    return f"{since.isoformat() if since else 'the start of the log'} to {until.isoformat() if until else 'its end'}"
