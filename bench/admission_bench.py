@@ -48,6 +48,7 @@ from webhook import config
 from webhook.engine import EngineError
 from webhook.policies import PolicyLoadError
 from webhook.reviews import make_review
+from webhook.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
@@ -855,7 +856,7 @@ def microbench(bodies: Sequence[Body], iterations: int, policies_dir: Path,
     from webhook.admission import decode_json, parse_review
     from webhook.pipeline import build_pipeline
 
-    settings = config.with_overrides(config.Settings(), policies_dir=str(policies_dir))
+    settings = config.with_overrides(Settings(), policies_dir=str(policies_dir))
     pipeline = build_pipeline(settings)
     if tuned_gc:
         from webhook.gunicorn_conf import tune_gc

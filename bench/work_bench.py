@@ -76,8 +76,8 @@ def main() -> None:
              "CiliumNetworkPolicy, 32 specs x 64 selector requirements": many_requirements()}
     pipeline = None
     if args.review:
-        from webhook.config import Settings
         from webhook.pipeline import build_pipeline
+        from webhook.settings import Settings
         pipeline = build_pipeline(Settings())
     for label, obj in cases.items():
         print(label)

@@ -22,7 +22,6 @@ from typing import Any
 from webhook import exceptions as exc_mod
 from webhook import fanout
 from webhook.check import CheckReport, DocumentResult, Outcome, check_report, review_document
-from webhook.cluster_view import ClusterSnapshot
 from webhook.decisionlog import DecisionStats
 from webhook.inventory import Inventory, Workload
 from webhook.limits import check_limits
@@ -33,6 +32,7 @@ from webhook.pipeline import Pipeline
 from webhook.posture import DIRECTIONS, baseline_subjects, has_default_deny, subject_covers_namespace
 from webhook.selectors import Selector
 from webhook.shape import ShapeError
+from webhook.snapshot import ClusterSnapshot
 from webhook.sources import Document, SourceError
 
 EXPIRING_WITHIN = timedelta(days=14)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webhook.policies import PolicySet
+from webhook.guardrails import PolicySet
 
 HEADER = """# Guardrail catalog
 

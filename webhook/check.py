@@ -15,10 +15,10 @@ from typing import Any, TypeAlias
 
 from webhook import kinds
 from webhook.admission import ReviewError
-from webhook.cluster_view import ClusterSnapshot
 from webhook.model import AppliedFinding, Decision, Mode, UserInfo, Verdict
 from webhook.pipeline import Pipeline, Review
 from webhook.reviews import synthetic_create
+from webhook.snapshot import ClusterSnapshot
 from webhook.sources import Document, SourceError
 
 DEFAULT_USER = "netguard-check"

@@ -12,10 +12,10 @@ import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from webhook.cluster_view import ClusterSnapshot
 from webhook.deadline import check as check_deadline
 from webhook.netpolicy import NormalizedPolicy, Peer, PeerType
 from webhook.shape import ShapeError
+from webhook.snapshot import ClusterSnapshot
 
 # peer -> the CIDRs of the groups it names (None: cannot tell), and the groups' names for messages
 Lookup = Callable[[Peer], tuple[tuple[str, ...], str] | None]

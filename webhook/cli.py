@@ -20,6 +20,7 @@ from webhook import certs, config, exceptions, reports
 from webhook.engine import EngineError
 from webhook.model import POLICY_KINDS, UserInfo
 from webhook.policies import PolicyLoadError
+from webhook.settings import POLICIES_FROM_FLAG, POLICIES_PACKAGED, ExceptionKey, Settings, TokenRules
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
@@ -56,19 +57,19 @@ def version_line() -> str:
     try:
         settings = config.load()
         catalog = f"catalog {catalog_revision(settings.policies_dir)}"
-        if settings.policies_from != config.POLICIES_PACKAGED:
+        if settings.policies_from != POLICIES_PACKAGED:
             catalog += f" from {settings.policies_from}"
     except (config.ConfigError, PolicyLoadError, OSError) as exc:
         catalog = f"catalog unavailable: {exc}"
     return f"netguard {package_version()} ({catalog})"
 
 
-def _settings(args: argparse.Namespace) -> config.Settings:
+def _settings(args: argparse.Namespace) -> Settings:
     """The configuration (--config or $NETGUARD_CONFIG) with the catalog every command uses: --policies, else
     $NETGUARD_POLICIES_DIR, else the configuration's policies_dir, else the catalog packaged with netguard."""
     settings = config.load(getattr(args, "config", None))
     if getattr(args, "policies", None):
-        settings = config.with_overrides(settings, policies_dir=args.policies, policies_from=config.POLICIES_FROM_FLAG)
+        settings = config.with_overrides(settings, policies_dir=args.policies, policies_from=POLICIES_FROM_FLAG)
     return settings
 
 
@@ -606,13 +607,13 @@ def _policies(args: argparse.Namespace) -> int:
     return EXIT_OK if not failures else EXIT_FINDINGS
 
 
-def _policies_path(settings: config.Settings) -> int:
+def _policies_path(settings: Settings) -> int:
     """Which catalog the commands use: the folder and where that choice came from first (shown even when the
     folder does not load), then its revision (as in decisions, metrics and `netguard --version`)."""
     from webhook.policies import load_policy_set
 
     origin = settings.policies_from
-    if origin == config.POLICIES_PACKAGED:
+    if origin == POLICIES_PACKAGED:
         origin = f"packaged (installed with netguard {package_version()})"
     print(f"catalog:    {Path(settings.policies_dir).resolve()}")
     print(f"from:       {origin}")
@@ -705,9 +706,9 @@ def _exception_verify(args: argparse.Namespace) -> int:
 
     token = sys.stdin.read().strip() if args.token == "-" else args.token
     if args.public_key:
-        keys: tuple[config.ExceptionKey, ...] = (
-            config.ExceptionKey(id=args.key_id, public_key=args.public_key.read_text()),)
-        rules = config.TokenRules()
+        keys: tuple[ExceptionKey, ...] = (
+            ExceptionKey(id=args.key_id, public_key=args.public_key.read_text()),)
+        rules = TokenRules()
     else:
         settings = config.load(args.config)
         keys, rules = settings.exception_keys, settings.exception_tokens

@@ -14,10 +14,10 @@ from datetime import date
 from fnmatch import fnmatchcase
 from typing import Any
 
-from webhook.config import Settings
 from webhook.exceptions import Exemption
+from webhook.guardrails import Guardrail, PolicySet
 from webhook.model import INVALID_OBJECT, AppliedFinding, Decision, Failure, Finding, Mode, Verdict
-from webhook.policies import Guardrail, PolicySet
+from webhook.settings import Settings
 
 FindingKey = tuple[str, str, str]
 ENGINE_ERROR = "engine-error"  # pseudo-rule of a fail-closed evaluation failure

@@ -25,8 +25,9 @@ import regorus
 import requests
 
 from webhook import evalpool
-from webhook.config import OpaSettings
-from webhook.policies import STATIC_FINDINGS_PACKAGE, PolicyLoadError, PolicySet, RegoModule, static_findings_module
+from webhook.guardrails import STATIC_FINDINGS_PACKAGE, PolicySet, RegoModule, static_findings_module
+from webhook.policies import PolicyLoadError
+from webhook.settings import OpaSettings
 
 if TYPE_CHECKING:
     import opa_client

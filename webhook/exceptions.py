@@ -30,7 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from webhook.config import ConfigException, ExceptionKey, TokenRules
+from webhook.settings import ConfigException, ExceptionKey, TokenRules
 
 ANNOTATION = "netguard.io/exception"
 PREFIX = "ngx1"

@@ -15,10 +15,10 @@ from typing import Any
 
 from webhook import cidr_groups, deadline, exceptions
 from webhook import decide as decisions
-from webhook.cluster_view import DISABLED, ClusterSnapshot, ClusterView
-from webhook.config import Settings
+from webhook.cluster_view import ClusterView
 from webhook.engine import TIMEOUT, Engine, EngineError, build_engine
 from webhook.facts import FactParams, enrich
+from webhook.guardrails import PolicySet
 from webhook.limits import check_limits
 from webhook.model import (
     NETWORK_POLICY,
@@ -33,9 +33,11 @@ from webhook.model import (
 )
 from webhook.netpolicy import NormalizedPolicy
 from webhook.normalize import normalize
-from webhook.policies import PolicyLoadError, PolicySet, load_policy_set, resolve_parameters
+from webhook.policies import PolicyLoadError, load_policy_set, resolve_parameters
 from webhook.requester import classify
+from webhook.settings import Settings
 from webhook.shape import ShapeError
+from webhook.snapshot import DISABLED, ClusterSnapshot
 from webhook.verdict_cache import VerdictCache, request_key
 
 SKIP_OPERATIONS = frozenset({Operation.CONNECT})

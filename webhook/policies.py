@@ -13,124 +13,23 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import jsonschema
 import yaml
 
-from webhook.config import ConfigError, Settings
+from webhook.config import ConfigError
+from webhook.guardrails import PACKAGE_PREFIX, Guardrail, PolicySet, RegoModule
 from webhook.model import Mode, Operation
+from webhook.settings import Settings
 
-PACKAGE_PREFIX = "guardrails"
 _PACKAGE_RE = re.compile(r"^\s*package\s+([A-Za-z0-9_.]+)\s*$", re.MULTILINE)
 
 
 class PolicyLoadError(Exception):
     """A guardrail folder is incomplete or invalid; the message names the file."""
-
-
-@dataclass(frozen=True)
-class RegoModule:
-    path: Path
-    text: str
-    package: str
-
-    @property
-    def module_id(self) -> str:
-        """A stable id for OPA's /v1/policies/<id> (folder/file, no extension)."""
-        return f"{self.path.parent.name}/{self.path.stem}"
-
-
-@dataclass(frozen=True)
-class Guardrail:
-    id: str
-    title: str
-    severity: str
-    mode: Mode
-    kinds: tuple[str, ...]
-    operations: tuple[Operation, ...]
-    description: str
-    remediation: str
-    folder: Path
-    rule: RegoModule
-    tests: RegoModule
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    grandfather: bool = True  # may an UPDATE keep a violation the object already had (with a warning)
-    # Decides from the cluster view: what the requester is told is unknown while the view cannot be trusted.
-    cluster_view: str = ""
-    facts: Mapping[str, str] = field(default_factory=dict)  # FactParams field -> this guardrail's parameter
-
-
-    @cached_property
-    def package_name(self) -> str:
-        return self.id.replace("-", "_")
-
-    def samples(self, which: str) -> tuple[Path, ...]:
-        """Sample manifests; `<name>.request.yaml` beside one describes the request (user, operation, old)."""
-        return tuple(sorted(p for p in (self.folder / "samples" / which).glob("*.y*ml")
-                            if not p.name.endswith((".request.yaml", ".request.yml"))))
-
-
-@dataclass(frozen=True)
-class PolicySet:
-    root: Path
-    guardrails: tuple[Guardrail, ...]
-    library: tuple[RegoModule, ...]
-    revision: str
-
-    def get(self, rule_id: str) -> Guardrail:
-        for g in self.guardrails:
-            if g.id == rule_id:
-                return g
-        raise KeyError(rule_id)
-
-    @property
-    def modules(self) -> tuple[RegoModule, ...]:
-        """Everything the production engine compiles (tests excluded)."""
-        return self.library + tuple(g.rule for g in self.guardrails)
-
-    @cached_property
-    def by_package(self) -> Mapping[str, Guardrail]:
-        return MappingProxyType({g.package_name: g for g in self.guardrails})  # read on every review: built once
-
-    @cached_property
-    def reads_raw_object(self) -> bool:
-        """Does any production module read the raw object (input.object / input.old_object)? Only then
-        does the engine input carry it beside the normalized model (for a big Cilium policy it was half of
-        the ~120 KB input). Deliberately broad: a false "reads" costs bytes, a missed one hides data."""
-        return any(_RAW_OBJECT.search(m.text) for m in self.modules)
-
-
-STATIC_FINDINGS_PACKAGE = "netguard.static"
-
-
-def static_findings_module(policies: PolicySet) -> RegoModule:
-    """data.netguard.static.findings: data.netguard.findings (policies/lib/netguard.rego) written out with one
-    rule per guardrail, generated from the catalog so a new guardrail folder is in it without an edit.
-
-    Why: regorus evaluates `data.guardrails[name]` with `name` a variable by evaluating every guardrail
-    package, whichever `input.rules` names (measured on a small NetworkPolicy: 2.0 ms against 0.7 ms for
-    this form). The guardrails are the same on both engines; only the entry point differs, and
-    tests/policies/test_static_findings.py holds the two to the same answers. Plain Rego: OPA compiles it too.
-    The `name :=` in the body, not a constant key in the head: regorus's eval_rule refuses a rule whose head
-    has a constant key ("not a valid rule path").
-    """
-    lines = ["package " + STATIC_FINDINGS_PACKAGE, "", "import rego.v1", ""]
-    for package in sorted(g.package_name for g in policies.guardrails):
-        lines += [f"findings[name] := data.{PACKAGE_PREFIX}.{package}.violation if {{",
-                  f'\tname := "{package}"', "\tname in input.rules", "}", ""]
-    return RegoModule(path=policies.root / "lib" / "static_findings.rego", text="\n".join(lines),
-                      package=STATIC_FINDINGS_PACKAGE)
-
-
-_RAW_OBJECT = re.compile(r'\binput\s*\.\s*(?:old_)?object\b|"(?:old_)?object"|\bwalk\s*\(\s*input\b')
 
 
 def _metadata_schema() -> dict[str, Any]:
@@ -154,28 +53,6 @@ def _read_module(path: Path, expected_package: str | None = None) -> RegoModule:
     if "import rego.v1" not in text:
         raise PolicyLoadError(f"{path}: must `import rego.v1` so it runs unchanged on OPA and regorus")
     return RegoModule(path=path, text=text, package=package)
-
-
-CATALOG_PACKAGE_DIR = "catalog"  # webhook/catalog in a wheel: the top-level policies/ (pyproject.toml package-dir)
-
-
-def packaged_catalog() -> Path:
-    """The catalog that ships with netguard, whatever the working directory: a team's repository may have a
-    policies/ folder of its own, so the default is never looked up relative to the current directory.
-
-    Installed from a wheel (pip, pipx) it is the package data `webhook/catalog`, which the build maps from the
-    top-level policies/; run from a source checkout (an editable install, `make run`, PYTHONPATH) it is that
-    checkout's policies/ itself, beside webhook/. Either way the files and so the revision are the same. When
-    neither exists the wheel's location is returned, and loading it says "policies folder not found".
-    """
-    package = resources.files("webhook")
-    installed = Path(str(package)) / CATALOG_PACKAGE_DIR
-    if installed.is_dir():
-        return installed
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "policies").is_dir():
-        return checkout / "policies"
-    return installed
 
 
 def catalog_revision(root: str | Path) -> str:

@@ -20,10 +20,10 @@ import yaml
 
 from webhook.admission import ReviewError
 from webhook.engine import clean_error
+from webhook.guardrails import Guardrail, PolicySet, RegoModule
 from webhook.model import Verdict
 from webhook.pipeline import Pipeline
-from webhook.policies import Guardrail, PolicySet, RegoModule
-from webhook.samples import load_sample, sample_cluster, sample_request
+from webhook.samples import load_sample, sample_cluster, sample_files, sample_request
 
 # A test is a rule whose name starts with test_ at the start of a line. Functions
 # (`test_x(arg)`) are not tests, as in `opa test`; \b stops \w+ backtracking past "(".
@@ -122,7 +122,7 @@ def run_sample_checks(pipeline: Pipeline) -> list[SampleResult]:
     return [_check_sample(pipeline, guardrail, sample, expected, known)
             for guardrail in pipeline.policies.guardrails
             for expected in ("good", "bad")
-            for sample in guardrail.samples(expected)]
+            for sample in sample_files(guardrail, expected)]
 
 
 def _check_sample(pipeline: Pipeline, guardrail: Guardrail, sample: Path, expected: str,

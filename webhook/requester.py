@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from webhook.config import PlatformSettings
 from webhook.model import UserInfo
+from webhook.settings import PlatformSettings
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 

@@ -22,9 +22,10 @@ from typing import Any
 import yaml
 
 from webhook.admission import parse_review
-from webhook.cluster_view import ClusterSnapshot
+from webhook.guardrails import Guardrail
 from webhook.model import AdmissionRequest
 from webhook.reviews import make_review
+from webhook.snapshot import ClusterSnapshot
 
 DEFAULT_USER = "alice"
 DEFAULT_GROUPS = ("system:authenticated",)
@@ -71,3 +72,10 @@ def sample_cluster(sample: Path) -> ClusterSnapshot | None:
     return ClusterSnapshot.from_objects(
         {str(ns): {str(k): str(v) for k, v in (labels or {}).items()} for ns, labels in namespaces.items()},
         policies, stale=bool(spec.get("stale", False)), age_seconds=float(spec.get("age_seconds", 0)))
+
+
+def sample_files(guardrail: Guardrail, which: str) -> tuple[Path, ...]:
+    """A guardrail's sample manifests (`which`: good or bad), in name order; the `<name>.request.yaml` files beside
+    them describe requests, not samples."""
+    return tuple(sorted(p for p in (guardrail.folder / "samples" / which).glob("*.y*ml")
+                        if not p.name.endswith((".request.yaml", ".request.yml"))))

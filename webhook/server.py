@@ -28,6 +28,7 @@ from webhook.model import AdmissionRequest, Decision, Mode, Operation, UserInfo
 from webhook.mutate import patch_for
 from webhook.pipeline import Pipeline, build_pipeline, warm_up
 from webhook.policies import LAST_GOOD_ENV, PolicyLoadError, error_summary, last_good_root, save_last_good
+from webhook.settings import CheckSettings, ServerSettings, Settings
 
 log = logs.get_logger("netguard.server")
 
@@ -45,7 +46,7 @@ OVERLOADED = "netguard is overloaded"
 _TIMEOUT_PARAM = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
 
 
-def create_app(settings: config.Settings | None = None, pipeline: Pipeline | None = None) -> Flask:
+def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> Flask:
     """App factory (gunicorn calls `webhook.server:create_app()`): settings from env when not given."""
     if settings is None:
         settings = pipeline.settings if pipeline else config.load()
@@ -200,7 +201,7 @@ class CatalogFallback:
         return f"serving last good catalog {self.revision}; {self.error}"
 
 
-def _build_with_last_good(settings: config.Settings) -> tuple[Pipeline, CatalogFallback | None]:
+def _build_with_last_good(settings: Settings) -> tuple[Pipeline, CatalogFallback | None]:
     """This worker's pipeline from policies_dir, saved as the last good catalog; or, when policies_dir does not
     load or compile, from the last good catalog a worker saved before (webhook/policies.py, LAST_GOOD_ENV), with
     the error logged and counted. Without one (the first start, or outside gunicorn) the error stops the worker
@@ -230,7 +231,7 @@ def _build_with_last_good(settings: config.Settings) -> tuple[Pipeline, CatalogF
     return pipeline, None
 
 
-def _watch_cluster(pipeline: Pipeline, settings: config.Settings) -> Pipeline:
+def _watch_cluster(pipeline: Pipeline, settings: Settings) -> Pipeline:
     """Start the cluster watch for this process. gunicorn calls the app factory in each worker after the fork
     (no preload_app), so every worker has its own view and threads: threads started before a fork would not
     exist in the child."""
@@ -297,7 +298,7 @@ def _authenticated() -> bool:
     return request.environ.get(AUTHENTICATED) is True
 
 
-def _overloaded(server: config.ServerSettings) -> float | None:
+def _overloaded(server: ServerSettings) -> float | None:
     """The time this request waited for a thread, when that is past its share of the call's deadline.
 
     The deadline is the API server's `?timeout=` (it adds the webhook's timeoutSeconds to every
@@ -351,7 +352,7 @@ CHECK_MEDIA_TYPES = ("application/json", "application/yaml", "application/x-yaml
                      "text/plain")
 
 
-def _check(pipeline: Pipeline, limits: config.CheckSettings) -> Response:
+def _check(pipeline: Pipeline, limits: CheckSettings) -> Response:
     """POST /v1/check: the same report as `netguard check --format json`; evaluates only, changes nothing.
 
     Within server.check limits: body bytes, documents, total time (checked between documents, so at

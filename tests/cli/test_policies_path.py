@@ -15,7 +15,9 @@ import pytest
 from webhook import config
 from webhook import policies as policies_module
 from webhook.cli import main, version_line
-from webhook.policies import PolicyLoadError, catalog_revision, load_policy_set, packaged_catalog
+from webhook.packaged import packaged_catalog
+from webhook.policies import PolicyLoadError, catalog_revision, load_policy_set
+from webhook.settings import POLICIES_FROM_ENV, POLICIES_PACKAGED, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 REVISION = load_policy_set(REPO / "policies").revision
@@ -40,8 +42,8 @@ def test_from_a_checkout_the_packaged_catalog_is_the_checkouts_policies_whatever
         team_repo: Path) -> None:
     assert packaged_catalog() == REPO / "policies"
     settings = config.load()
-    assert Path(settings.policies_dir) == REPO / "policies" and settings.policies_from == config.POLICIES_PACKAGED
-    assert config.Settings().policies_dir == str(REPO / "policies")
+    assert Path(settings.policies_dir) == REPO / "policies" and settings.policies_from == POLICIES_PACKAGED
+    assert Settings().policies_dir == str(REPO / "policies")
     assert catalog_revision(settings.policies_dir) == REVISION
 
 
@@ -68,7 +70,7 @@ def test_env_config_and_flag_each_override_and_say_so(team_repo: Path, capsys: p
 
     assert config.load(str(conf)).policies_from == f"config policies_dir in {conf}"
     env_settings = config.load(str(conf), env={"NETGUARD_POLICIES_DIR": str(REPO / "policies")})
-    assert env_settings.policies_from == config.POLICIES_FROM_ENV
+    assert env_settings.policies_from == POLICIES_FROM_ENV
     assert env_settings.policies_dir == str(REPO / "policies")
 
     assert main(["policies", "path", "--config", str(conf)]) == 0

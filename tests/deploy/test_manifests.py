@@ -35,6 +35,7 @@ from tests.deploy.conftest import (
 from tests.deploy.dockerfile import final_stage
 from webhook import cli, config, kinds, kube
 from webhook.model import POLICY_KINDS
+from webhook.settings import Settings
 
 # cert-manager kinds (CRDs: kubernetes-validate has no schema for them): what deploy/ uses, strictly.
 _ISSUER_REF = {"type": "object", "required": ["name"], "additionalProperties": False,
@@ -204,7 +205,7 @@ def _container(docs: list[dict[str, Any]], name: str = "netguard") -> dict[str, 
     return next(c for c in containers(_pod(docs)) if c["name"] == name)
 
 
-def _base_settings() -> config.Settings:
+def _base_settings() -> Settings:
     with (BASE / "config.yaml").open(encoding="utf-8") as handle:
         return config.from_mapping(yaml.safe_load(handle), "deploy/base/config.yaml")
 

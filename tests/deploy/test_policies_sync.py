@@ -28,6 +28,7 @@ from webhook.model import Verdict
 from webhook.pipeline import build_pipeline
 from webhook.policies import load_policy_set
 from webhook.reviews import make_review
+from webhook.samples import sample_files
 
 LAST_APPLIED_LIMIT = 262144  # bytes of annotations: what client-side `kubectl apply` stores per object
 
@@ -143,7 +144,7 @@ def test_opa_loads_exactly_the_modules_netguard_compiles_and_decides_the_same(tm
         pipeline = build_pipeline(config.from_mapping(overlay))  # compiles nothing itself; warms up through OPA
         try:
             assert not [r for r in opa.requests if r[0] == "PUT" and "/netguard/" in r[1]]  # nothing pushed
-            bad = policies.get("no-allow-all-egress").samples("bad")[0]
+            bad = sample_files(policies.get("no-allow-all-egress"), "bad")[0]
             obj = yaml.safe_load(bad.read_text(encoding="utf-8"))
             decision = pipeline.review(parse_review(make_review(obj, namespace="team-a"))).decision
             assert decision.verdict is Verdict.DENIED

@@ -19,12 +19,13 @@ import yaml
 from tests.policies.conftest import POLICIES, SETTINGS
 from webhook.admission import parse_review
 from webhook.baseline import BaselineOptions, baseline_objects
-from webhook.cluster_view import ClusterSnapshot
+from webhook.guardrails import Guardrail
 from webhook.model import Decision, Mode, Verdict
 from webhook.pipeline import Pipeline
-from webhook.policies import Guardrail, load_policy_set
+from webhook.policies import load_policy_set
 from webhook.reviews import make_review
-from webhook.samples import sample_cluster, sample_request
+from webhook.samples import sample_cluster, sample_files, sample_request
+from webhook.snapshot import ClusterSnapshot
 
 CATALOG = load_policy_set(POLICIES)
 GUARDRAILS = CATALOG.guardrails
@@ -148,7 +149,7 @@ def rendered_fix_texts(pipeline: Pipeline) -> list[str]:
     texts = []
     for guardrail in GUARDRAILS:
         for which in ("good", "bad"):
-            for path in guardrail.samples(which):
+            for path in sample_files(guardrail, which):
                 decision = pipeline.review(sample_request(path), snapshot=sample_cluster(path)).decision
                 texts += [f.finding.fix for f in decision.findings]
     return texts

@@ -19,14 +19,16 @@ import yaml
 from tests.opa_standin import OpaStandIn
 from tests.policies.conftest import SETTINGS, copy_catalog, opa_settings
 from webhook.admission import parse_review
-from webhook.config import EngineSettings
 from webhook.engine import EngineError, OpaEngine, RegorusEngine
 from webhook.facts import FactParams, enrich
+from webhook.guardrails import PolicySet
 from webhook.model import Verdict
 from webhook.normalize import normalize
 from webhook.pipeline import build_pipeline
-from webhook.policies import PolicySet, load_policy_set
+from webhook.policies import load_policy_set
 from webhook.reviews import make_review
+from webhook.samples import sample_files
+from webhook.settings import EngineSettings
 
 # Loose bound for "fails fast": far below the injected delay, far above the timeout.
 FAST = 5.0
@@ -57,7 +59,7 @@ def test_push_uploads_every_module_but_the_tests(policies: PolicySet, standin: O
 def test_evaluate_matches_the_embedded_engine(policies: PolicySet, engine: OpaEngine) -> None:
     embedded = RegorusEngine(policies)
     guardrail = policies.get("no-allow-all-egress")
-    doc = document(policies, guardrail.samples("bad")[0])
+    doc = document(policies, sample_files(guardrail, "bad")[0])
 
     found = engine.evaluate(doc)
     assert found[guardrail.package_name], "the bad sample must produce a violation over HTTP too"
@@ -155,7 +157,8 @@ def test_pipeline_applies_the_failure_policy(policies: PolicySet, standin: OpaSt
     try:
         pipeline = build_pipeline(settings, engine=opa)
         standin.delay_seconds = 30
-        sample = yaml.safe_load(policies.get("no-allow-all-egress").samples("good")[0].read_text(encoding="utf-8"))
+        good = sample_files(policies.get("no-allow-all-egress"), "good")[0]
+        sample = yaml.safe_load(good.read_text(encoding="utf-8"))
         started = time.monotonic()
         decision = pipeline.review(parse_review(make_review(sample))).decision
         assert time.monotonic() - started < FAST

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.policies.conftest import POLICIES, copy_catalog
-from webhook.policies import PolicySet, RegoModule, load_policy_set
+from webhook.guardrails import PolicySet, RegoModule
+from webhook.policies import load_policy_set
 from webhook.regotest import LIBRARY, NO_TESTS, RegoTestResult, find_test_rules, run_rego_tests
 
 CATALOG = load_policy_set(POLICIES)

@@ -12,10 +12,11 @@ from webhook.model import Decision, Verdict
 from webhook.pipeline import Pipeline, build_pipeline
 from webhook.policies import load_policy_set
 from webhook.regotest import run_sample_checks
-from webhook.samples import sample_cluster, sample_request
+from webhook.samples import sample_cluster, sample_files, sample_request
 
 CATALOG = load_policy_set(POLICIES)
-SAMPLES = [(g.id, which, path) for g in CATALOG.guardrails for which in ("good", "bad") for path in g.samples(which)]
+SAMPLES = [(g.id, which, path) for g in CATALOG.guardrails for which in ("good", "bad")
+           for path in sample_files(g, which)]
 IDS = [f"{rule}/{which}/{path.name}" for rule, which, path in SAMPLES]
 ENGINES = ("regorus", "opa")
 
@@ -70,7 +71,7 @@ def test_run_sample_checks_passes_on_the_catalog(pipelines: dict[str, Pipeline],
 def test_run_sample_checks_reports_misfiled_samples(tmp_path: Path) -> None:
     root = copy_catalog(tmp_path)
     guardrail = load_policy_set(root).get("no-allow-all-egress")
-    bad, good = guardrail.samples("bad")[0], guardrail.samples("good")[0]
+    bad, good = sample_files(guardrail, "bad")[0], sample_files(guardrail, "good")[0]
     bad.rename(guardrail.folder / "samples" / "good" / f"misfiled-{bad.name}")
     good.rename(guardrail.folder / "samples" / "bad" / f"misfiled-{good.name}")
 

@@ -10,14 +10,15 @@ import yaml
 
 from webhook.engine import FINDINGS_RULE, STATIC_FINDINGS_RULE, RegorusEngine
 from webhook.facts import FactParams, enrich
+from webhook.guardrails import PolicySet, static_findings_module
 from webhook.normalize import normalize
-from webhook.policies import PolicySet, static_findings_module
+from webhook.samples import sample_files
 
 CATALOG = Path(__file__).resolve().parents[2] / "policies"
 
 
 def _samples(policies: PolicySet) -> list[Path]:
-    return [s for g in policies.guardrails for which in ("good", "bad") for s in g.samples(which)]
+    return [s for g in policies.guardrails for which in ("good", "bad") for s in sample_files(g, which)]
 
 
 def test_every_sample_gets_the_same_findings_from_both_entry_points(policies: PolicySet) -> None:

@@ -27,7 +27,7 @@ from webhook.reviews import make_review
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_KINDS = ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
-JSON_DEPTH_LIMIT = 64  # config.ServerSettings.max_json_depth's default: deeper is a 400
+JSON_DEPTH_LIMIT = 64  # ServerSettings.max_json_depth's default: deeper is a 400
 MAX_LIST_BYTES = 256 * 1024  # a huge list stays far below the 3 MiB body limit
 
 

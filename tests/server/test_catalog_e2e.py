@@ -17,7 +17,7 @@ import pytest
 
 from webhook.certs import CertPaths
 from webhook.policies import load_policy_set
-from webhook.samples import load_sample, sample_review
+from webhook.samples import load_sample, sample_files, sample_review
 
 from .conftest import REPO_ROOT, Server, run_server
 
@@ -33,8 +33,8 @@ def _first(rule: str, samples: tuple[Path, ...]) -> Any:
         reason="its samples need a cluster view: tests/server/test_cluster_context.py covers it through the server"))
 
 
-FIRST_BAD = [_first(g.id, g.samples("bad")) for g in CATALOG.guardrails]
-FIRST_GOOD = [_first(g.id, g.samples("good")) for g in CATALOG.guardrails]
+FIRST_BAD = [_first(g.id, sample_files(g, "bad")) for g in CATALOG.guardrails]
+FIRST_GOOD = [_first(g.id, sample_files(g, "good")) for g in CATALOG.guardrails]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ import yaml
 
 from webhook.audit import AuditFinding, AuditReport, ExceptionInForce, PolicyRef, Posture, WorkloadGap
 from webhook.decisionlog import DecisionStats
-from webhook.policies import Guardrail, load_policy_set
+from webhook.guardrails import Guardrail
+from webhook.policies import load_policy_set
 from webhook.reports import AUDIT, formats, render_audit
 from webhook.reports.csv import render_csv
 from webhook.reports.html import render_html

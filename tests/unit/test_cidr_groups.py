@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from webhook.cidr_groups import resolve, snapshot_lookup
-from webhook.cluster_view import DISABLED, ClusterSnapshot
 from webhook.facts import FactParams, enrich
 from webhook.netpolicy import NormalizedPolicy, PeerType
 from webhook.normalize import normalize
+from webhook.snapshot import DISABLED, ClusterSnapshot
 
 
 def group(name: str, *cidrs: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

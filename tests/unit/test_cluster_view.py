@@ -20,24 +20,17 @@ import pytest
 from tests.kube_standin import KubeStandIn, Objects
 from webhook import audit, posture
 from webhook.admission import parse_review
-from webhook.cluster_view import (
-    CIDR_GROUPS,
-    DISABLED,
-    RESOURCES,
-    CidrGroup,
-    ClusterSnapshot,
-    ClusterView,
-    Watcher,
-    backoff_seconds,
-)
-from webhook.config import ClusterSettings, ConfigError, Override, Settings, from_mapping, load
+from webhook.cluster_view import CIDR_GROUPS, RESOURCES, ClusterView, Watcher, backoff_seconds
+from webhook.config import ConfigError, from_mapping, load
 from webhook.kube import ClusterError, WatchBrokeOff
 from webhook.model import NETWORK_POLICY, AdmissionRequest, Mode, Operation, UserInfo
 from webhook.normalize import normalize
 from webhook.pipeline import Pipeline, build_pipeline
 from webhook.reviews import make_review
 from webhook.selectors import parse_selector
+from webhook.settings import ClusterSettings, Override, Settings
 from webhook.shape import ShapeError
+from webhook.snapshot import DISABLED, CidrGroup, ClusterSnapshot
 
 REPO = Path(__file__).resolve().parents[2]
 RULE = "namespace-has-default-deny"

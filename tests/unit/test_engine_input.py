@@ -8,9 +8,9 @@ from pathlib import Path
 
 from webhook.admission import parse_review
 from webhook.config import from_mapping
+from webhook.guardrails import RegoModule
 from webhook.normalize import normalize
 from webhook.pipeline import build_pipeline
-from webhook.policies import RegoModule
 from webhook.reviews import make_review
 
 REPO = Path(__file__).resolve().parents[2]

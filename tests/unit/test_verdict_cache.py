@@ -15,12 +15,14 @@ import pytest
 
 from webhook import exceptions
 from webhook.admission import parse_review
-from webhook.cluster_view import RESOURCES, ClusterSnapshot, ClusterView
-from webhook.config import ConfigError, Settings, from_mapping
+from webhook.cluster_view import RESOURCES, ClusterView
+from webhook.config import ConfigError, from_mapping
 from webhook.engine import ERROR, TIMEOUT, EngineError
 from webhook.model import AdmissionRequest, Decision, Verdict
 from webhook.pipeline import Pipeline, build_pipeline
 from webhook.reviews import make_review
+from webhook.settings import Settings
+from webhook.snapshot import ClusterSnapshot
 from webhook.verdict_cache import EVICT, HIT, MISS, VerdictCache
 
 REPO = Path(__file__).resolve().parents[2]
