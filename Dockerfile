@@ -44,7 +44,7 @@ WORKDIR /
 USER 65532:65532
 EXPOSE 8443 8444
 # The image is the netguard command: by default `netguard serve`, which validates the configuration and
-# compiles every policy, then execs gunicorn (webhook/gunicorn_conf.py); any other subcommand given to
+# compiles every policy, then execs gunicorn (webhook/serve/gunicorn_conf.py); any other subcommand given to
 # `docker run IMAGE ...` replaces CMD, e.g. `docker run --rm -v "$PWD:/src" IMAGE check /src`, and reads
 # the same catalog and configuration through the ENV above.
 ENTRYPOINT ["netguard"]

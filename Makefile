@@ -40,6 +40,7 @@ fuzz: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check webhook tests bench deploy
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## dist/netguard-<version>-py3-none-any.whl, with the catalog inside (webhook/catalog): `pip install dist/netguard-*.whl`.
 ## build/ first goes: setuptools reuses it, and a guardrail deleted from policies/ would stay in the wheel.
@@ -47,7 +48,9 @@ wheel: $(STAMP)
 	rm -rf build dist
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
 
-## Copy policies/ into deploy/base/policies/ and regenerate the ConfigMap and volume files (a test fails when stale).
+## Copy policies/ into deploy/base/policies/ and regenerate the ConfigMap and volume files, and the rules for the
+## policy kinds of webhook/kinds in the webhook configurations and ClusterRoles (tests/deploy fails when stale).
+## No venv needed: the kind registry imports only the standard library.
 deploy-policies:
 	$(PYTHON) deploy/sync_policies.py
 

@@ -1,4 +1,4 @@
-"""The largest count of each thing webhook/limits.py limits, over a folder of real policies.
+"""The largest count of each thing webhook/core/limits.py limits, over a folder of real policies.
 
     .venv/bin/python bench/corpus_limits.py /work/shared/corpus
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from webhook.limits import Limits, counts
-from webhook.sources import read_paths
+from webhook.core.limits import Limits, counts
+from webhook.offline.sources import read_paths
 
 
 def main() -> None:

@@ -59,9 +59,10 @@ from typing import Any
 import admission_bench as ab
 
 from webhook import config
-from webhook.engine import EngineError
-from webhook.policies import PolicyLoadError
-from webhook.reviews import make_review
+from webhook.core.reviews import make_review
+from webhook.core.settings import ConfigError
+from webhook.engine.engines import EngineError
+from webhook.engine.policies import PolicyLoadError
 
 RESULTS_FILE = ab.BENCH_DIR / "results" / "hostile-latest.json"
 API_TIMEOUT_S = 5.0  # the webhook configuration's timeoutSeconds: the API server gives up after this
@@ -1165,7 +1166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"\nhostile_bench: {exc}", file=sys.stderr)
         return 1
-    except (config.ConfigError, PolicyLoadError, EngineError) as exc:
+    except (ConfigError, PolicyLoadError, EngineError) as exc:
         print(f"\nhostile_bench: netguard cannot load its configuration or policies: {exc}", file=sys.stderr)
         return 2
     print_report(result, args)

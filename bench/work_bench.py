@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from webhook.facts import FactParams, enrich
-from webhook.normalize import normalize
+from webhook.core.facts import FactParams, enrich
+from webhook.core.normalize import normalize
 
-try:  # absent before webhook/limits.py: the script also measures the code it replaced
-    from webhook.limits import Limits, check_limits
+try:  # absent before webhook/core/limits.py: the script also measures the code it replaced
+    from webhook.core.limits import Limits, check_limits
 except ImportError:  # pragma: no cover
     Limits = check_limits = None  # type: ignore[assignment,misc]
 
@@ -76,8 +76,8 @@ def main() -> None:
              "CiliumNetworkPolicy, 32 specs x 64 selector requirements": many_requirements()}
     pipeline = None
     if args.review:
+        from webhook.core.settings import Settings
         from webhook.pipeline import build_pipeline
-        from webhook.settings import Settings
         pipeline = build_pipeline(Settings())
     for label, obj in cases.items():
         print(label)
@@ -87,8 +87,8 @@ def main() -> None:
         policy = timed("normalize", lambda o=obj: normalize(o))
         timed("facts", lambda p=policy: enrich(p, FactParams()))
         if pipeline is not None:
-            from webhook.admission import parse_review
-            from webhook.reviews import make_review
+            from webhook.core.admission import parse_review
+            from webhook.core.reviews import make_review
             request = parse_review(make_review(obj, username="bench", groups=("system:authenticated",),
                                                namespace="bench"))
             decision = timed("review", lambda r=request: pipeline.review(r).decision)

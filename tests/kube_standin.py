@@ -1,15 +1,19 @@
-"""A stand-in Kubernetes API server for the tests of webhook/kube.py.
+"""A stand-in Kubernetes API server for the tests of webhook/cluster/kube.py.
 
 No real API server (kind, k3s, envtest) can run on this machine, so this is NOT kube-apiserver. It
-serves, over HTTPS on 127.0.0.1 with a CA from webhook.certs.generate, the few read-only endpoints
+serves, over HTTPS on 127.0.0.1 with a CA from webhook.pki.certs.generate, the few read-only endpoints
 that `netguard audit` uses, with recorded objects written the way the API server writes them:
 
-  GET /api, /apis, /apis/cilium.io/v2           discovery (APIVersions, APIGroupList, APIResourceList)
+  GET /api, /apis, /apis/{group}/{version}      discovery (APIVersions, APIGroupList, APIResourceList) of
+                                                 every group version a registered policy kind is in, and of
+                                                 cilium.io/v2alpha1 (recorded entries for cilium.io)
   GET /api/v1/namespaces                         NamespaceList
-  GET /apis/networking.k8s.io/v1/networkpolicies NetworkPolicyList (all namespaces)
-  GET /apis/cilium.io/v2/ciliumnetworkpolicies   CiliumNetworkPolicyList (all namespaces)
-  GET /apis/cilium.io/v2/ciliumclusterwidenetworkpolicies
-  GET /apis/cilium.io/v2alpha1                   discovery
+  GET the collection path of every policy kind of webhook/kinds, all namespaces, from Objects.policies:
+      /apis/networking.k8s.io/v1/networkpolicies NetworkPolicyList
+      /apis/cilium.io/v2/ciliumnetworkpolicies   CiliumNetworkPolicyList
+      /apis/cilium.io/v2/ciliumclusterwidenetworkpolicies
+                                                 (a kind registered later is served the same way, empty
+                                                 unless a test gives it objects)
   GET /apis/cilium.io/{v2,v2alpha1}/ciliumcidrgroups
                                                  CiliumCIDRGroupList, at the versions in
                                                  `cidr_group_versions` (both by default, as Cilium
@@ -30,7 +34,7 @@ that `netguard audit` uses, with recorded objects written the way the API server
                                                  it with jsonpatch (a failed `test` is 422, as on the
                                                  real server) and is recorded in `patches`
 
-For `netguard doctor` (webhook/doctor.py), from Objects.services, .secrets and .endpoint_slices (empty
+For `netguard doctor` (webhook/cluster/doctor.py), from Objects.services, .secrets and .endpoint_slices (empty
 by default):
 
   GET /api/v1/namespaces/{ns}/services/{name}    Service (404 NotFound when absent)
@@ -55,7 +59,8 @@ As on a real server: lists carry kind/apiVersion and metadata.resourceVersion, b
 no apiVersion/kind of their own (custom resources do), `limit` pages with an opaque `continue`
 token and metadata.remainingItemCount, errors are `Status` objects (401 without the bearer token,
 403 Forbidden for resources listed in `forbidden`, 404 NotFound for unknown paths, including
-every cilium.io path when `cilium=False`, 410 Expired for a stale continue token).
+every path of a group that only serves optional CRDs (cilium.io, and the group of any kind whose
+`optional_crd` is set) when `crds=False`, 410 Expired for a stale continue token).
 
 So it tests kube.py's use of the official client (auth, TLS, paging, error mapping, raw JSON), not
 the API server's own semantics (no selectors, RBAC evaluation or defaulting).
@@ -98,8 +103,9 @@ import yaml
 from flask import Flask, Response, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from webhook.certs import generate
-from webhook.reviews import make_review
+from webhook import kinds
+from webhook.core.reviews import make_review
+from webhook.pki.certs import generate
 
 TOKEN = "standin-token-9f3c1e"  # the bearer token the stand-in accepts and its kubeconfig carries
 CONTEXT = "standin"
@@ -222,7 +228,7 @@ class _Collection:
     group: str  # for Forbidden messages; "" is the core group
     resource: str
     items: tuple[dict[str, Any], ...]
-    cilium: bool = False
+    custom: bool = False  # a custom resource: items keep apiVersion and kind; watch events carry the version watched
 
 
 @dataclass(frozen=True)
@@ -241,6 +247,31 @@ class RecordedPatch:
     query: dict[str, str]
     body: Any  # the decoded JSON Patch
 
+
+CILIUM_GROUP = "cilium.io"
+VERBS = ("delete", "deletecollection", "get", "list", "patch", "create", "update", "watch")  # of a served resource
+RECORDED_DISCOVERY_VERSIONS = ("v2", "v2alpha1")  # cilium.io, the preferred first
+# Recorded discovery entries (Cilium 1.16) of cilium.io; ciliumcidrgroups is added at `cidr_group_versions`, and a
+# registered kind without an entry here gets a plain one.
+RECORDED_DISCOVERY: dict[str, tuple[dict[str, Any], ...]] = {
+    "cilium.io/v2": (
+        {"name": "ciliumclusterwidenetworkpolicies", "singularName": "ciliumclusterwidenetworkpolicy",
+         "namespaced": False, "kind": "CiliumClusterwideNetworkPolicy", "verbs": list(VERBS),
+         "shortNames": ["ccnp"], "categories": ["cilium", "ciliumpolicy"], "storageVersionHash": "mFVcv0CMqkU="},
+        {"name": "ciliumclusterwidenetworkpolicies/status", "singularName": "", "namespaced": False,
+         "kind": "CiliumClusterwideNetworkPolicy", "verbs": ["get", "patch", "update"]},
+        {"name": "ciliumnetworkpolicies", "singularName": "ciliumnetworkpolicy", "namespaced": True,
+         "kind": "CiliumNetworkPolicy", "verbs": list(VERBS), "shortNames": ["cnp", "ciliumnp"],
+         "categories": ["cilium", "ciliumpolicy"], "storageVersionHash": "Zq9dVrrYa7Y="},
+        {"name": "ciliumnetworkpolicies/status", "singularName": "", "namespaced": True,
+         "kind": "CiliumNetworkPolicy", "verbs": ["get", "patch", "update"]},
+    ),
+    "cilium.io/v2alpha1": (
+        {"name": "ciliumloadbalancerippools", "singularName": "ciliumloadbalancerippool", "namespaced": False,
+         "kind": "CiliumLoadBalancerIPPool", "verbs": list(VERBS), "shortNames": ["ippools", "ippool", "lbippool"],
+         "categories": ["cilium"]},
+    ),
+}
 
 WEBHOOK_CONFIGURATION_KINDS = {"validatingwebhookconfigurations": "ValidatingWebhookConfiguration",
                                "mutatingwebhookconfigurations": "MutatingWebhookConfiguration"}
@@ -264,6 +295,14 @@ class Objects:
     services: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[dict[str, Any]] = field(default_factory=list)
     endpoint_slices: list[dict[str, Any]] = field(default_factory=list)
+    # Every policy kind of webhook/kinds by plural: what the server lists and watches. The three recorded kinds
+    # are the lists above (the same objects); a kind without a field of its own is served empty unless given here.
+    policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        recorded = {"networkpolicies": self.network_policies, "ciliumnetworkpolicies": self.cilium_network_policies,
+                    "ciliumclusterwidenetworkpolicies": self.cilium_clusterwide_network_policies}
+        self.policies = {k.plural: self.policies.get(k.plural, recorded.get(k.plural, [])) for k in kinds.ALL}
 
 
 def _key(item: Mapping[str, Any]) -> str:
@@ -331,12 +370,14 @@ class KubeStandIn:
     Options may be changed while running (they are read per request).
     """
 
-    def __init__(self, directory: Path, *, cilium: bool = True, forbidden: Collection[str] = (),
+    def __init__(self, directory: Path, *, crds: bool = True, forbidden: Collection[str] = (),
                  page_size: int | None = None, expire_continue_once: bool = False, ignore_continue: bool = False,
                  objects: Objects | None = None, cidr_group_versions: Sequence[str] = ("v2", "v2alpha1"),
                  metadata_only: Collection[str] = ()) -> None:
-        self.cilium = cilium
-        self.cidr_group_versions = tuple(cidr_group_versions)  # where ciliumcidrgroups is served (with cilium)
+        # False: a cluster without the optional CRDs (no Cilium, nor any other kind's whose `optional_crd` is set):
+        # their groups are not served at all.
+        self.crds = crds
+        self.cidr_group_versions = tuple(cidr_group_versions)  # where ciliumcidrgroups is served (with the CRDs)
         self.forbidden = frozenset(forbidden)  # resources answered with 403, e.g. {"pods"}
         self.metadata_only = frozenset(metadata_only)  # resources whose full lists get 403 (metadata API only)
         self.page_size = page_size
@@ -401,67 +442,61 @@ class KubeStandIn:
         o = self.objects
         return {
             "/api/v1/namespaces": _Collection("NamespaceList", "v1", "", "namespaces", tuple(o.namespaces)),
-            "/apis/networking.k8s.io/v1/networkpolicies": _Collection(
-                "NetworkPolicyList", "networking.k8s.io/v1", "networking.k8s.io", "networkpolicies",
-                tuple(o.network_policies)),
-            "/apis/cilium.io/v2/ciliumnetworkpolicies": _Collection(
-                "CiliumNetworkPolicyList", "cilium.io/v2", "cilium.io", "ciliumnetworkpolicies",
-                tuple(o.cilium_network_policies), cilium=True),
-            "/apis/cilium.io/v2/ciliumclusterwidenetworkpolicies": _Collection(
-                "CiliumClusterwideNetworkPolicyList", "cilium.io/v2", "cilium.io", "ciliumclusterwidenetworkpolicies",
-                tuple(o.cilium_clusterwide_network_policies), cilium=True),
+            # A CRD's objects are custom resources; the built-in kinds are the ones no cluster can lack.
+            **{k.collection_path: _Collection(f"{k.kind}List", k.api_version, k.group, k.plural,
+                                              tuple(o.policies[k.plural]), custom=k.optional_crd) for k in kinds.ALL},
             "/api/v1/pods": _Collection("PodList", "v1", "", "pods", tuple(o.pods)),
-            **{f"/apis/cilium.io/{v}/ciliumcidrgroups": _Collection(
-                "CiliumCIDRGroupList", f"cilium.io/{v}", "cilium.io", "ciliumcidrgroups", tuple(o.cilium_cidr_groups),
-                cilium=True) for v in self.cidr_group_versions},
+            **{f"/apis/{CILIUM_GROUP}/{v}/ciliumcidrgroups": _Collection(
+                "CiliumCIDRGroupList", f"{CILIUM_GROUP}/{v}", CILIUM_GROUP, "ciliumcidrgroups",
+                tuple(o.cilium_cidr_groups), custom=True) for v in self.cidr_group_versions},
         }
+
+    def _versions(self) -> dict[str, list[str]]:
+        """API group -> the versions it serves, the preferred first: the groups of the registered kinds (those
+        of optional CRDs only with `crds`) and, with the CRDs, cilium.io's recorded versions."""
+        served: dict[str, list[str]] = {}
+        wanted = [(k.group, k.version) for k in kinds.ALL if k.group and (self.crds or not k.optional_crd)]
+        for group, version in wanted + ([(CILIUM_GROUP, v) for v in RECORDED_DISCOVERY_VERSIONS] if self.crds else []):
+            versions = served.setdefault(group, [])
+            versions += [] if version in versions else [version]
+        return served
+
+    def _not_installed(self, path: str) -> bool:
+        """A path in a group that only optional CRDs bring (without `crds`)."""
+        parts = path.split("/")
+        return (not self.crds and len(parts) > 2 and parts[1] == "apis"
+                and parts[2] in {CILIUM_GROUP, *(k.group for k in kinds.ALL if k.optional_crd)}
+                and parts[2] not in {k.group for k in kinds.ALL if not k.optional_crd})
 
     def _discovery(self, path: str) -> Any:
         if path == "/api":
             return {"kind": "APIVersions", "versions": ["v1"],
                     "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "172.18.0.2:6443"}]}
+        served = self._versions()
         if path == "/apis":
-            groups = [{"name": "networking.k8s.io",
-                       "versions": [{"groupVersion": "networking.k8s.io/v1", "version": "v1"}],
-                       "preferredVersion": {"groupVersion": "networking.k8s.io/v1", "version": "v1"}}]
-            if self.cilium:
-                groups.append({"name": "cilium.io",
-                               "versions": [{"groupVersion": "cilium.io/v2", "version": "v2"},
-                                            {"groupVersion": "cilium.io/v2alpha1", "version": "v2alpha1"}],
-                               "preferredVersion": {"groupVersion": "cilium.io/v2", "version": "v2"}})
+            groups = [{"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
+                       "preferredVersion": {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]}}
+                      for group, versions in served.items()]
             return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-        if path == "/apis/cilium.io/v2" and self.cilium:
-            verbs = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
-            return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "cilium.io/v2", "resources": [
-                {"name": "ciliumclusterwidenetworkpolicies", "singularName": "ciliumclusterwidenetworkpolicy",
-                 "namespaced": False, "kind": "CiliumClusterwideNetworkPolicy", "verbs": verbs,
-                 "shortNames": ["ccnp"], "categories": ["cilium", "ciliumpolicy"],
-                 "storageVersionHash": "mFVcv0CMqkU="},
-                {"name": "ciliumclusterwidenetworkpolicies/status", "singularName": "", "namespaced": False,
-                 "kind": "CiliumClusterwideNetworkPolicy", "verbs": ["get", "patch", "update"]},
-                {"name": "ciliumnetworkpolicies", "singularName": "ciliumnetworkpolicy", "namespaced": True,
-                 "kind": "CiliumNetworkPolicy", "verbs": verbs, "shortNames": ["cnp", "ciliumnp"],
-                 "categories": ["cilium", "ciliumpolicy"], "storageVersionHash": "Zq9dVrrYa7Y="},
-                {"name": "ciliumnetworkpolicies/status", "singularName": "", "namespaced": True,
-                 "kind": "CiliumNetworkPolicy", "verbs": ["get", "patch", "update"]},
-                *self._cidr_group_discovery("v2"),
-            ]}
-        if path == "/apis/cilium.io/v2alpha1" and self.cilium:
-            verbs = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
-            return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "cilium.io/v2alpha1", "resources": [
-                {"name": "ciliumloadbalancerippools", "singularName": "ciliumloadbalancerippool", "namespaced": False,
-                 "kind": "CiliumLoadBalancerIPPool", "verbs": verbs, "shortNames": ["ippools", "ippool", "lbippool"],
-                 "categories": ["cilium"]},
-                *self._cidr_group_discovery("v2alpha1"),
-            ]}
-        return None
+        group, _, version = path.removeprefix("/apis/").partition("/")
+        if not path.startswith("/apis/") or version not in served.get(group, ()):
+            return None
+        group_version = f"{group}/{version}"
+        resources = list(RECORDED_DISCOVERY.get(group_version, ()))
+        names = {r["name"] for r in resources}
+        # A registered kind without a recorded entry, written the way the API server lists a resource.
+        resources += [{"name": k.plural, "singularName": k.kind.lower(), "namespaced": k.namespaced, "kind": k.kind,
+                       "verbs": list(VERBS)}
+                      for k in kinds.ALL if k.api_version == group_version and k.plural not in names]
+        if group == CILIUM_GROUP:
+            resources += self._cidr_group_discovery(version)
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
 
     def _cidr_group_discovery(self, version: str) -> list[dict[str, Any]]:
         if version not in self.cidr_group_versions:
             return []
-        verbs = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
         return [{"name": "ciliumcidrgroups", "singularName": "ciliumcidrgroup", "namespaced": False,
-                 "kind": "CiliumCIDRGroup", "verbs": verbs, "shortNames": ["ccg"], "categories": ["cilium"]}]
+                 "kind": "CiliumCIDRGroup", "verbs": list(VERBS), "shortNames": ["ccg"], "categories": ["cilium"]}]
 
     def _list(self, col: _Collection, query: Mapping[str, str], metadata: bool = False) -> Response:
         if col.resource in self.metadata_only and not metadata:
@@ -505,7 +540,7 @@ class KubeStandIn:
             item = copy.deepcopy(item)
             if metadata:  # the metadata API: each item is a PartialObjectMetadata, nothing but metadata
                 item = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item["metadata"]}
-            elif not col.cilium:  # built-in types: the list says what its items are
+            elif not col.custom:  # built-in types: the list says what its items are
                 item.pop("apiVersion", None)
                 item.pop("kind", None)
             out.append(item)
@@ -534,7 +569,7 @@ class KubeStandIn:
         @app.get("/<path:path>")
         def get(path: str) -> Response:
             full = "/" + path
-            if full.startswith("/apis/cilium.io") and not self.cilium:
+            if self._not_installed(full):
                 return _status(404, "NotFound", "the server could not find the requested resource")
             discovery = self._discovery(full)
             if discovery is not None:
@@ -680,9 +715,7 @@ class KubeStandIn:
             return str(self._version)
 
     def _items_of(self, resource: str) -> list[dict[str, Any]]:
-        lists = {"namespaces": self.objects.namespaces, "networkpolicies": self.objects.network_policies,
-                 "ciliumnetworkpolicies": self.objects.cilium_network_policies,
-                 "ciliumclusterwidenetworkpolicies": self.objects.cilium_clusterwide_network_policies,
+        lists = {"namespaces": self.objects.namespaces, **self.objects.policies,
                  "ciliumcidrgroups": self.objects.cilium_cidr_groups, "pods": self.objects.pods}
         return lists[resource]
 
@@ -789,7 +822,7 @@ class KubeStandIn:
                             self._events.wait(min(0.05, max(0.0, deadline - time.monotonic())))
                             continue
                     for event in pending:
-                        if col.cilium and event["type"] != "ERROR":  # served at the version watched, as converted
+                        if col.custom and event["type"] != "ERROR":  # served at the version watched, as converted
                             event = {**event, "object": {**event["object"], "apiVersion": col.api_version}}
                         yield _line(event)
             finally:

@@ -1,9 +1,12 @@
 # PYTHON_ARGCOMPLETE_OK
-"""The `netguard` command: serve, certs, and (later) check, audit.
+"""The `netguard` command: serve, check, explain, audit, baseline, policies, exception, certs, doctor.
 
 Thin: parses arguments, calls the library, maps errors to exit codes (0 ok, 1 findings,
 2 usage or input error). `serve` validates configuration and policies in this process first,
 so a typo or a Rego error is reported with its file and line before gunicorn starts.
+
+Size: over 400 lines because it is the one parser of every subcommand (argparse needs them in one tree for
+help, completion and the kubectl plugin's flag mapping); each subcommand's work is a call into the library.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from webhook import certs, config, exceptions, reports
-from webhook.engine import EngineError
-from webhook.model import POLICY_KINDS, UserInfo
-from webhook.policies import PolicyLoadError
-from webhook.settings import POLICIES_FROM_FLAG, POLICIES_PACKAGED, ExceptionKey, Settings, TokenRules
+from webhook import config, reports
+from webhook.core import exceptions
+from webhook.core.model import POLICY_KINDS, UserInfo
+from webhook.core.settings import POLICIES_FROM_FLAG, POLICIES_PACKAGED, ConfigError, ExceptionKey, Settings, TokenRules
+from webhook.engine.engines import EngineError
+from webhook.engine.policies import PolicyLoadError
+from webhook.pki import certs
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
@@ -52,14 +57,14 @@ def package_version() -> str:
 def version_line() -> str:
     """`netguard 0.1.0 (catalog 19deb87af1dc)`: the package and the revision of the catalog commands use by
     default; where that catalog is not the packaged one, where it comes from too."""
-    from webhook.policies import catalog_revision
+    from webhook.engine.policies import catalog_revision
 
     try:
         settings = config.load()
         catalog = f"catalog {catalog_revision(settings.policies_dir)}"
         if settings.policies_from != POLICIES_PACKAGED:
             catalog += f" from {settings.policies_from}"
-    except (config.ConfigError, PolicyLoadError, OSError) as exc:
+    except (ConfigError, PolicyLoadError, OSError) as exc:
         catalog = f"catalog unavailable: {exc}"
     return f"netguard {package_version()} ({catalog})"
 
@@ -287,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # docs' recipe for SIGPIPE). 141 is what a shell reports for a process ended by SIGPIPE.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except (config.ConfigError, PolicyLoadError, EngineError, certs.CertsExistError, exceptions.TokenError,
+    except (ConfigError, PolicyLoadError, EngineError, certs.CertsExistError, exceptions.TokenError,
             ValueError, OSError) as exc:
         print(f"netguard: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -315,9 +320,9 @@ def _serve(args: argparse.Namespace) -> int:
     pipeline.engine.close()
     for path in (settings.server.tls_cert, settings.server.tls_key):
         if not Path(path).is_file():
-            raise config.ConfigError(f"TLS file {path} not found; run `netguard certs generate` (or `make certs`)")
+            raise ConfigError(f"TLS file {path} not found; run `netguard certs generate` (or `make certs`)")
     if settings.server.client_ca:
-        from webhook.tls import check_client_ca
+        from webhook.serve.tls import check_client_ca
 
         check_client_ca(settings.server.client_ca)  # here, not at a worker's first connection
     _info(args, f"netguard: {len(pipeline.policies.guardrails)} guardrails, revision {pipeline.revision}, "
@@ -325,7 +330,7 @@ def _serve(args: argparse.Namespace) -> int:
           + (f" (POST /v1/check on https://{settings.server.check_bind})" if settings.server.check_bind else ""))
     if args.check_only:
         return EXIT_OK
-    gunicorn_args = ["gunicorn", "--config", "python:webhook.gunicorn_conf", "webhook.server:create_app()"]
+    gunicorn_args = ["gunicorn", "--config", "python:webhook.serve.gunicorn_conf", "webhook.serve.server:create_app()"]
     os.execvp(sys.executable, [sys.executable, "-m", *gunicorn_args])
     return EXIT_OK  # pragma: no cover - exec does not return
 
@@ -344,7 +349,7 @@ def _certs(args: argparse.Namespace) -> int:
 
 
 def _certs_install(args: argparse.Namespace) -> int:
-    from webhook import install
+    from webhook.pki import install
 
     if args.files and (args.kubeconfig or args.context):
         raise ValueError("--kubeconfig and --context go with --cluster, not --files")
@@ -357,7 +362,8 @@ def _certs_install(args: argparse.Namespace) -> int:
                 state = "caBundle set" if c.changed else "caBundle already set"
                 _info(args, f"{edit.path}: {c.kind} {c.configuration}, webhook {c.webhook}: {state}")
         return EXIT_OK
-    from webhook.kube import ClusterError, patch_webhook_configurations
+    from webhook.cluster.api import ClusterError
+    from webhook.cluster.webhooks import patch_webhook_configurations
 
     try:
         results = patch_webhook_configurations(args.name, lambda obj: install.ca_bundle_patch(obj, bundle),
@@ -376,9 +382,9 @@ def _certs_install(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from webhook.check import DEFAULT_GROUPS, check_documents
+    from webhook.offline.check import DEFAULT_GROUPS, check_documents
+    from webhook.offline.sources import read_paths
     from webhook.pipeline import build_pipeline
-    from webhook.sources import read_paths
 
     settings = _settings(args)
     pipeline = build_pipeline(settings)
@@ -398,11 +404,11 @@ def _explain(args: argparse.Namespace) -> int:
     import json
 
     from webhook import kinds
-    from webhook.explain import explain, render_text
-    from webhook.facts import FactParams, enrich
-    from webhook.normalize import normalize
-    from webhook.shape import ShapeError
-    from webhook.sources import read_paths
+    from webhook.core.explain import explain, render_text
+    from webhook.core.facts import FactParams, enrich
+    from webhook.core.normalize import normalize
+    from webhook.core.shape import ShapeError
+    from webhook.offline.sources import read_paths
 
     documents, errors = read_paths(args.paths, sys.stdin)
     for err in errors:
@@ -431,8 +437,9 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from webhook import doctor
-    from webhook.kube import ApiReader, ClusterError
+    from webhook.cluster import doctor
+    from webhook.cluster.api import ClusterError
+    from webhook.cluster.api_reader import ApiReader
 
     try:
         reader = ApiReader(args.kubeconfig, args.context, timeout_seconds=args.timeout)
@@ -468,21 +475,22 @@ def _audit(args: argparse.Namespace) -> int:
 def _run_audit(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from webhook.audit import audit
-    from webhook.decisionlog import read_decisions
-    from webhook.fanout import default_jobs
-    from webhook.inventory import from_documents
+    from webhook.offline.audit import audit
+    from webhook.offline.decisionlog import read_decisions
+    from webhook.offline.fanout import default_jobs
+    from webhook.offline.inventory import from_documents
     from webhook.pipeline import build_pipeline
 
     settings = _settings(args)
     jobs = args.jobs or default_jobs()
     if args.from_paths:
-        from webhook.sources import read_paths
+        from webhook.offline.sources import read_paths
 
         documents, errors = read_paths(args.from_paths, sys.stdin, jobs=jobs)
         inventory = from_documents(documents, errors, "files " + ", ".join(args.from_paths))
     else:
-        from webhook.kube import ClusterError, load_inventory
+        from webhook.cluster.api import ClusterError
+        from webhook.cluster.kube import load_inventory
 
         try:
             inventory = load_inventory(args.kubeconfig, args.context, in_cluster=args.in_cluster,
@@ -521,7 +529,7 @@ def _one_namespace(inventory: Any, namespace: str) -> Any:
     policy (a CiliumClusterwideNetworkPolicy applies there too, and counts for its default deny)."""
     from dataclasses import replace
 
-    from webhook.sources import cluster_scoped
+    from webhook.offline.sources import cluster_scoped
 
     def where(obj: dict[str, Any]) -> str:  # manifests without a namespace are audited in "default"
         meta = obj.get("metadata")
@@ -561,7 +569,7 @@ def _instant(text: str | None) -> Any:
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from webhook.baseline import BaselineOptions, baseline_objects, render_yaml
+    from webhook.offline.baseline import BaselineOptions, baseline_objects, render_yaml
 
     options = BaselineOptions(namespace=args.namespace, flavor=args.flavor, allow_dns=args.allow_dns,
                               allow_same_namespace=args.allow_same_namespace)
@@ -570,15 +578,15 @@ def _baseline(args: argparse.Namespace) -> int:
 
 
 def _policies(args: argparse.Namespace) -> int:
+    from webhook.engine.policies import load_policy_set
     from webhook.pipeline import build_pipeline
-    from webhook.policies import load_policy_set
 
     settings = _settings(args)
     if args.policies_command == "path":
         return _policies_path(settings)
     root = settings.policies_dir
     if args.policies_command == "docs":
-        from webhook.catalog_docs import render
+        from webhook.offline.catalog_docs import render
 
         sys.stdout.write(render(load_policy_set(root)))
         return EXIT_OK
@@ -586,7 +594,7 @@ def _policies(args: argparse.Namespace) -> int:
         for g in load_policy_set(root).guardrails:
             print(f"{g.id:36} {g.mode.value:8} {g.severity:8} {g.title}")
         return EXIT_OK
-    from webhook import regotest
+    from webhook.offline import regotest
 
     policies = load_policy_set(root)
     # Every guardrail on, whatever the configuration says: the samples test the rules themselves.
@@ -610,7 +618,7 @@ def _policies(args: argparse.Namespace) -> int:
 def _policies_path(settings: Settings) -> int:
     """Which catalog the commands use: the folder and where that choice came from first (shown even when the
     folder does not load), then its revision (as in decisions, metrics and `netguard --version`)."""
-    from webhook.policies import load_policy_set
+    from webhook.engine.policies import load_policy_set
 
     origin = settings.policies_from
     if origin == POLICIES_PACKAGED:
@@ -636,7 +644,7 @@ def _exception_keygen(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from webhook.secret_files import PUBLIC_MODE, write_atomic, write_private_key
+    from webhook.pki.secret_files import PUBLIC_MODE, write_atomic, write_private_key
 
     key_path, pub_path = args.out / "netguard-exception.key", args.out / "netguard-exception.pub"
     if os.path.lexists(key_path) and not args.force:  # a dangling symlink counts: it is never followed
@@ -685,7 +693,7 @@ def _bound_spec(path: Path, kind: str, namespace: str, name: str) -> str:
     token names (kind, and name and namespace within the globs), or the binding would never match."""
     from fnmatch import fnmatchcase
 
-    from webhook.sources import read_text
+    from webhook.offline.sources import read_text
 
     docs, errors = read_text(path.read_text(encoding="utf-8"), str(path))
     if errors or len(docs) != 1:

@@ -18,14 +18,15 @@ from typing import Any
 import jsonschema
 import yaml
 
-from webhook.limits import Limits
-from webhook.model import Mode
-from webhook.settings import (
+from webhook.core.limits import Limits
+from webhook.core.model import Mode
+from webhook.core.settings import (
     POLICIES_FROM_ENV,
     POLICIES_PACKAGED,
     CacheSettings,
     CheckSettings,
     ClusterSettings,
+    ConfigError,
     ConfigException,
     EngineSettings,
     ExceptionKey,
@@ -58,10 +59,6 @@ ENV_OVERRIDES = {
 # NETGUARD_CLUSTER turns the cluster view on: "in-cluster" (the pod's service account) or a kubeconfig path;
 # "off" turns it off.
 ENV_CLUSTER = "NETGUARD_CLUSTER"
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; the message names the file and the key."""
 
 
 def _schema() -> dict[str, Any]:

@@ -13,14 +13,12 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
-from webhook import cidr_groups, deadline, exceptions
-from webhook import decide as decisions
-from webhook.cluster_view import ClusterView
-from webhook.engine import TIMEOUT, Engine, EngineError, build_engine
-from webhook.facts import FactParams, enrich
-from webhook.guardrails import PolicySet
-from webhook.limits import check_limits
-from webhook.model import (
+from webhook.core import cidr_groups, deadline, exceptions
+from webhook.core import decide as decisions
+from webhook.core.facts import FactParams, enrich
+from webhook.core.guardrails import PolicySet
+from webhook.core.limits import check_limits
+from webhook.core.model import (
     NETWORK_POLICY,
     POLICY_KINDS,
     AdmissionRequest,
@@ -31,14 +29,15 @@ from webhook.model import (
     UserInfo,
     Verdict,
 )
-from webhook.netpolicy import NormalizedPolicy
-from webhook.normalize import normalize
-from webhook.policies import PolicyLoadError, load_policy_set, resolve_parameters
-from webhook.requester import classify
-from webhook.settings import Settings
-from webhook.shape import ShapeError
-from webhook.snapshot import DISABLED, ClusterSnapshot
-from webhook.verdict_cache import VerdictCache, request_key
+from webhook.core.netpolicy import NormalizedPolicy
+from webhook.core.normalize import normalize
+from webhook.core.requester import classify
+from webhook.core.settings import Settings
+from webhook.core.shape import ShapeError
+from webhook.core.snapshot import DISABLED, ClusterSnapshot, SnapshotSource
+from webhook.core.verdict_cache import VerdictCache, request_key
+from webhook.engine.engines import TIMEOUT, Engine, EngineError, build_engine
+from webhook.engine.policies import PolicyLoadError, load_policy_set, resolve_parameters
 
 SKIP_OPERATIONS = frozenset({Operation.CONNECT})
 
@@ -67,8 +66,8 @@ class Pipeline:
     parameters: Mapping[str, Mapping[str, Any]]
     fact_params: FactParams
     config_exemptions: tuple[exceptions.Exemption, ...] = field(default=())
-    cluster: ClusterView | None = None  # the watched cluster (webhook with cluster.enabled), read from memory
-    # Decisions of identical requests (webhook/verdict_cache.py); None with cache.enabled false. Mutable and
+    cluster: SnapshotSource | None = None  # the watched cluster (webhook with cluster.enabled), read from memory
+    # Decisions of identical requests (webhook/core/verdict_cache.py); None with cache.enabled false. Mutable and
     # shared by copies made with replace(): it empties itself when asked for another revision or engine.
     cache: VerdictCache | None = field(default=None, compare=False)
     # The guardrails to run by (operation, kind) while no override makes a mode depend on the namespace; per
@@ -90,7 +89,7 @@ class Pipeline:
         `snapshot` replaces the pipeline's own cluster view for this request (the audit's inventory, sample
         files, tests); a request reviewed against one is not cached. `started` (time.monotonic()) is when the
         request was read: the one deadline, engine.budget_seconds from then, covers decoding, normalization,
-        facts and every evaluation (webhook/deadline.py)."""
+        facts and every evaluation (webhook/core/deadline.py)."""
         expires = (started if started is not None else time.monotonic()) + self.settings.engine.budget_seconds
         with deadline.bounded(expires):
             try:

@@ -19,7 +19,7 @@ violation contains v if {
 }
 
 # Several rules cover the internet only together (0.0.0.0/1 on TCP/443 in one rule, 128.0.0.0/1
-# on TCP/80 in the next). Python (webhook/facts.py) computes one entry per group of spec entries
+# on TCP/80 in the next). Python (webhook/core/facts.py) computes one entry per group of spec entries
 # that may select the same pods, leaving out families a single rule covers alone (the finding
 # above) and families the rules without a port restriction already cover together
 # (no-internet-ingress-without-ports): one finding per entry, at the first contributing rule.

@@ -62,7 +62,7 @@ test_egress_deny_and_ineffective_rules_are_not_reported if {
 
 # Across rules: Python hands over one combined reach per group of spec entries that may select
 # the same pods, with only the families no single rule covers alone and that the rules without a
-# port restriction do not already cover together (webhook/facts.py).
+# port restriction do not already cover together (webhook/core/facts.py).
 
 half(path, cidr, ports) := rule({
 	"path": path, "ports_label": ports, "peers": [{"description": cidr}],

@@ -4,7 +4,7 @@ import rego.v1
 
 # toFQDNs matchPattern that can match a name whose registrable domain (eTLD+1) the wildcard
 # picks: anyone can register such a name, so the pod can reach any host an attacker sets up.
-# Python (webhook/fqdn.py wildcard_reach) decides this against the Public Suffix List, including
+# Python (webhook/core/fqdn.py wildcard_reach) decides this against the Public Suffix List, including
 # public suffixes the wildcard itself spells (`**.amazonaws.com` -> attacker.s3.amazonaws.com).
 # L7 DNS rules (toPorts[].rules.dns) only control which lookups are allowed and are not peers.
 

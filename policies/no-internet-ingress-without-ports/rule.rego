@@ -15,7 +15,7 @@ violation contains v if {
 }
 
 # Several rules without a port restriction cover the internet only together (0.0.0.0/1 in
-# spec.ingress[0], 128.0.0.0/1 in spec.ingress[1]). Python (webhook/facts.py) computes one entry per
+# spec.ingress[0], 128.0.0.0/1 in spec.ingress[1]). Python (webhook/core/facts.py) computes one entry per
 # group of spec entries that may select the same pods, with only the families no single rule covers
 # alone (those are the finding above): one finding per entry, at the first contributing rule.
 violation contains v if {

@@ -47,7 +47,7 @@ test_egress_deny_and_ineffective_rules_are_not_reported if {
 }
 
 # Across rules: Python hands over one combined reach per group of spec entries that may select
-# the same pods, with only the families no single rule covers alone (webhook/facts.py).
+# the same pods, with only the families no single rule covers alone (webhook/core/facts.py).
 
 half(path, cidr) := rule({
 	"path": path, "peers": [{"description": cidr}],

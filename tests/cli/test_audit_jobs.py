@@ -19,16 +19,17 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from webhook import audit as audit_mod
-from webhook import exceptions, fanout
 from webhook.cli import main
 from webhook.config import from_mapping
-from webhook.inventory import from_documents
+from webhook.core import exceptions
+from webhook.core.posture import default_deny, has_default_deny
+from webhook.core.shape import ShapeError
+from webhook.core.snapshot import ClusterSnapshot
+from webhook.offline import audit as audit_mod
+from webhook.offline import fanout
+from webhook.offline.inventory import from_documents
+from webhook.offline.sources import read_paths
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.posture import default_deny, has_default_deny
-from webhook.shape import ShapeError
-from webhook.snapshot import ClusterSnapshot
-from webhook.sources import read_paths
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = 240

@@ -1,4 +1,4 @@
-"""`netguard check` and `netguard audit` report an object over a size limit (webhook/limits.py) at its
+"""`netguard check` and `netguard audit` report an object over a size limit (webhook/core/limits.py) at its
 line, with the limit named, the same way the webhook denies it."""
 
 from __future__ import annotations

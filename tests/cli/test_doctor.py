@@ -3,7 +3,7 @@
 No API server can run here: tests/kube_standin.py replaces a live one. It serves the webhook
 configurations as deploy/base ships them (caBundle installed), the serving certificate's Secret, the
 Service and its EndpointSlices, and runs admission for dry-run creates by calling netguard's real
-/validate (webhook.server.create_app through Flask's test client) where the API server would call the
+/validate (webhook.serve.server.create_app through Flask's test client) where the API server would call the
 Service. A healthy installation passes every check; each broken variant fails the check that names
 it, with its fix, and exits 1.
 """
@@ -21,7 +21,7 @@ import yaml
 
 from tests.kube_standin import KubeStandIn, Objects
 from webhook import cli, config
-from webhook.certs import generate
+from webhook.pki.certs import generate
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "deploy" / "base"
@@ -38,7 +38,7 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def validate() -> Iterator[Callable[[dict[str, Any]], dict[str, Any]]]:
     """netguard's /validate as the API server would call it."""
-    from webhook.server import create_app
+    from webhook.serve.server import create_app
 
     app = create_app(config.from_mapping({"policies_dir": str(REPO / "policies")}))
     client = app.test_client()
@@ -212,8 +212,8 @@ def test_the_checks_are_pure_over_what_was_read(pki: dict[str, bytes]) -> None:
     """An expired serving certificate is caught without a cluster (the checks take the time as input)."""
     import datetime
 
-    from webhook import doctor
-    from webhook.kube import ApiAnswer
+    from webhook.cluster import doctor
+    from webhook.cluster.api_reader import ApiAnswer
 
     objects = healthy(pki)
     found = doctor.Installation(name="netguard")

@@ -50,7 +50,7 @@ def test_verify_rejects_a_token_from_another_key(tmp_path: Path, capsys: pytest.
 def test_verify_reports_an_expired_token_with_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    from webhook import exceptions
+    from webhook.core import exceptions
 
     assert main(["exception", "keygen", "--out", str(tmp_path)]) == 0
     assert main(["exception", "sign", "--key", str(tmp_path / "netguard-exception.key"), "--rule", "x",
@@ -88,8 +88,8 @@ def test_policies_list_shows_every_guardrail(capsys: pytest.CaptureFixture[str])
 
 
 def test_the_catalog_document_matches_the_guardrail_metadata() -> None:
-    from webhook.catalog_docs import render
-    from webhook.policies import load_policy_set
+    from webhook.engine.policies import load_policy_set
+    from webhook.offline.catalog_docs import render
 
     expected = render(load_policy_set(REPO / "policies"))
     actual = (REPO / "docs" / "guardrails.md").read_text(encoding="utf-8")
@@ -149,7 +149,7 @@ def test_sign_refuses_an_expiry_beyond_the_maximum_lifetime(tmp_path: Path, caps
 def test_sign_shows_the_token_id_and_binds_the_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from datetime import date, timedelta
 
-    from webhook import exceptions
+    from webhook.core import exceptions
 
     manifest = tmp_path / "policy.yaml"
     manifest.write_text("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: n}\n"

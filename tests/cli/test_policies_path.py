@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from webhook import config
-from webhook import policies as policies_module
+from webhook import config, packaged
 from webhook.cli import main, version_line
+from webhook.core.settings import POLICIES_FROM_ENV, POLICIES_PACKAGED, Settings
+from webhook.engine.policies import PolicyLoadError, catalog_revision, load_policy_set
 from webhook.packaged import packaged_catalog
-from webhook.policies import PolicyLoadError, catalog_revision, load_policy_set
-from webhook.settings import POLICIES_FROM_ENV, POLICIES_PACKAGED, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 REVISION = load_policy_set(REPO / "policies").revision
@@ -50,11 +49,11 @@ def test_from_a_checkout_the_packaged_catalog_is_the_checkouts_policies_whatever
 def test_an_installed_package_uses_its_own_catalog_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = tmp_path / "site-packages" / "webhook"
     (site / "catalog").mkdir(parents=True)
-    monkeypatch.setattr(policies_module.resources, "files", lambda package: site)
+    monkeypatch.setattr(packaged.resources, "files", lambda package: site)
     assert packaged_catalog() == site / "catalog"
     # Neither a wheel's catalog nor a checkout beside the module: the wheel's place, which then does not load.
     (site / "catalog").rmdir()
-    monkeypatch.setattr(policies_module, "__file__", str(site / "policies.py"))
+    monkeypatch.setattr(packaged, "__file__", str(site / "packaged.py"))
     assert packaged_catalog() == site / "catalog"
     with pytest.raises(PolicyLoadError, match="policies folder not found"):
         catalog_revision(packaged_catalog())

@@ -207,7 +207,7 @@ def test_doctor_colours_its_states_and_quiet_prints_only_the_failures(
     no admission answering): FAIL lines in red, and with --quiet nothing but them."""
     from tests.cli.test_doctor import healthy
     from tests.kube_standin import KubeStandIn
-    from webhook.certs import generate
+    from webhook.pki.certs import generate
 
     for var in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)

@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from tests.manifests import ALLOW_ALL_EGRESS, WEB_INGRESS
-from webhook.policies import _catalog_files, load_policy_set
+from webhook.engine.policies import _catalog_files, load_policy_set
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = load_policy_set(REPO / "policies")

@@ -19,10 +19,11 @@ import yaml
 
 from tests.deploy.conftest import BASE, load_yaml_documents
 from tests.kube_standin import KubeStandIn, Objects
-from webhook import install
-from webhook.certs import CertPaths, generate
 from webhook.cli import main
-from webhook.kube import FIELD_MANAGER, ClusterError, patch_webhook_configurations
+from webhook.cluster.api import ClusterError
+from webhook.cluster.webhooks import FIELD_MANAGER, patch_webhook_configurations
+from webhook.pki import install
+from webhook.pki.certs import CertPaths, generate
 
 WEBHOOK_FILES = ("validating-webhook.yaml", "mutating-webhook.yaml")
 PLURALS = {"ValidatingWebhookConfiguration": "validatingwebhookconfigurations",

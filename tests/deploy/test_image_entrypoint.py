@@ -37,7 +37,7 @@ import pytest
 from tests.deploy.conftest import REPO
 from tests.deploy.dockerfile import DOCKERFILE, final_stage, parse_dockerfile
 from tests.manifests import ALLOW_ALL_EGRESS, WEB_INGRESS
-from webhook.certs import generate
+from webhook.pki.certs import generate
 
 DOCKERIGNORE = REPO / ".dockerignore"
 STARTUP_TIMEOUT = 30.0
@@ -409,7 +409,7 @@ def test_the_entrypoint_serves_over_tls_with_only_tmpdir_writable() -> None:
 
 def test_a_renewed_certificate_is_served_without_a_restart() -> None:
     """cert-manager renews the Secret and kubelet swaps the volume's ..data link: every worker serves the
-    new certificate within seconds (webhook/tls.py watches the files), with no restart."""
+    new certificate within seconds (webhook/serve/tls.py watches the files), with no restart."""
     with run_final_stage() as container:
         _, _, old = container.get("/healthz")
         renewed = generate("netguard", "netguard", container.tmpdir.parent / "renewed")
@@ -450,7 +450,7 @@ GOOD_POLICY, BAD_POLICY = WEB_INGRESS, ALLOW_ALL_EGRESS
 def test_a_subcommand_given_to_the_image_runs_instead_of_serve() -> None:
     """`docker run --rm -v "$PWD:/src" IMAGE check /src`: the arguments replace CMD, the ENTRYPOINT stays, and
     check reads the image's catalog (/etc/netguard/policies) and configuration through the image's ENV."""
-    from webhook.policies import load_policy_set
+    from webhook.engine.policies import load_policy_set
 
     with final_stage_root() as image:
         src = image.top / "src"  # the bind mount: the user's files, readable by the image's user

@@ -33,9 +33,10 @@ from tests.deploy.conftest import (
     pod_specs,
 )
 from tests.deploy.dockerfile import final_stage
-from webhook import cli, config, kinds, kube
-from webhook.model import POLICY_KINDS
-from webhook.settings import Settings
+from webhook import cli, config, kinds
+from webhook.cluster import kube
+from webhook.core.model import POLICY_KINDS
+from webhook.core.settings import Settings
 
 # cert-manager kinds (CRDs: kubernetes-validate has no schema for them): what deploy/ uses, strictly.
 _ISSUER_REF = {"type": "object", "required": ["name"], "additionalProperties": False,
@@ -187,8 +188,8 @@ def base() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def routes() -> dict[str, set[str]]:
-    """URL rule -> methods of the app gunicorn serves (webhook.server.create_app)."""
-    from webhook.server import create_app
+    """URL rule -> methods of the app gunicorn serves (webhook.serve.server.create_app)."""
+    from webhook.serve.server import create_app
 
     settings = config.from_mapping({"policies_dir": str(REPO / "policies")})
     app = create_app(settings)

@@ -1,8 +1,10 @@
 """policies/ ships as ConfigMaps: the copy in deploy/ is current, and the pods see exactly the catalog.
 
 deploy/base/policies/ holds a generated copy of policies/ (Kustomize reads only files below a
-kustomization) plus generated ConfigMap and volume definitions; `make deploy-policies` refreshes them
-and the first test fails until it is run. The other tests mount the built ConfigMaps the way kubelet
+kustomization) plus generated ConfigMap and volume definitions, and the webhook configurations and
+ClusterRoles hold rules generated from webhook/kinds (deploy/sync_kinds.py, between marker lines);
+`make deploy-policies` refreshes them and the first test fails until it is run. The mount tests mount the
+built ConfigMaps the way kubelet
 does (a hidden `..<timestamp>/` folder, a `..data` symlink to it and symlinks to each top-level entry)
 and load the result with netguard's own loader, so a missing, renamed or extra file shows up as a
 different policy revision.
@@ -13,6 +15,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,13 +27,13 @@ import yaml
 
 from tests.deploy.conftest import DEPLOY, REPO, build, one
 from tests.opa_standin import OpaStandIn
-from webhook import config
-from webhook.admission import parse_review
-from webhook.model import Verdict
+from webhook import config, kinds
+from webhook.core.admission import parse_review
+from webhook.core.model import Verdict
+from webhook.core.reviews import make_review
+from webhook.engine.policies import load_policy_set
+from webhook.offline.samples import sample_files
 from webhook.pipeline import build_pipeline
-from webhook.policies import load_policy_set
-from webhook.reviews import make_review
-from webhook.samples import sample_files
 
 LAST_APPLIED_LIMIT = 262144  # bytes of annotations: what client-side `kubectl apply` stores per object
 
@@ -59,6 +64,83 @@ def test_a_changed_added_or_removed_policy_file_is_reported_as_stale() -> None:
     removed = {k: v for k, v in files.items() if k != "lib/helpers.rego"}
     assert "deploy/base/policies/catalog/lib/helpers.rego: not in policies/" in sync.stale(sync.render(removed))
 
+
+# -- the blocks generated from webhook/kinds ------------------------------------------------------------------
+
+KIND_FILES = ("deploy/base/validating-webhook.yaml", "deploy/base/mutating-webhook.yaml", "deploy/base/rbac.yaml",
+              "deploy/overlays/audit-cronjob/audit.yaml")
+# A made-up kind, of a group no real kind will have.
+THROWAWAY = replace(kinds.NETWORK_POLICY, gvk=kinds.GroupVersionKind("throwaway.example", "v1", "ThrowawayPolicy"),
+                    plural="throwawaypolicies", optional_crd=True, project="Throwaway", order=1000)
+
+
+def _rendered(registered: tuple[kinds.PolicyKind, ...]) -> dict[str, Any]:
+    """The generated files for `registered` (relative path -> YAML documents)."""
+    out = sync.render(sync.catalog_files(), registered)
+    return {f: [d for d in yaml.safe_load_all(out[REPO / f]) if d] for f in KIND_FILES}
+
+
+def _webhook_rules(doc: dict[str, Any]) -> set[tuple[str, str, str, str, tuple[str, ...]]]:
+    return {(r["apiGroups"][0], r["apiVersions"][0], r["resources"][0], r["scope"], tuple(r["operations"]))
+            for r in doc["webhooks"][0]["rules"]}
+
+
+def _role_grants(docs: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    return {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+            for v in rule["verbs"]}
+
+
+def test_a_kind_added_to_or_removed_from_the_registry_makes_the_generated_rules_stale() -> None:
+    for registered in ((*kinds.ALL, THROWAWAY), kinds.ALL[:-1]):
+        problems = sync.stale(sync.render(sync.catalog_files(), registered))
+        assert sorted(problems) == sorted(f"{f}: out of date" for f in KIND_FILES)
+
+
+def test_the_generated_rules_name_a_new_kind_everywhere_the_registered_ones_are() -> None:
+    docs, today = _rendered((*kinds.ALL, THROWAWAY)), _rendered(kinds.ALL)
+    rule = ("throwaway.example", "v1", "throwawaypolicies", "Namespaced")
+    validating, mutating, rbac, audit = KIND_FILES
+    # Exactly the new kind's rules are added; the registered kinds' and everything else's stay as they are.
+    assert _webhook_rules(docs[validating][0]) - _webhook_rules(today[validating][0]) == {
+        (*rule, ("CREATE", "UPDATE", "DELETE"))}
+    assert _webhook_rules(docs[mutating][0]) - _webhook_rules(today[mutating][0]) == {(*rule, ("CREATE", "UPDATE"))}
+    grant = ("throwaway.example", "throwawaypolicies")
+    assert _role_grants(docs[rbac]) - _role_grants(today[rbac]) == {(*grant, "list"), (*grant, "watch")}
+    assert _role_grants(docs[audit]) - _role_grants(today[audit]) == {(*grant, "list")}
+    for path in KIND_FILES:
+        assert len(docs[path]) == len(today[path])
+
+
+def test_an_edit_inside_a_block_is_undone_and_the_hand_written_lines_around_it_are_kept() -> None:
+    path = REPO / KIND_FILES[2]
+    text = path.read_text(encoding="utf-8")
+    edited = text.replace("resources: [networkpolicies]", "resources: [networkpolicies, pods]")
+    edited = edited.replace("# Exactly what", "# Exactly (edited by hand) what")
+    assert edited.count("(edited by hand)") == 1 and "networkpolicies, pods" in edited
+    block = sync.sync_kinds.BLOCKS[2]
+    assert block.path == path
+    spliced = sync.sync_kinds.splice(edited, block.name, block.lines(kinds.ALL), KIND_FILES[2])
+    assert spliced == text.replace("# Exactly what", "# Exactly (edited by hand) what")
+
+
+@pytest.mark.parametrize("marker", ["begin", "end"])
+def test_a_lost_marker_stops_the_sync_naming_the_file(marker: str) -> None:
+    path = REPO / KIND_FILES[0]
+    text = path.read_text(encoding="utf-8").replace(f"# netguard:{marker} webhook-rules", "# (marker deleted)")
+    with pytest.raises(SystemExit, match=f"{KIND_FILES[0]}: expected one block between"):
+        sync.sync_kinds.splice(text, "webhook-rules", [], KIND_FILES[0])
+
+
+def test_make_deploy_policies_runs_on_a_python_without_the_venv() -> None:
+    """The Makefile runs the sync with the first Python on PATH: the kind registry it imports needs only the
+    standard library (-S: no site-packages, -I: no PYTHONPATH or script folder on sys.path)."""
+    result = subprocess.run([sys.executable, "-I", "-S", str(DEPLOY / "sync_policies.py"), "--check"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+# -- the catalog as mounted -----------------------------------------------------------------------------------
 
 def kubelet_mount(target: Path, volume: dict[str, Any], config_maps: dict[str, dict[str, Any]]) -> Path:
     """Write a projected ConfigMap volume the way kubelet's atomic writer lays it out."""

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from webhook.admission import parse_review
-from webhook.model import Verdict
+from webhook.core.admission import parse_review
+from webhook.core.model import Verdict
+from webhook.core.reviews import make_review
+from webhook.core.settings import Settings
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.reviews import make_review
-from webhook.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 INVALID = "invalid-object"

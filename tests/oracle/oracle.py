@@ -1,7 +1,7 @@
 """An independent second opinion on what a network policy ALLOWS.
 
 Deliberately written from the Kubernetes and Cilium documentation and source, NOT from netguard's
-webhook/normalize.py, facts.py, selectors.py or netpolicy.py (it shares no code with them): when the
+webhook/core/normalize.py, facts.py, selectors.py or netpolicy.py (it shares no code with them): when the
 two disagree, one of them is wrong, and the test says which predicate they disagree on.
 
 The oracle answers `Oracle(manifest).allowed(subject, direction, peer, protocol, port)` from the allow

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.opa_standin import OpaStandIn
-from webhook.engine import OpaEngine
-from webhook.guardrails import PolicySet
+from webhook.core.guardrails import PolicySet
+from webhook.core.settings import EngineSettings, OpaSettings, Settings
+from webhook.engine.engines import OpaEngine
+from webhook.engine.policies import load_policy_set
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.policies import load_policy_set
-from webhook.settings import EngineSettings, OpaSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from tests.policies.conftest import POLICIES, SETTINGS, copy_catalog
-from webhook.engine import RegorusEngine
-from webhook.policies import PolicyLoadError, load_policy_set
+from webhook.engine.engines import RegorusEngine
+from webhook.engine.policies import PolicyLoadError, load_policy_set
 
 FOLDERS = sorted(p for p in POLICIES.iterdir() if p.is_dir() and p.name != "lib")
 SAMPLE_FILES = sorted(p for folder in FOLDERS for p in (folder / "samples").glob("*/*")
@@ -122,6 +122,10 @@ BREAKAGES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "unknown severity": (_write("policy.yaml", _meta(lambda m: m.update(severity="extreme"))), "severity"),
     "unknown key": (_write("policy.yaml", _meta(lambda m: m.update(colour="red"))), "colour"),
     "missing title": (_write("policy.yaml", _meta(lambda m: m.pop("title"))), "title"),
+    # The schema's kinds enum comes from the kind registry (webhook/kinds): a kind it does not hold is refused,
+    # also one of the same name in another API group, which a guardrail's `kinds:` cannot tell apart.
+    "unknown kind": (_write("policy.yaml", _meta(lambda m: m.update(kinds=["NetworkPolicy", "FirewallPolicy"]))),
+                     "FirewallPolicy"),
     "id not the folder": (_write("policy.yaml", _meta(lambda m: m.update(id="other-name"))), "other-name"),
     "wrong package": (_write("rule.rego", lambda t: t.replace("package guardrails.", "package wrong.", 1)),
                       "package must be"),

@@ -17,15 +17,15 @@ import pytest
 import yaml
 
 from tests.policies.conftest import POLICIES, SETTINGS
-from webhook.admission import parse_review
-from webhook.baseline import BaselineOptions, baseline_objects
-from webhook.guardrails import Guardrail
-from webhook.model import Decision, Mode, Verdict
+from webhook.core.admission import parse_review
+from webhook.core.guardrails import Guardrail
+from webhook.core.model import Decision, Mode, Verdict
+from webhook.core.reviews import make_review
+from webhook.core.snapshot import ClusterSnapshot
+from webhook.engine.policies import load_policy_set
+from webhook.offline.baseline import BaselineOptions, baseline_objects
+from webhook.offline.samples import sample_cluster, sample_files, sample_request
 from webhook.pipeline import Pipeline
-from webhook.policies import load_policy_set
-from webhook.reviews import make_review
-from webhook.samples import sample_cluster, sample_files, sample_request
-from webhook.snapshot import ClusterSnapshot
 
 CATALOG = load_policy_set(POLICIES)
 GUARDRAILS = CATALOG.guardrails

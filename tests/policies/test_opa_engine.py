@@ -18,17 +18,17 @@ import yaml
 
 from tests.opa_standin import OpaStandIn
 from tests.policies.conftest import SETTINGS, copy_catalog, opa_settings
-from webhook.admission import parse_review
-from webhook.engine import EngineError, OpaEngine, RegorusEngine
-from webhook.facts import FactParams, enrich
-from webhook.guardrails import PolicySet
-from webhook.model import Verdict
-from webhook.normalize import normalize
+from webhook.core.admission import parse_review
+from webhook.core.facts import FactParams, enrich
+from webhook.core.guardrails import PolicySet
+from webhook.core.model import Verdict
+from webhook.core.normalize import normalize
+from webhook.core.reviews import make_review
+from webhook.core.settings import EngineSettings
+from webhook.engine.engines import EngineError, OpaEngine, RegorusEngine
+from webhook.engine.policies import load_policy_set
+from webhook.offline.samples import sample_files
 from webhook.pipeline import build_pipeline
-from webhook.policies import load_policy_set
-from webhook.reviews import make_review
-from webhook.samples import sample_files
-from webhook.settings import EngineSettings
 
 # Loose bound for "fails fast": far below the injected delay, far above the timeout.
 FAST = 5.0

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.policies.conftest import POLICIES, copy_catalog
-from webhook.guardrails import PolicySet, RegoModule
-from webhook.policies import load_policy_set
-from webhook.regotest import LIBRARY, NO_TESTS, RegoTestResult, find_test_rules, run_rego_tests
+from webhook.core.guardrails import PolicySet, RegoModule
+from webhook.engine.policies import load_policy_set
+from webhook.offline.regotest import LIBRARY, NO_TESTS, RegoTestResult, find_test_rules, run_rego_tests
 
 CATALOG = load_policy_set(POLICIES)
 LIB_TESTS = sorted((POLICIES / "lib").glob("*_test.rego"))

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.policies.conftest import POLICIES, SETTINGS, copy_catalog
-from webhook.model import Decision, Verdict
+from webhook.core.model import Decision, Verdict
+from webhook.engine.policies import load_policy_set
+from webhook.offline.regotest import run_sample_checks
+from webhook.offline.samples import sample_cluster, sample_files, sample_request
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.policies import load_policy_set
-from webhook.regotest import run_sample_checks
-from webhook.samples import sample_cluster, sample_files, sample_request
 
 CATALOG = load_policy_set(POLICIES)
 SAMPLES = [(g.id, which, path) for g in CATALOG.guardrails for which in ("good", "bad")

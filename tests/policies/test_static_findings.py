@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from webhook.engine import FINDINGS_RULE, STATIC_FINDINGS_RULE, RegorusEngine
-from webhook.facts import FactParams, enrich
-from webhook.guardrails import PolicySet, static_findings_module
-from webhook.normalize import normalize
-from webhook.samples import sample_files
+from webhook.core.facts import FactParams, enrich
+from webhook.core.guardrails import PolicySet, static_findings_module
+from webhook.core.normalize import normalize
+from webhook.engine.engines import FINDINGS_RULE, STATIC_FINDINGS_RULE, RegorusEngine
+from webhook.offline.samples import sample_files
 
 CATALOG = Path(__file__).resolve().parents[2] / "policies"
 

@@ -22,7 +22,7 @@ import yaml
 from hypothesis import strategies as st
 
 from tests.oracle import strategies as oracle_strategies
-from webhook.reviews import make_review
+from webhook.core.reviews import make_review
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_KINDS = ("NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy")

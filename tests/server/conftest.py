@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.certs import CertPaths, generate
+from webhook.pki.certs import CertPaths, generate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The guardrails these contract tests are written against, copied from the repository at session

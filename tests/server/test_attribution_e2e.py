@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from webhook.mutate import ANNOTATION_LAST_MODIFIED_BY
-from webhook.reviews import make_review
+from webhook.core.mutate import ANNOTATION_LAST_MODIFIED_BY
+from webhook.core.reviews import make_review
 
 from .conftest import Server
 

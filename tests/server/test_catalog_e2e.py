@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from webhook.certs import CertPaths
-from webhook.policies import load_policy_set
-from webhook.samples import load_sample, sample_files, sample_review
+from webhook.engine.policies import load_policy_set
+from webhook.offline.samples import load_sample, sample_files, sample_review
+from webhook.pki.certs import CertPaths
 
 from .conftest import REPO_ROOT, Server, run_server
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from webhook.certs import CertPaths
-from webhook.reviews import make_review
+from webhook.core.reviews import make_review
+from webhook.pki.certs import CertPaths
 
 from .conftest import Server, metric, run_server
 

@@ -19,8 +19,8 @@ import pytest
 
 from tests.kube_standin import KubeStandIn, Objects
 from tests.server.conftest import REPO_ROOT, Server, run_server
-from webhook.certs import CertPaths
-from webhook.reviews import make_review
+from webhook.core.reviews import make_review
+from webhook.pki.certs import CertPaths
 
 RULE = "namespace-has-default-deny"
 GUARDRAILS = ("no-allow-all-egress", RULE)

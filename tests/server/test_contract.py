@@ -23,7 +23,7 @@ import jsonpatch
 import pytest
 import yaml
 
-from webhook.reviews import make_review
+from webhook.core.reviews import make_review
 
 from .conftest import GUARDRAILS, REPO_ROOT, Server
 

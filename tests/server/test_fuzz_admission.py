@@ -40,8 +40,8 @@ from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 
 from tests.server import admission_strategies as gen
-from webhook.certs import CertPaths
-from webhook.reviews import make_review
+from webhook.core.reviews import make_review
+from webhook.pki.certs import CertPaths
 
 from .conftest import REPO_ROOT, Server, run_server
 

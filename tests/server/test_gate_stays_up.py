@@ -1,6 +1,6 @@
 """The gate stays up: slow and idle clients, overload and /v1/check cannot take admission's threads.
 
-Real `netguard serve` (gunicorn, webhook/worker.py, TLS) on loopback. Clients that send part of a TLS
+Real `netguard serve` (gunicorn, webhook/serve/worker.py, TLS) on loopback. Clients that send part of a TLS
 handshake, part of a request head or part of a body are cut off after their limit while /healthz and
 /validate keep answering; silent and idle connections do not keep new ones out; a request that waited
 too long for a thread is answered at once with engine.on_error (a deliberately slow OPA stand-in and a
@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from tests.opa_standin import OpaStandIn
-from webhook.certs import CertPaths
-from webhook.reviews import make_review
+from webhook.core.reviews import make_review
+from webhook.pki.certs import CertPaths
 
 from .conftest import Server, metric, run_server
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from webhook.certs import CertPaths
-from webhook.reviews import make_review
+from webhook.core.reviews import make_review
+from webhook.pki.certs import CertPaths
 
 from .conftest import REPO_ROOT, Server, run_server
 

@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.server.conftest import HOSTNAME, Server, run_server
-from webhook.certs import CertPaths
-from webhook.decisionlog import read_decisions
-from webhook.reviews import make_review
+from webhook.core.reviews import make_review
+from webhook.offline.decisionlog import read_decisions
+from webhook.pki.certs import CertPaths
 
 API_SERVER_CN = "kube-apiserver-netguard-client"
 

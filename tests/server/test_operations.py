@@ -36,9 +36,9 @@ import pytest
 
 from tests.opa_standin import OpaStandIn
 from tests.secret_volume import SecretVolume
-from webhook.certs import CertPaths, generate
-from webhook.reviews import make_review
-from webhook.tls import CHECK_INTERVAL
+from webhook.core.reviews import make_review
+from webhook.pki.certs import CertPaths, generate
+from webhook.serve.tls import CHECK_INTERVAL
 
 from .conftest import Server, metric, run_server
 
@@ -350,7 +350,7 @@ def _busy_evaluator(master: int) -> bool:
         except OSError:
             continue
         state, group, cpu = fields[0], int(fields[2]), (int(fields[11]) + int(fields[12])) / ticks
-        if state == "R" and group == master and cpu > 0.4 and b"webhook.evalpool" in cmdline:
+        if state == "R" and group == master and cpu > 0.4 and b"webhook.engine.evalpool" in cmdline:
             return True
     return False
 

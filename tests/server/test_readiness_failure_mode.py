@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.opa_standin import OpaStandIn
-from webhook.certs import CertPaths
+from webhook.pki.certs import CertPaths
 
 from .conftest import Server, run_server
 

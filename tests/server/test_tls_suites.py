@@ -14,7 +14,7 @@ import pytest
 
 from tests.server.conftest import HOSTNAME, Server
 
-# The serving certificate is ECDSA P-256 (webhook/certs.py), so the suites are the ECDSA ones.
+# The serving certificate is ECDSA P-256 (webhook/pki/certs.py), so the suites are the ECDSA ones.
 CBC_SUITES = ("ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384", "ECDHE-ECDSA-AES128-SHA",
               "ECDHE-ECDSA-AES256-SHA")
 AEAD_SUITES = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from webhook.reviews import make_review
+from webhook.core.reviews import make_review
 
 from .conftest import Server, metric
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from webhook.admission import (
+from webhook.core.admission import (
     MAX_WARNING_CHARS,
     MAX_WARNINGS_TOTAL,
     Response,
@@ -18,8 +18,8 @@ from webhook.admission import (
     parse_review,
     response_for,
 )
-from webhook.model import AppliedFinding, Decision, Finding, Mode, Operation, Verdict
-from webhook.reviews import make_review
+from webhook.core.model import AppliedFinding, Decision, Finding, Mode, Operation, Verdict
+from webhook.core.reviews import make_review
 
 POLICY = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
           "metadata": {"name": "p", "namespace": "team-a"}, "spec": {"podSelector": {}}}

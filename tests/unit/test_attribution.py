@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from webhook import attribution
-from webhook.admission import parse_review
-from webhook.model import AppliedFinding, Decision, Finding, Mode, Verdict
-from webhook.mutate import ANNOTATION_LAST_MODIFIED_BY
-from webhook.reviews import make_review
+from webhook.core import attribution
+from webhook.core.admission import parse_review
+from webhook.core.model import AppliedFinding, Decision, Finding, Mode, Verdict
+from webhook.core.mutate import ANNOTATION_LAST_MODIFIED_BY
+from webhook.core.reviews import make_review
 
 
 def policy(by: str | None = None, port: int = 443) -> dict[str, Any]:

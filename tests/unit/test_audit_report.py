@@ -17,17 +17,17 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.audit import AuditFinding, AuditReport, ExceptionInForce, PolicyRef, Posture, WorkloadGap
-from webhook.decisionlog import DecisionStats
-from webhook.guardrails import Guardrail
-from webhook.policies import load_policy_set
+from webhook.core.guardrails import Guardrail
+from webhook.engine.policies import load_policy_set
+from webhook.offline.audit import AuditFinding, AuditReport, ExceptionInForce, PolicyRef, Posture, WorkloadGap
+from webhook.offline.decisionlog import DecisionStats
+from webhook.offline.sources import SourceError
 from webhook.reports import AUDIT, formats, render_audit
 from webhook.reports.csv import render_csv
 from webhook.reports.html import render_html
 from webhook.reports.json import render_json
 from webhook.reports.markdown import render_markdown
 from webhook.reports.policyreport import render_policyreport
-from webhook.sources import SourceError
 
 REPO = Path(__file__).resolve().parents[2]
 XSS = "<script>alert(1)</script>"

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.admission import parse_review
-from webhook.baseline import BaselineOptions, baseline_objects, render_yaml
 from webhook.config import from_mapping
-from webhook.model import Decision, Mode, Verdict
-from webhook.netpolicy import Direction, PeerType, Rule, Scope
-from webhook.normalize import normalize
+from webhook.core.admission import parse_review
+from webhook.core.model import Decision, Mode, Verdict
+from webhook.core.netpolicy import Direction, PeerType, Rule, Scope
+from webhook.core.normalize import normalize
+from webhook.core.reviews import make_review
+from webhook.core.selectors import Requirement
+from webhook.offline.baseline import BaselineOptions, baseline_objects, render_yaml
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.reviews import make_review
-from webhook.selectors import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 FLAVORS = ("kubernetes", "cilium")

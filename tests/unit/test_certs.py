@@ -1,4 +1,4 @@
-"""webhook.certs: the generated CA and serving certificate are what the API server will accept."""
+"""webhook.pki.certs: the generated CA and serving certificate are what the API server will accept."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from webhook.certs import CertPaths, CertsExistError, ca_bundle, describe, generate
+from webhook.pki.certs import CertPaths, CertsExistError, ca_bundle, describe, generate
 
 TIMEOUT = 2.0
 

@@ -1,4 +1,4 @@
-"""webhook/cidr_groups.py: `cidrGroupRef` / `cidrGroupSelector` peers are judged as the CIDRs of the
+"""webhook/core/cidr_groups.py: `cidrGroupRef` / `cidrGroupSelector` peers are judged as the CIDRs of the
 CiliumCIDRGroups they name (with the cluster view), or reported as not judgeable (without it), never
 silently passed."""
 
@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from webhook.cidr_groups import resolve, snapshot_lookup
-from webhook.facts import FactParams, enrich
-from webhook.netpolicy import NormalizedPolicy, PeerType
-from webhook.normalize import normalize
-from webhook.snapshot import DISABLED, ClusterSnapshot
+from webhook.core.cidr_groups import resolve, snapshot_lookup
+from webhook.core.facts import FactParams, enrich
+from webhook.core.netpolicy import NormalizedPolicy, PeerType
+from webhook.core.normalize import normalize
+from webhook.core.snapshot import DISABLED, ClusterSnapshot
 
 
 def group(name: str, *cidrs: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

@@ -18,19 +18,22 @@ from typing import Any
 import pytest
 
 from tests.kube_standin import KubeStandIn, Objects
-from webhook import audit, posture
-from webhook.admission import parse_review
-from webhook.cluster_view import CIDR_GROUPS, RESOURCES, ClusterView, Watcher, backoff_seconds
-from webhook.config import ConfigError, from_mapping, load
-from webhook.kube import ClusterError, WatchBrokeOff
-from webhook.model import NETWORK_POLICY, AdmissionRequest, Mode, Operation, UserInfo
-from webhook.normalize import normalize
+from webhook import kinds
+from webhook.cluster.api import ClusterError
+from webhook.cluster.cluster_view import CIDR_GROUPS, RESOURCES, ClusterView, Watcher, backoff_seconds
+from webhook.cluster.kube import WatchBrokeOff
+from webhook.config import from_mapping, load
+from webhook.core import posture
+from webhook.core.admission import parse_review
+from webhook.core.model import NETWORK_POLICY, AdmissionRequest, Mode, Operation, UserInfo
+from webhook.core.normalize import normalize
+from webhook.core.reviews import make_review
+from webhook.core.selectors import parse_selector
+from webhook.core.settings import ClusterSettings, ConfigError, Override, Settings
+from webhook.core.shape import ShapeError
+from webhook.core.snapshot import DISABLED, CidrGroup, ClusterSnapshot
+from webhook.offline import audit
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.reviews import make_review
-from webhook.selectors import parse_selector
-from webhook.settings import ClusterSettings, Override, Settings
-from webhook.shape import ShapeError
-from webhook.snapshot import DISABLED, CidrGroup, ClusterSnapshot
 
 REPO = Path(__file__).resolve().parents[2]
 RULE = "namespace-has-default-deny"
@@ -558,15 +561,16 @@ def test_a_dropped_watch_reconnects_goes_stale_while_refused_and_recovers(standi
     assert wait_until(lambda: ("NetworkPolicy", "team-a", "deny") in view.policies)
 
 
-def test_cilium_kinds_not_served_count_as_listed_and_empty(tmp_path: Path) -> None:
-    with KubeStandIn(tmp_path, cilium=False, objects=objects()) as standin:
+def test_kinds_of_crds_not_served_count_as_listed_and_empty(tmp_path: Path) -> None:
+    with KubeStandIn(tmp_path, crds=False, objects=objects()) as standin:
         settings = ClusterSettings(enabled=True, kubeconfig=str(standin.kubeconfig))
         watcher = Watcher(ClusterView(), settings)
         watcher.start()
         try:
             assert wait_until(lambda: watcher.view.synced)
             assert set(watcher.view.policies) == {("NetworkPolicy", "team-a", "web")}
-            assert not [r for r in standin.requests if "ciliumnetworkpolicies" in r.path]
+            optional = {k.collection_path for k in kinds.ALL if k.optional_crd}
+            assert optional and not [r for r in standin.requests if r.path in optional]  # discovery said: not there
         finally:
             watcher.stop()
         assert not watcher.alive

@@ -1,6 +1,6 @@
 """Rules that reach the internet only together: the combined reach handed to the Rego.
 
-webhook/facts.py groups the spec entries that may select the same pods, and per group reports
+webhook/core/facts.py groups the spec entries that may select the same pods, and per group reports
 only the internet families that the rules cover together but no single rule covers alone
 (input.policy.facts.<direction>.combined_all_ports / combined_any_ports).
 """
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from webhook.facts import FactParams, enrich
-from webhook.netpolicy import DirectionFacts
-from webhook.normalize import normalize
+from webhook.core.facts import FactParams, enrich
+from webhook.core.netpolicy import DirectionFacts
+from webhook.core.normalize import normalize
 
 EVERY_PORT = "every port"
 

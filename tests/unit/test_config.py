@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from webhook.config import ConfigError, load
-from webhook.model import Mode
-from webhook.policies import load_policy_set, resolve_parameters
+from webhook.config import load
+from webhook.core.model import Mode
+from webhook.core.settings import ConfigError
+from webhook.engine.policies import load_policy_set, resolve_parameters
 
 REPO = Path(__file__).resolve().parents[2]
 

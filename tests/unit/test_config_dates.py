@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from webhook.config import ConfigError, load
+from webhook.config import load
+from webhook.core.settings import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

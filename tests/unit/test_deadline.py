@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from webhook import deadline
-from webhook.admission import parse_review
 from webhook.config import from_mapping
-from webhook.facts import FactParams, enrich
-from webhook.model import Verdict
-from webhook.normalize import normalize
+from webhook.core import deadline
+from webhook.core.admission import parse_review
+from webhook.core.facts import FactParams, enrich
+from webhook.core.model import Verdict
+from webhook.core.normalize import normalize
+from webhook.core.reviews import make_review
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.reviews import make_review
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from webhook.config import from_mapping
-from webhook.decide import ModeContext, apply_modes, engine_failure, invalid_object, unreadable_delete
-from webhook.model import INVALID_OBJECT, Decision, Failure, Finding, Mode, Verdict
-from webhook.policies import load_policy_set
+from webhook.core.decide import ModeContext, apply_modes, engine_failure, invalid_object, unreadable_delete
+from webhook.core.model import INVALID_OBJECT, Decision, Failure, Finding, Mode, Verdict
+from webhook.engine.policies import load_policy_set
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = load_policy_set(REPO / "policies")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from webhook.decisionlog import read_decisions
+from webhook.offline.decisionlog import read_decisions
 
 
 def line(**fields: Any) -> str:

@@ -6,12 +6,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from webhook.admission import parse_review
 from webhook.config import from_mapping
-from webhook.guardrails import RegoModule
-from webhook.normalize import normalize
+from webhook.core.admission import parse_review
+from webhook.core.guardrails import RegoModule
+from webhook.core.normalize import normalize
+from webhook.core.reviews import make_review
 from webhook.pipeline import build_pipeline
-from webhook.reviews import make_review
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "a", "namespace": "b"},
@@ -40,7 +40,7 @@ def test_a_module_that_reads_input_object_gets_it() -> None:
 
 def test_input_json_keeps_every_value_the_standard_library_would_write() -> None:
     """orjson, with json for what it refuses: the engine reads the same document either way."""
-    from webhook.engine import input_json
+    from webhook.engine.engines import input_json
 
     doc = {"a": [1, 2.5, True, None, "é\u2028"], "t": (1, 2), "big": 2**70, "nested": {"k": {"v": -0.0}}}
     assert json.loads(input_json(doc)) == json.loads(json.dumps(doc))

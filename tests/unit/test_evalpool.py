@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from webhook.engine import TIMEOUT, EngineError, RegorusEngine
-from webhook.evalpool import EvaluatorBusy, EvaluatorDied, EvaluatorFailed, EvaluatorPool, EvaluatorTimeout
-from webhook.policies import load_policy_set
+from webhook.engine.engines import TIMEOUT, EngineError, RegorusEngine
+from webhook.engine.evalpool import EvaluatorBusy, EvaluatorDied, EvaluatorFailed, EvaluatorPool, EvaluatorTimeout
+from webhook.engine.policies import load_policy_set
 
 MODULE = ("spin.rego", """package spin
 

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from webhook import exceptions
-from webhook.admission import parse_review
-from webhook.config import ConfigError, from_mapping
-from webhook.model import Decision, Mode
+from webhook.config import from_mapping
+from webhook.core import exceptions
+from webhook.core.admission import parse_review
+from webhook.core.model import Decision, Mode
+from webhook.core.reviews import make_review
+from webhook.core.settings import ConfigError
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.reviews import make_review
 
 REPO = Path(__file__).resolve().parents[2]
 RULE = "no-allow-all-egress"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.explain import Explanation, explain, render_text
-from webhook.facts import FactParams, enrich
-from webhook.normalize import normalize
+from webhook.core.explain import Explanation, explain, render_text
+from webhook.core.facts import FactParams, enrich
+from webhook.core.normalize import normalize
 
 
 def k8s(spec: dict[str, Any], name: str = "web") -> dict[str, Any]:

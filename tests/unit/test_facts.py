@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webhook.facts import Coverage, FactParams, enrich, merge, subtract
-from webhook.normalize import normalize
-from webhook.shape import ShapeError
+from webhook.core.facts import Coverage, FactParams, enrich, merge, subtract
+from webhook.core.normalize import normalize
+from webhook.core.shape import ShapeError
 
 
 def rule_facts(peers: list[dict[str, Any]], ports: list[dict[str, Any]] | None = None) -> Any:

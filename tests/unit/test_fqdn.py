@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.fqdn import METADATA_HOSTS, metadata_host, pattern_matches, public_suffix_list, wildcard_reach
+from webhook.core.fqdn import METADATA_HOSTS, metadata_host, pattern_matches, public_suffix_list, wildcard_reach
 
 PUBLIC = [
     # (pattern, suffix, example)

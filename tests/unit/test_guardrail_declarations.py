@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from webhook.config import from_mapping
-from webhook.facts import FactParams
+from webhook.core.facts import FactParams
+from webhook.engine.policies import PolicyLoadError, load_policy_set, resolve_parameters
 from webhook.pipeline import fact_params
-from webhook.policies import PolicyLoadError, load_policy_set, resolve_parameters
 
 REPO = Path(__file__).resolve().parents[2]
 

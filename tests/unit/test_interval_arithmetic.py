@@ -9,10 +9,10 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.coverage import Figures, Opening, figures
-from webhook.facts import intersect_size as fast_intersect_size
-from webhook.facts import merge, subtract
-from webhook.ports import PortSet
+from webhook.core.coverage import Figures, Opening, figures
+from webhook.core.facts import intersect_size as fast_intersect_size
+from webhook.core.facts import merge, subtract
+from webhook.core.ports import PortSet
 
 Interval = tuple[int, int]
 

@@ -1,5 +1,6 @@
-"""The kind registry (webhook/kinds) is the one list of guarded kinds: deploy/ and the schemas agree with it,
-everything that used to keep its own list derives from it, and lookups match the API group and the kind together.
+"""The kind registry (webhook/kinds) is the one list of guarded kinds: it finds the kind modules itself, deploy/
+and the schemas agree with it, everything that used to keep its own list derives from it, and lookups match the
+API group and the kind together.
 
 deploy/ is read as files (no kustomize build): every ValidatingWebhookConfiguration, MutatingWebhookConfiguration
 and ClusterRole written there, outside the generated deploy/base/policies.
@@ -7,19 +8,27 @@ and ClusterRole written there, outside the generated deploy/base/policies.
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import re
+import sys
+import textwrap
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
-from webhook import cluster_view, kinds, kube, limits, model, reviews, sources
+from webhook import kinds
+from webhook.cluster import cluster_view, kube
+from webhook.core import limits, model, reviews
+from webhook.core.normalize import normalize
+from webhook.core.shape import ShapeError
 from webhook.kinds import GroupVersionKind, PolicyKind, Registry
-from webhook.normalize import normalize
-from webhook.shape import ShapeError
+from webhook.offline import sources
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -88,14 +97,95 @@ def _enums(schema: Any) -> list[list[Any]]:
 
 
 @pytest.mark.parametrize("schema", ["config.schema.json", "policy.schema.json"])
-def test_every_kind_enum_of_the_schemas_is_the_registry(schema: str) -> None:
-    """A guardrail's `kinds:` (policy.schema.json) may name every registered kind and nothing else; the
-    configuration has no kind enum today, and one added later is held to the registry too."""
+def test_every_kind_enum_written_in_the_schemas_is_the_registry(schema: str) -> None:
+    """The schema files keep no list of their own that could fall behind: an enum of kind names written there
+    (none today) is held to the registry."""
     enums = _enums(json.loads((REPO / "webhook" / "schemas" / schema).read_text()))
     of_kinds = [e for e in enums if any(isinstance(v, str) and v.endswith("NetworkPolicy") for v in e)]
     assert all(e == [k.kind for k in kinds.ALL] for e in of_kinds), of_kinds
-    if schema == "policy.schema.json":
-        assert of_kinds
+
+
+def test_a_guardrails_kinds_may_name_every_registered_kind_and_nothing_else() -> None:
+    from webhook.engine import policies
+
+    enum = policies._metadata_schema()["properties"]["kinds"]["items"]["enum"]
+    assert sorted(enum) == sorted(kinds.NAMES) and len(enum) == len(kinds.ALL)
+
+
+# -- discovery ----------------------------------------------------------------------------------------------
+
+HELPERS = {"kind", "cilium"}  # PolicyKind itself; the rule language both Cilium kinds share
+
+
+def _modules() -> dict[str, ModuleType]:
+    return {m.name: importlib.import_module(f"webhook.kinds.{m.name}") for m in pkgutil.iter_modules(kinds.__path__)}
+
+
+def test_every_module_of_the_package_is_a_kind_or_a_known_helper() -> None:
+    """A kind module that forgot `KIND` would be skipped as a helper and guard nothing: here it fails instead. A
+    new helper module is named in HELPERS."""
+    modules = _modules()
+    assert {name for name, module in modules.items() if not hasattr(module, "KIND")} == HELPERS
+    assert {module.KIND for name, module in modules.items() if name not in HELPERS} == set(kinds.ALL)
+
+
+def test_the_kinds_are_listed_in_their_declared_order() -> None:
+    assert [k.order for k in kinds.ALL] == sorted({k.order for k in kinds.ALL})  # ascending, unique
+    known = (kinds.NETWORK_POLICY, kinds.CILIUM_NETWORK_POLICY, kinds.CILIUM_CLUSTERWIDE_NETWORK_POLICY)
+    assert [k for k in kinds.ALL if k in known] == list(known)  # the order every message and list has had
+    assert kinds.discover() == kinds.ALL
+
+
+# A made-up kind in the NetworkPolicy language, of a group no real kind will have.
+THROWAWAY_POLICY = """
+    from webhook.core.netpolicy import Flavor
+    from webhook.kinds.kind import GroupVersionKind, Phrasing, PolicyKind
+    from webhook.kinds.networkpolicy import normalize_spec
+
+    KIND = PolicyKind(
+        gvk=GroupVersionKind("throwaway.example", "v1", "ThrowawayPolicy"), plural="throwawaypolicies",
+        namespaced=True, optional_crd=True, project="Throwaway", flavor=Flavor.KUBERNETES, normalizer=normalize_spec,
+        phrasing=Phrasing(a="a ThrowawayPolicy", subjects_in="in the policy's namespace"), order={order},
+    )
+"""
+
+
+def add_module(monkeypatch: pytest.MonkeyPatch, folder: Path, name: str, source: str) -> None:
+    """`source` as webhook/kinds/<name>.py, seen through an extra folder on the package's path."""
+    (folder / f"{name}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    monkeypatch.setattr(kinds, "__path__", [*kinds.__path__, str(folder)])
+    monkeypatch.delitem(sys.modules, f"webhook.kinds.{name}", raising=False)
+
+
+def test_a_new_kind_is_one_module_listed_at_its_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    add_module(monkeypatch, tmp_path, "throwaway_policy", THROWAWAY_POLICY.replace("{order}", "25"))
+    try:
+        found = kinds.discover()
+    finally:
+        sys.modules.pop("webhook.kinds.throwaway_policy", None)
+    (new,) = [k for k in found if k.kind == "ThrowawayPolicy"]
+    assert found == tuple(sorted((*kinds.ALL, new), key=lambda k: k.order))
+    assert kinds.CILIUM_NETWORK_POLICY.order < new.order < kinds.CILIUM_CLUSTERWIDE_NETWORK_POLICY.order  # between
+    assert Registry(found).of({"apiVersion": "throwaway.example/v1", "kind": "ThrowawayPolicy"}) is new
+
+
+def test_a_module_whose_kind_is_not_a_policy_kind_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    add_module(monkeypatch, tmp_path, "throwaway_not_a_kind", "KIND = 'ThrowawayPolicy'\n")
+    try:
+        with pytest.raises(TypeError, match=r"throwaway_not_a_kind\.KIND is a str, not a PolicyKind"):
+            kinds.discover()
+    finally:
+        sys.modules.pop("webhook.kinds.throwaway_not_a_kind", None)
+
+
+def test_two_kinds_of_one_order_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    add_module(monkeypatch, tmp_path, "throwaway_same_order", THROWAWAY_POLICY.replace("{order}", "20"))
+    try:
+        with pytest.raises(ValueError, match="two kinds declare the same order"):
+            kinds.discover()
+    finally:
+        sys.modules.pop("webhook.kinds.throwaway_same_order", None)
 
 
 # -- lookups ------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""webhook.kube: a live cluster read into an Inventory, against the stand-in API server (tests/kube_standin.py)."""
+"""webhook.cluster.kube: a live cluster read into an Inventory, against the stand-in API server
+(tests/kube_standin.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import kubernetes
 import pytest
 
 from tests.kube_standin import TOKEN, KubeStandIn, write_kubeconfig
-from webhook.certs import generate
-from webhook.inventory import Namespace, Workload
-from webhook.kube import NO_CILIUM, PAGE_SIZE, PODS_FORBIDDEN, ClusterError, load_inventory
-from webhook.normalize import normalize
+from webhook.cluster.api import PAGE_SIZE, ClusterError
+from webhook.cluster.kube import NO_CILIUM, PODS_FORBIDDEN, load_inventory
+from webhook.core.normalize import normalize
+from webhook.offline.inventory import Namespace, Workload
+from webhook.pki.certs import generate
 
 StandInFactory = Callable[..., KubeStandIn]
 
@@ -142,9 +144,9 @@ def test_every_request_carries_the_kubeconfig_bearer_token(standin: KubeStandIn)
     assert {r.authorization for r in standin.requests} == {f"Bearer {TOKEN}"}
 
 
-def test_without_cilium_crds_only_kubernetes_policies_are_read_and_the_source_says_so(
+def test_without_the_optional_crds_only_built_in_policies_are_read_and_the_source_says_so(
         make_standin: StandInFactory) -> None:
-    standin = make_standin(cilium=False)
+    standin = make_standin(crds=False)  # no Cilium, nor any other optional kind of webhook/kinds
     inventory = _load(standin)
     assert {d.obj["kind"] for d in inventory.policies} == {"NetworkPolicy"}
     assert len(inventory.policies) == 3

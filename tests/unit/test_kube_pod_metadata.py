@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.kube_standin import KubeStandIn
-from webhook.inventory import Workload
-from webhook.kube import METADATA_LIST, load_inventory
+from webhook.cluster.kube import METADATA_LIST, load_inventory
+from webhook.offline.inventory import Workload
 
 
 @pytest.fixture(autouse=True)

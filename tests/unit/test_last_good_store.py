@@ -1,11 +1,11 @@
-"""The last good catalog store (webhook/policies.py): a copy with the same revision, never a different one."""
+"""The last good catalog store (webhook/engine/policies.py): a copy with the same revision, never a different one."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from webhook.policies import error_summary, last_good_root, load_policy_set, save_last_good
+from webhook.engine.policies import error_summary, last_good_root, load_policy_set, save_last_good
 
 REPO = Path(__file__).resolve().parents[2]
 

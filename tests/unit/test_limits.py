@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from webhook.admission import parse_review
-from webhook.config import ConfigError, from_mapping, load
-from webhook.decide import LIMITS
-from webhook.limits import Limits, LimitViolation, check_limits, counts
-from webhook.model import Mode, Verdict
+from webhook.config import from_mapping, load
+from webhook.core.admission import parse_review
+from webhook.core.decide import LIMITS
+from webhook.core.limits import Limits, LimitViolation, check_limits, counts
+from webhook.core.model import Mode, Verdict
+from webhook.core.reviews import make_review
+from webhook.core.settings import ConfigError
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.reviews import make_review
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = Limits(max_specs=2, max_rules=3, max_peers_per_rule=2, max_ports_per_rule=2, max_excepts_per_peer=2,

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from webhook import exceptions
-from webhook.admission import parse_review
 from webhook.config import from_mapping
-from webhook.model import Decision, Mode, UserInfo, Verdict
+from webhook.core import exceptions
+from webhook.core.admission import parse_review
+from webhook.core.model import Decision, Mode, UserInfo, Verdict
+from webhook.core.requester import classify
+from webhook.core.reviews import make_review
+from webhook.core.settings import GitopsController, PlatformSettings
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.requester import classify
-from webhook.reviews import make_review
-from webhook.settings import GitopsController, PlatformSettings
 
 REPO = Path(__file__).resolve().parents[2]
 RULE = "no-allow-all-egress"

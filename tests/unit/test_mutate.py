@@ -6,8 +6,8 @@ import json
 
 import jsonpatch
 
-from webhook.model import AppliedFinding, Decision, Finding, Mode, Verdict
-from webhook.mutate import ANNOTATION_REVISION, ANNOTATION_VIOLATIONS, patch_for
+from webhook.core.model import AppliedFinding, Decision, Finding, Mode, Verdict
+from webhook.core.mutate import ANNOTATION_REVISION, ANNOTATION_VIOLATIONS, patch_for
 
 OBJ = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
        "metadata": {"name": "p", "namespace": "a", "annotations": {"team": "a"}}, "spec": {}}

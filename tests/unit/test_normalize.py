@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from webhook.netpolicy import Action, Direction, PeerType, Scope
-from webhook.normalize import normalize
-from webhook.shape import ShapeError
+from webhook.core.netpolicy import Action, Direction, PeerType, Scope
+from webhook.core.normalize import normalize
+from webhook.core.shape import ShapeError
 
 
 def k8s(spec: dict[str, Any]) -> dict[str, Any]:

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from webhook.admission import parse_review
 from webhook.config import from_mapping
-from webhook.engine import EngineError
-from webhook.model import INVALID_OBJECT, Failure, Operation, UserInfo, Verdict
+from webhook.core.admission import parse_review
+from webhook.core.model import INVALID_OBJECT, Failure, Operation, UserInfo, Verdict
+from webhook.core.reviews import make_review, synthetic_create
+from webhook.core.snapshot import ClusterSnapshot
+from webhook.core.verdict_cache import VerdictCache
+from webhook.engine.engines import EngineError
 from webhook.pipeline import Pipeline, Review, build_pipeline
-from webhook.reviews import make_review, synthetic_create
-from webhook.snapshot import ClusterSnapshot
-from webhook.verdict_cache import VerdictCache
 
 REPO = Path(__file__).resolve().parents[2]
 ALICE = UserInfo("alice", groups=("system:authenticated",))

@@ -1,12 +1,12 @@
-"""webhook/ports.py: Cilium port strings read like Go's strconv.ParseUint(s, 0, 16), and port sets judged
+"""webhook/core/ports.py: Cilium port strings read like Go's strconv.ParseUint(s, 0, 16), and port sets judged
 on the union of their entries (so "every port" cannot be spelled as several ranges)."""
 
 from __future__ import annotations
 
 import pytest
 
-from webhook.normalize import normalize
-from webhook.ports import (
+from webhook.core.normalize import normalize
+from webhook.core.ports import (
     MAX_PORT,
     CiliumPort,
     PortSet,
@@ -15,7 +15,7 @@ from webhook.ports import (
     parse_cilium_port,
     parse_go_uint16,
 )
-from webhook.shape import ShapeError
+from webhook.core.shape import ShapeError
 
 # What strconv.ParseUint(s, 0, 16) returns for each text (None: an error).
 GO_PARSE_UINT = [
@@ -184,7 +184,7 @@ def test_union_adds_sets_up() -> None:
 
 
 def test_port_set_shares_equal_short_lists_and_counts_long_ones_alike() -> None:
-    from webhook.ports import PortSet, port_set
+    from webhook.core.ports import PortSet, port_set
     short = (("TCP", 80, None, ""), ("ANY", 1000, 2000, ""), ("UDP", None, None, ""))
     assert port_set(short) is port_set(tuple(short)) and port_set(short) == PortSet.of(short)
     long = tuple(("TCP", p, None, "") for p in range(1, 40, 2))

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from webhook import cli, reports
-from webhook.audit import AuditFinding, AuditReport, Posture
-from webhook.check import CheckReport, DocumentResult, LocatedFinding
-from webhook.model import AppliedFinding, Decision, Finding, Mode, Verdict
+from webhook.core.model import AppliedFinding, Decision, Finding, Mode, Verdict
+from webhook.offline.audit import AuditFinding, AuditReport, Posture
+from webhook.offline.check import CheckReport, DocumentResult, LocatedFinding
+from webhook.offline.sources import Document, SourceError
 from webhook.reports import AUDIT, CHECK, Format, formats, registered, render_audit, render_check
-from webhook.sources import Document, SourceError
 
 RULE = "no-allow-all-egress"
 
@@ -89,7 +89,8 @@ def test_the_registry_imports_no_report_machinery() -> None:
     """The CLI lists the formats on every command (`netguard serve` too): finding them must not pull in the
     pipeline, check or audit, which cost a few hundred milliseconds to import."""
     code = ("import sys, webhook.reports as r; r.registered(); "
-            "print(sorted(m for m in ('webhook.pipeline', 'webhook.check', 'webhook.audit') if m in sys.modules))")
+            "print(sorted(m for m in ('webhook.pipeline', 'webhook.offline.check', 'webhook.offline.audit') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

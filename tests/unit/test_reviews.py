@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from webhook.admission import ReviewError, parse_review
-from webhook.model import AdmissionRequest, Operation, UserInfo
-from webhook.reviews import make_review, synthetic_create
-from webhook.sources import read_paths
+from webhook.core.admission import ReviewError, parse_review
+from webhook.core.model import AdmissionRequest, Operation, UserInfo
+from webhook.core.reviews import make_review, synthetic_create
+from webhook.offline.sources import read_paths
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = Path("/work/shared/corpus")  # public manifests (SOURCES.md there); the repo's own samples when absent

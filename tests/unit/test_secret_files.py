@@ -1,4 +1,4 @@
-"""webhook.secret_files: private keys are written atomically, 0600 from creation, never through a symlink."""
+"""webhook.pki.secret_files: private keys are written atomically, 0600 from creation, never through a symlink."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.secret_files import SecretExistsError, write_private_key
+from webhook.pki.secret_files import SecretExistsError, write_private_key
 
 
 def test_a_new_key_is_0600_and_no_temp_file_is_left(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from webhook import sources
-from webhook.sources import Document, SourceError, read_paths, read_text
+from webhook.offline import sources
+from webhook.offline.sources import Document, SourceError, read_paths, read_text
 
 LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if hasattr(yaml, "CSafeLoader") else [])
 

@@ -1,4 +1,4 @@
-"""spread.Table: how workers decide to stand back from accepting (webhook/spread.py).
+"""spread.Table: how workers decide to stand back from accepting (webhook/serve/spread.py).
 
 The table itself is the real shared memory; the workers are played by pids and clock values given to it,
 so every case is decided exactly (the server-level effect is measured by make bench, per worker)."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 
-from webhook.spread import AHEAD_BY, STALE_AFTER, Table
+from webhook.serve.spread import AHEAD_BY, STALE_AFTER, Table
 
 NOW = 1000.0
 

@@ -1,4 +1,4 @@
-"""webhook.facts.subject_groups and webhook.selectors.satisfiable: entries of a Cilium `specs` list add
+"""webhook.core.facts.subject_groups and webhook.core.selectors.satisfiable: entries of a Cilium `specs` list add
 up for the pods they can select together, whatever the spelling of their selectors."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from webhook.facts import FactParams, enrich, subject_groups
-from webhook.normalize import normalize
-from webhook.selectors import Requirement, parse_selector, satisfiable
+from webhook.core.facts import FactParams, enrich, subject_groups
+from webhook.core.normalize import normalize
+from webhook.core.selectors import Requirement, parse_selector, satisfiable
 
 
 def reqs(*selectors: dict[str, Any]) -> tuple[Requirement, ...]:

@@ -18,8 +18,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.secret_volume import SecretVolume
-from webhook.certs import CertPaths, generate
-from webhook.tls import CHECK_INTERVAL, MINIMUM_VERSION, ReloadingContext
+from webhook.pki.certs import CertPaths, generate
+from webhook.serve.tls import CHECK_INTERVAL, MINIMUM_VERSION, ReloadingContext
 
 
 class Clock:

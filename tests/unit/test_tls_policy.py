@@ -1,4 +1,4 @@
-"""The TLS policy every serving context gets (webhook/tls.py): AEAD-only TLS 1.2, the client CA, start-up checks.
+"""The TLS policy every serving context gets (webhook/serve/tls.py): AEAD-only TLS 1.2, the client CA, start-up checks.
 
 The behaviour on the wire is tested against the real server in tests/server/test_tls_suites.py and
 tests/server/test_mtls.py; these pin down the context itself and the pieces that need no server.
@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from webhook.certs import CertPaths, generate
-from webhook.config import ConfigError, from_mapping
-from webhook.tls import MINIMUM_VERSION, ReloadingContext, check_client_ca, client_common_name
+from webhook.config import from_mapping
+from webhook.core.settings import ConfigError
+from webhook.pki.certs import CertPaths, generate
+from webhook.serve.tls import MINIMUM_VERSION, ReloadingContext, check_client_ca, client_common_name
 
 
 class Clock:

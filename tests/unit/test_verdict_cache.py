@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-from webhook import exceptions
-from webhook.admission import parse_review
-from webhook.cluster_view import RESOURCES, ClusterView
-from webhook.config import ConfigError, from_mapping
-from webhook.engine import ERROR, TIMEOUT, EngineError
-from webhook.model import AdmissionRequest, Decision, Verdict
+from webhook.cluster.cluster_view import RESOURCES, ClusterView
+from webhook.config import from_mapping
+from webhook.core import exceptions
+from webhook.core.admission import parse_review
+from webhook.core.model import AdmissionRequest, Decision, Verdict
+from webhook.core.reviews import make_review
+from webhook.core.settings import ConfigError, Settings
+from webhook.core.snapshot import ClusterSnapshot
+from webhook.core.verdict_cache import EVICT, HIT, MISS, VerdictCache
+from webhook.engine.engines import ERROR, TIMEOUT, EngineError
 from webhook.pipeline import Pipeline, build_pipeline
-from webhook.reviews import make_review
-from webhook.settings import Settings
-from webhook.snapshot import ClusterSnapshot
-from webhook.verdict_cache import EVICT, HIT, MISS, VerdictCache
 
 REPO = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 6, 1)
@@ -308,7 +308,7 @@ def test_the_least_recently_used_entry_is_evicted_at_max_entries_and_counted(pip
 
 
 def test_the_eviction_and_hit_metrics_are_exported(base: Pipeline) -> None:
-    from webhook.server import create_app
+    from webhook.serve.server import create_app
 
     p = replace(base, cache=VerdictCache(1))
     client = create_app(p.settings, p).test_client()

@@ -2,9 +2,14 @@
 
 Admission (which requests are judged), normalization (which normalizer reads an object), the cluster view and
 the audit (what is listed and watched, which CRDs may be missing), `check`, `explain` and the CLI all ask
-here; deploy/ (webhook rules, RBAC) and the guardrail metadata schema are held to it by
-tests/unit/test_kinds_registry.py. A new kind is a module beside these declaring its `PolicyKind`, added to
-`ALL` below.
+here; deploy/'s webhook rules and RBAC rules are generated from it (`make deploy-policies`) and, with the
+guardrail metadata schema, held to it by tests/unit/test_kinds_registry.py.
+
+A new kind is one module beside these that declares `KIND = PolicyKind(...)`: the registry finds the kinds by
+listing this package, not from a list kept by hand, and lists them in their declared `order`. The other
+modules (kind.py: `PolicyKind` itself; cilium.py: the rule language both Cilium kinds share) are helpers:
+they declare no KIND, and tests/unit/test_kinds_registry.py names them, so a kind module that forgot its KIND
+fails there instead of silently guarding nothing.
 
 A kind is identified by its API group and kind together, never by the kind alone: several groups serve a
 NetworkPolicy (networking.k8s.io, crd.antrea.io, projectcalico.org) and a ClusterNetworkPolicy
@@ -14,18 +19,34 @@ each kind declares, and the API server converts the others (matchPolicy: Equival
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from webhook.kinds.cilium_clusterwide_network_policy import KIND as CILIUM_CLUSTERWIDE_NETWORK_POLICY
-from webhook.kinds.cilium_network_policy import KIND as CILIUM_NETWORK_POLICY
 from webhook.kinds.kind import GroupVersionKind, Phrasing, PolicyKind
-from webhook.kinds.networkpolicy import KIND as NETWORK_POLICY
 
 __all__ = [
     "ALL", "CILIUM_CLUSTERWIDE_NETWORK_POLICY", "CILIUM_NETWORK_POLICY", "NAMES", "NETWORK_POLICY", "REGISTRY",
-    "GroupVersionKind", "Phrasing", "PolicyKind", "Registry", "by_plural", "lookup", "of", "with_name",
+    "GroupVersionKind", "Phrasing", "PolicyKind", "Registry", "by_plural", "discover", "lookup", "of", "with_name",
 ]
+
+
+def discover() -> tuple[PolicyKind, ...]:
+    """The `KIND` of every module of this package that declares one, in their `order`. Importing them all costs
+    nothing extra: normalization needs every kind's normalizer anyway."""
+    found: list[PolicyKind] = []
+    for module in pkgutil.iter_modules(__path__, f"{__name__}."):
+        kind = getattr(importlib.import_module(module.name), "KIND", None)
+        if kind is None:  # a helper
+            continue
+        if not isinstance(kind, PolicyKind):
+            raise TypeError(f"{module.name}.KIND is a {type(kind).__name__}, not a PolicyKind")
+        found.append(kind)
+    orders = [k.order for k in found]
+    if len(orders) != len(set(orders)):
+        raise ValueError(f"two kinds declare the same order: {sorted((k.order, k.kind) for k in found)}")
+    return tuple(sorted(found, key=lambda k: k.order))
 
 
 def _group_of(api_version: str) -> str:
@@ -82,10 +103,24 @@ class Registry:
         return same[0] if len(same) == 1 else None
 
 
-REGISTRY = Registry((NETWORK_POLICY, CILIUM_NETWORK_POLICY, CILIUM_CLUSTERWIDE_NETWORK_POLICY))
+REGISTRY = Registry(discover())
 ALL = REGISTRY.all
 NAMES = REGISTRY.names
 lookup = REGISTRY.lookup
 by_plural = REGISTRY.by_plural
 with_name = REGISTRY.with_name
 of = REGISTRY.of
+
+
+def _named(group: str, kind: str) -> PolicyKind:
+    found = REGISTRY.lookup(group, kind)
+    if found is None:
+        raise ImportError(f"no kind module of webhook/kinds declares {kind} of {group or 'the core group'}")
+    return found
+
+
+# The kinds that code names one by one (model.NETWORK_POLICY, the pipeline's warm-up request; tests): found in the
+# registry, so it is an import error, not a silent gap, if their module stops declaring them.
+NETWORK_POLICY = _named("networking.k8s.io", "NetworkPolicy")
+CILIUM_NETWORK_POLICY = _named("cilium.io", "CiliumNetworkPolicy")
+CILIUM_CLUSTERWIDE_NETWORK_POLICY = _named("cilium.io", "CiliumClusterwideNetworkPolicy")

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.deadline import check as check_deadline
-from webhook.identities import EVERY_RESERVED_ENTITY, endpoint_reach, has_reserved_key
-from webhook.netpolicy import (
+from webhook.core.deadline import check as check_deadline
+from webhook.core.identities import EVERY_RESERVED_ENTITY, endpoint_reach, has_reserved_key
+from webhook.core.netpolicy import (
     Action,
     Direction,
     NamespaceScope,
@@ -29,9 +29,9 @@ from webhook.netpolicy import (
     Scope,
     Subject,
 )
-from webhook.normalize import namespace_scope, port_range
-from webhook.selectors import CILIUM_NAMESPACE_LABEL, Selector, parse_selector
-from webhook.shape import (
+from webhook.core.normalize import namespace_scope, port_range
+from webhook.core.selectors import CILIUM_NAMESPACE_LABEL, Selector, parse_selector
+from webhook.core.shape import (
     ShapeError,
     expect_list,
     expect_mapping,
@@ -181,7 +181,7 @@ def _endpoint_peers(selector: Selector, path: str, namespace: str, clusterwide: 
 
 def _cidr_group_peer(entry: Mapping[str, Any], path: str, excepts: tuple[str, ...]) -> Peer:
     """A toCIDRSet entry naming CiliumCIDRGroups instead of a CIDR: resolved against the cluster view
-    (webhook/cidr_groups.py), or reported as not judgeable without it."""
+    (webhook/core/cidr_groups.py), or reported as not judgeable without it."""
     if entry.get("cidrGroupRef") is not None:
         name = expect_str(entry["cidrGroupRef"], f"{path}.cidrGroupRef")
         return Peer(path=path, type=PeerType.GROUP, excepts=excepts, raw={"cidrGroup": name, "cidrGroupRef": name})

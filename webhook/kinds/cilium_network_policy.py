@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from webhook.core.netpolicy import Flavor, Rule, Subject
 from webhook.kinds import cilium
 from webhook.kinds.kind import GroupVersionKind, Phrasing, PolicyKind
-from webhook.netpolicy import Flavor, Rule, Subject
 
 
 def normalize_spec(obj: Mapping[str, Any], namespace: str) -> tuple[tuple[Subject, ...], tuple[Rule, ...]]:
@@ -29,4 +29,5 @@ KIND = PolicyKind(
     flavor=Flavor.CILIUM,
     normalizer=normalize_spec,
     phrasing=Phrasing(a="a CiliumNetworkPolicy", subjects_in="in the policy's namespace"),
+    order=20,
 )

@@ -1,8 +1,9 @@
 """What a policy kind is: the API identity and the facts every layer asks of it, declared once per kind.
 
-A `PolicyKind` is a value: the kind modules beside this one each declare one, and webhook/kinds/__init__.py
-is the registry the rest of netguard derives its lists from (admission, the cluster view, the audit, the
-CLI). Pure: nothing here imports a web, server or cluster library.
+A `PolicyKind` is a value: the kind modules beside this one each declare one as `KIND`, and
+webhook/kinds/__init__.py is the registry that finds them and the rest of netguard derives its lists from
+(admission, the cluster view, the audit, the CLI, deploy/). Pure: nothing here imports a web, server or
+cluster library.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.netpolicy import Flavor, Rule, Subject
+from webhook.core.netpolicy import Flavor, Rule, Subject
 
 # A kind's normalizer: the raw object and its metadata.namespace ("" when unset) -> the subjects and rules
-# its spec means, API defaults applied. webhook/normalize.py reads the metadata, which every kind shares.
+# its spec means, API defaults applied. webhook/core/normalize.py reads the metadata, which every kind shares.
 Normalizer = Callable[[Mapping[str, Any], str], tuple[tuple[Subject, ...], tuple[Rule, ...]]]
 
 
@@ -57,6 +58,10 @@ class PolicyKind:
     flavor: Flavor  # the rule language its spec is written in (what the facts and the Rego branch on)
     normalizer: Normalizer
     phrasing: Phrasing
+    # Where the kind stands wherever kinds are listed (messages, the guardrail schema's enum, deploy/'s rules,
+    # the audit's lists): ascending, unique among registered kinds. The registry finds kind modules by listing
+    # the package, so the order is declared, not taken from file names; tens leave room for a kind in between.
+    order: int
 
     @property
     def group(self) -> str:

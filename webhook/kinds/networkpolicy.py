@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.deadline import check as check_deadline
-from webhook.kinds.kind import GroupVersionKind, Phrasing, PolicyKind
-from webhook.netpolicy import (
+from webhook.core.deadline import check as check_deadline
+from webhook.core.netpolicy import (
     Action,
     Direction,
     Flavor,
@@ -26,9 +25,10 @@ from webhook.netpolicy import (
     Scope,
     Subject,
 )
-from webhook.normalize import namespace_scope, port_range
-from webhook.selectors import NAMESPACE_NAME_LABEL, parse_selector
-from webhook.shape import ShapeError, expect_mapping, expect_str, optional_list, optional_str
+from webhook.core.normalize import namespace_scope, port_range
+from webhook.core.selectors import NAMESPACE_NAME_LABEL, parse_selector
+from webhook.core.shape import ShapeError, expect_mapping, expect_str, optional_list, optional_str
+from webhook.kinds.kind import GroupVersionKind, Phrasing, PolicyKind
 
 K8S_PROTOCOLS = ("TCP", "UDP", "SCTP")
 
@@ -108,4 +108,5 @@ KIND = PolicyKind(
     flavor=Flavor.KUBERNETES,
     normalizer=normalize_spec,
     phrasing=Phrasing(a="a NetworkPolicy", subjects_in="in the policy's namespace"),
+    order=10,
 )

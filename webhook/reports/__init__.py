@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from webhook.terminal import PLAIN, Paint
 
 if TYPE_CHECKING:
-    from webhook.audit import AuditReport
-    from webhook.check import CheckReport
+    from webhook.offline.audit import AuditReport
+    from webhook.offline.check import CheckReport
 
 CHECK, AUDIT = "check", "audit"
 

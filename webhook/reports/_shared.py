@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from webhook.model import Mode
+from webhook.core.model import Mode
 
 if TYPE_CHECKING:
-    from webhook.audit import AuditFinding, AuditReport, ExceptionInForce, PolicyRef, WorkloadGap
+    from webhook.offline.audit import AuditFinding, AuditReport, ExceptionInForce, PolicyRef, WorkloadGap
 
 # ---------------------------------------------------------------------------------------------- check
 
@@ -64,7 +64,7 @@ def _workload_label(w: WorkloadGap) -> str:
 
 def figures(report: AuditReport) -> list[Figure]:
     """The posture figures, in reading order; Markdown and HTML both render this list."""
-    from webhook.audit import EXPIRING_WITHIN  # here: the registry imports every format, on every command
+    from webhook.offline.audit import EXPIRING_WITHIN  # here: the registry imports every format, on every command
 
     p = report.posture
     n = len(p.namespaces)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from webhook.reports import PLAIN_STYLE, Format, Style
 
 if TYPE_CHECKING:
-    from webhook.audit import AuditReport
+    from webhook.offline.audit import AuditReport
 
 CSV_FIELDS = ("namespace", "kind", "name", "rule", "severity", "mode", "path", "message", "fix",
               "last_changed_by", "source", "line", "last_changed_from")  # new columns go last

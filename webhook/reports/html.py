@@ -29,7 +29,7 @@ from webhook.reports._shared import (
 )
 
 if TYPE_CHECKING:
-    from webhook.audit import AuditReport
+    from webhook.offline.audit import AuditReport
 
 _e = html.escape  # quote=True: safe in text and in double-quoted attributes
 

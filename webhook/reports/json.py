@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from webhook.reports import PLAIN_STYLE, Format, Style
 
 if TYPE_CHECKING:
-    from webhook.audit import AuditReport
-    from webhook.check import CheckReport
+    from webhook.offline.audit import AuditReport
+    from webhook.offline.check import CheckReport
 
 
 def render_json(report: CheckReport | AuditReport, style: Style = PLAIN_STYLE) -> str:

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 from webhook.reports import PLAIN_STYLE, Format, Style
 
 if TYPE_CHECKING:
-    from webhook.check import CheckReport
+    from webhook.offline.check import CheckReport
 
 
 def render_junit(report: CheckReport, style: Style = PLAIN_STYLE) -> str:
     """One testsuite per source file, one testcase per policy; findings in a mode that fails the check
     (enforce; with --fail-on warn also warn) fail it, so the CI's test summary agrees with the exit code."""
-    from webhook.check import FAIL_ON  # here: the registry imports every format, on every command
+    from webhook.offline.check import FAIL_ON  # here: the registry imports every format, on every command
 
     failing = FAIL_ON[report.fail_on]
     suites = ET.Element("testsuites", name="netguard")

@@ -24,7 +24,7 @@ from webhook.reports._shared import (
 )
 
 if TYPE_CHECKING:
-    from webhook.audit import AuditReport
+    from webhook.offline.audit import AuditReport
 
 MARKDOWN_ITEMS = 30  # names listed in one Markdown table cell before "and N more"
 _MD_ESCAPES = str.maketrans({c: "\\" + c for c in "\\`|<>[]*_"})

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from webhook.model import POLICY_KINDS
+from webhook.core.model import POLICY_KINDS
 from webhook.reports import PLAIN_STYLE, Format, Style
 
 if TYPE_CHECKING:
-    from webhook.audit import AuditFinding, AuditReport
+    from webhook.offline.audit import AuditFinding, AuditReport
 
 POLICY_REPORT_API = "wgpolicyk8s.io/v1alpha2"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "netguard"}

@@ -9,7 +9,7 @@ from webhook.reports import PLAIN_STYLE, Format, Style
 from webhook.reports._shared import LEVEL
 
 if TYPE_CHECKING:
-    from webhook.check import CheckReport
+    from webhook.offline.check import CheckReport
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://github.com/netguard/netguard"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from webhook.model import Mode
+from webhook.core.model import Mode
 from webhook.reports import PLAIN_STYLE, Format, Style
 from webhook.reports._shared import LEVEL
 
 if TYPE_CHECKING:
-    from webhook.check import CheckReport
+    from webhook.offline.check import CheckReport
 
 
 def render_text(report: CheckReport, style: Style = PLAIN_STYLE) -> str:

@@ -43,7 +43,7 @@ test_ingress_is_not_reported if {
 }
 
 # Across rules: Python hands over one combined reach per group of spec entries that may select
-# the same pods, with only the families no single rule covers alone (webhook/facts.py).
+# the same pods, with only the families no single rule covers alone (webhook/core/facts.py).
 
 half(path, cidr) := rule({
 	"path": path, "subject": 0, "peers": [{"description": cidr}],

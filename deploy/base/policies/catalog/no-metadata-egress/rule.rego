@@ -23,7 +23,7 @@ violation contains v if {
 
 # toFQDNs naming a cloud metadata host (metadata.google.internal, instance-data.ec2.internal, or a
 # pattern that can match one such as **.internal): the DNS answer is the metadata address, so the
-# rule reaches it on its ports. peer.facts.metadata_host is computed in Python (webhook/fqdn.py).
+# rule reaches it on its ports. peer.facts.metadata_host is computed in Python (webhook/core/fqdn.py).
 violation contains v if {
 	some rule in data.netguard.lib.allow_rules("egress")
 	some peer in rule.peers

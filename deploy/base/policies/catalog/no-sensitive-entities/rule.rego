@@ -17,7 +17,7 @@ meaning := {
 	"init": "endpoints whose identity is not known yet",
 }
 
-# peer.facts.infrastructure (webhook/facts.py) names the infrastructure identities a peer reaches,
+# peer.facts.infrastructure (webhook/core/facts.py) names the infrastructure identities a peer reaches,
 # whatever the spelling: the entity itself, a `reserved:` endpoint selector (normalized to the
 # entity), toNodes (host and remote-node) or toServices default/kubernetes (kube-apiserver).
 violation contains v if {

@@ -8,7 +8,7 @@ entity(i, name) := {
 	"facts": {"infrastructure": infrastructure(name)},
 }
 
-# What webhook/facts.py computes for an entity peer.
+# What webhook/core/facts.py computes for an entity peer.
 infrastructure(name) := [name] if {
 	name in {"host", "remote-node", "kube-apiserver", "health", "init", "ingress", "unmanaged"}
 } else := []

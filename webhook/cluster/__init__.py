@@ -1,0 +1,1 @@
+"""The live cluster: the API client, the watched cluster view, `netguard doctor`."""

@@ -1,0 +1,1 @@
+"""Work on manifests and records: sources, `check`, `audit`, inventories, decision logs, baselines."""

@@ -1,0 +1,1 @@
+"""Certificates and private keys: generation, atomic secret files, caBundle installation."""

@@ -1,0 +1,1 @@
+"""The webhook server: Flask app, gunicorn worker and settings, TLS, connection spreading, metrics."""
