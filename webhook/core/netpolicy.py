@@ -54,6 +54,10 @@ class Direction(StrEnum):
 class Action(StrEnum):
     ALLOW = "allow"
     DENY = "deny"
+    # Skip the rest of this tier: the traffic goes on to the next tier (AdminNetworkPolicy's Pass, Calico's Pass),
+    # ending at NetworkPolicy or the baseline tier. Never an allow: a guardrail that counts what a rule opens
+    # reads only ALLOW rules (policies/lib allow_rules).
+    PASS = "pass"
 
 
 class PeerType(StrEnum):
@@ -406,11 +410,18 @@ class NormalizedPolicy:
     subjects: tuple[Subject, ...]
     rules: tuple[Rule, ...]
     facts: Mapping[str, DirectionFacts] = field(default_factory=dict)  # by direction, filled by facts.enrich
+    # Where the policy sits among the tiers that decide before and after NetworkPolicy: "" for the kinds without
+    # tiers (NetworkPolicy, Cilium's); "Admin" / "Baseline" for the network-policy-api kinds; a Calico tier name.
+    tier: str = ""
+    # The order within the tier, lower first (AdminNetworkPolicy and ClusterNetworkPolicy `priority`, Calico
+    # `order`); None where the kind has none.
+    priority: float | None = None
 
     def to_input(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "flavor": self.flavor._value_, "name": self.name, "namespace": self.namespace,
-            "clusterwide": self.clusterwide, "labels": dict(self.labels), "annotations": dict(self.annotations),
+            "clusterwide": self.clusterwide, "tier": self.tier, "priority": self.priority,
+            "labels": dict(self.labels), "annotations": dict(self.annotations),
             "subjects": [s.to_input() for s in self.subjects], "rules": [r.to_input() for r in self.rules],
             "facts": {d: f.to_input() for d, f in self.facts.items()},
         }
