@@ -226,9 +226,16 @@ class _Collection:
     list_kind: str
     api_version: str
     group: str  # for Forbidden messages; "" is the core group
-    resource: str
+    resource: str  # the plural, for messages
     items: tuple[dict[str, Any], ...]
     custom: bool = False  # a custom resource: items keep apiVersion and kind; watch events carry the version watched
+    # What tests and the cluster view name it by: a policy kind's `resource` (plural.group: two groups serve
+    # networkpolicies); the plural for the others.
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.resource)
 
 
 @dataclass(frozen=True)
@@ -295,14 +302,16 @@ class Objects:
     services: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[dict[str, Any]] = field(default_factory=list)
     endpoint_slices: list[dict[str, Any]] = field(default_factory=list)
-    # Every policy kind of webhook/kinds by plural: what the server lists and watches. The three recorded kinds
+    # Every policy kind of webhook/kinds by resource (plural.group, `PolicyKind.resource`): what the server lists and
+    # watches. The three recorded kinds
     # are the lists above (the same objects); a kind without a field of its own is served empty unless given here.
     policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        recorded = {"networkpolicies": self.network_policies, "ciliumnetworkpolicies": self.cilium_network_policies,
-                    "ciliumclusterwidenetworkpolicies": self.cilium_clusterwide_network_policies}
-        self.policies = {k.plural: self.policies.get(k.plural, recorded.get(k.plural, [])) for k in kinds.ALL}
+        recorded = {kinds.NETWORK_POLICY.resource: self.network_policies,
+                    kinds.CILIUM_NETWORK_POLICY.resource: self.cilium_network_policies,
+                    kinds.CILIUM_CLUSTERWIDE_NETWORK_POLICY.resource: self.cilium_clusterwide_network_policies}
+        self.policies = {k.resource: self.policies.get(k.resource, recorded.get(k.resource, [])) for k in kinds.ALL}
 
 
 def _key(item: Mapping[str, Any]) -> str:
@@ -444,7 +453,8 @@ class KubeStandIn:
             "/api/v1/namespaces": _Collection("NamespaceList", "v1", "", "namespaces", tuple(o.namespaces)),
             # A CRD's objects are custom resources; the built-in kinds are the ones no cluster can lack.
             **{k.collection_path: _Collection(f"{k.kind}List", k.api_version, k.group, k.plural,
-                                              tuple(o.policies[k.plural]), custom=k.optional_crd) for k in kinds.ALL},
+                                              tuple(o.policies[k.resource]), custom=k.optional_crd, key=k.resource)
+               for k in kinds.ALL},
             "/api/v1/pods": _Collection("PodList", "v1", "", "pods", tuple(o.pods)),
             **{f"/apis/{CILIUM_GROUP}/{v}/ciliumcidrgroups": _Collection(
                 "CiliumCIDRGroupList", f"{CILIUM_GROUP}/{v}", CILIUM_GROUP, "ciliumcidrgroups",
@@ -499,11 +509,11 @@ class KubeStandIn:
                  "kind": "CiliumCIDRGroup", "verbs": list(VERBS), "shortNames": ["ccg"], "categories": ["cilium"]}]
 
     def _list(self, col: _Collection, query: Mapping[str, str], metadata: bool = False) -> Response:
-        if col.resource in self.metadata_only and not metadata:
+        if {col.resource, col.key} & self.metadata_only and not metadata:
             return _status(403, "Forbidden", f'{col.resource} is forbidden: User "{USER}" cannot list the full '
                            f'objects of resource "{col.resource}" (stand-in: only the metadata API is allowed)',
                            {"kind": col.resource})
-        if col.resource in self.forbidden:
+        if {col.resource, col.key} & self.forbidden:
             group = f' in API group "{col.group}"'
             details: dict[str, Any] = {"kind": col.resource}
             if col.group:
@@ -725,9 +735,10 @@ class KubeStandIn:
 
     def push(self, resource: str, event_type: str, obj: dict[str, Any]) -> str:
         """Store a change (ADDED/MODIFIED replace by namespace/name, DELETED removes) and send the event to
-        open watches of `resource` (a collection's plural: "networkpolicies"); returns its resourceVersion."""
+        open watches of `resource` (a collection's key: "namespaces", a policy kind's `resource`
+        "networkpolicies.networking.k8s.io"); returns its resourceVersion."""
         assert event_type in ("ADDED", "MODIFIED", "DELETED"), event_type
-        col = next(c for c in self._collections().values() if c.resource == resource)
+        col = next(c for c in self._collections().values() if c.key == resource)
         obj = copy.deepcopy(obj)
         with self._events:
             self._version += 1
@@ -745,8 +756,8 @@ class KubeStandIn:
     def bookmark(self) -> None:
         """A BOOKMARK with the current resourceVersion to every open watch."""
         with self._events:
-            for col in {c.resource: c for c in self._collections().values()}.values():
-                self._record(self._version, col.resource, {"type": "BOOKMARK", "object": {
+            for col in {c.key: c for c in self._collections().values()}.values():
+                self._record(self._version, col.key, {"type": "BOOKMARK", "object": {
                     "kind": col.list_kind.removesuffix("List"), "apiVersion": col.api_version,
                     "metadata": {"resourceVersion": str(self._version)}}})
             self._events.notify_all()
@@ -777,7 +788,7 @@ class KubeStandIn:
             return True
 
     def _watch(self, col: _Collection, query: Mapping[str, str], environ: Mapping[str, Any]) -> Response:
-        if col.resource in self.forbidden:
+        if {col.resource, col.key} & self.forbidden:
             return _status(403, "Forbidden", f'{col.resource} is forbidden: User "{USER}" cannot watch resource '
                            f'"{col.resource}" at the cluster scope', {"kind": col.resource})
         since = query.get("resourceVersion") or ""
@@ -797,7 +808,7 @@ class KubeStandIn:
                           if version > after and event["type"] != "BOOKMARK"), default=self._seq + 1)
             initial = [] if since else [{"type": "ADDED", "object": {"apiVersion": col.api_version, "kind": kind,
                                                                       **copy.deepcopy(i)}}
-                                        for i in sorted(self._items_of(col.resource), key=_key)]
+                                        for i in sorted(self._items_of(col.key), key=_key)]
             self.watches_open += 1
             self.watches_served += 1
             self._events.notify_all()
@@ -810,7 +821,7 @@ class KubeStandIn:
                     yield _line(event)
                 while True:
                     with self._events:
-                        pending = [e for seq, _, r, e in self._history if seq >= cursor and r == col.resource]
+                        pending = [e for seq, _, r, e in self._history if seq >= cursor and r == col.key]
                         cursor = self._seq + 1
                         dropped, abrupt = self._drops != generation, self._drop_abrupt
                         if not pending:

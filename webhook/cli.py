@@ -127,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
 
     base = sub.add_parser("baseline", help="print the recommended default-deny baseline for a namespace")
     base.add_argument("--namespace", required=True)
-    base.add_argument("--flavor", choices=["kubernetes", "cilium"], default="kubernetes")
+    base.add_argument("--flavor", choices=["kubernetes", "cilium", "cnp-admin", "cnp-baseline", "calico"],
+                      default="kubernetes")
     base.add_argument("--allow-dns", action="store_true", help="allow DNS to kube-dns (UDP/TCP 53)")
     base.add_argument("--allow-same-namespace", action="store_true", help="allow traffic inside the namespace")
 

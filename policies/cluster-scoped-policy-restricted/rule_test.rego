@@ -9,8 +9,10 @@ doc(kind, operation, platform) := {
 		"username": "alice", "platform": platform,
 		"reason": "not in the platform users or groups",
 	},
-	"policy": {"kind": kind, "namespace": "", "name": "p", "rules": [], "subjects": []},
+	"policy": {"kind": kind, "clusterwide": kind != "CiliumNetworkPolicy", "flavor": flavor_of(kind), "namespace": "", "name": "p", "rules": [], "subjects": []},
 }
+
+flavor_of(kind) := "cilium" if startswith(kind, "Cilium") else := "kubernetes"
 
 test_create_by_app_team_is_reported if {
 	some v in cluster_scoped_policy_restricted.violation with input as doc("CiliumClusterwideNetworkPolicy", "CREATE", false)
@@ -48,6 +50,13 @@ test_namespaced_kind_is_not_reported if {
 }
 
 test_missing_requester_still_reports if {
-	some v in cluster_scoped_policy_restricted.violation with input as {"policy": {"kind": "CiliumClusterwideNetworkPolicy"}}
+	some v in cluster_scoped_policy_restricted.violation with input as {"policy": {"kind": "CiliumClusterwideNetworkPolicy", "clusterwide": true}}
 	contains(v.msg, "an unidentified requester may not manage a CiliumClusterwideNetworkPolicy (not identified as the platform team)")
+}
+
+test_network_policy_api_kinds_are_reported if {
+	every kind, article in {"AdminNetworkPolicy": "an", "BaselineAdminNetworkPolicy": "a", "ClusterNetworkPolicy": "a"} {
+		some v in cluster_scoped_policy_restricted.violation with input as doc(kind, "CREATE", false)
+		contains(v.msg, sprintf("alice may not create %s %s", [article, kind]))
+	}
 }

@@ -128,3 +128,15 @@ test_kube_dns_fix_names_its_ports if {
 	some v in no_all_namespaces_peer.violation with input as doc("kubernetes", [r])
 	contains(v.fix, "kube-dns ports (UDP/53, TCP/53)")
 }
+
+test_the_fix_of_a_network_policy_api_kind_names_its_fields if {
+	peer := {"path": "spec.ingress[0].from[0].namespaces", "type": "pods", "facts": {"all_namespaces": true},
+		"namespaces": {"scope": "all", "names": [], "selector": {"requirements": []}}, "pods": {"requirements": []}}
+	inp := {"policy": {"flavor": "kubernetes", "tier": "Admin", "namespace": "", "rules": [{
+		"path": "spec.ingress[0]", "direction": "ingress", "action": "allow", "effective": true,
+		"matches_nothing": false, "all_ports": true, "ports": [], "icmp": [], "ports_label": "every port",
+		"peers": [peer],
+	}]}, "parameters": params}
+	some v in no_all_namespaces_peer.violation with input as inp
+	startswith(v.fix, "name the namespaces: namespaces.matchLabels")
+}

@@ -134,9 +134,12 @@ last_port(entry) := entry.end_port if entry.end_port != null
 last_port(entry) := entry.port if entry.end_port == null
 
 # A Cilium egressDeny rule of the same subject that blocks the address on every metadata port
-# (deny rules take precedence over allow rules in Cilium).
+# (deny rules take precedence over allow rules in Cilium). In a tiered kind (AdminNetworkPolicy,
+# ClusterNetworkPolicy: input.policy.tier is set) the first matching rule decides, so only a deny
+# written before the allow rule blocks it.
 denied(rule, address) if {
-	some deny in input.policy.rules
+	some i, deny in input.policy.rules
+	before(i, rule)
 	deny.direction == "egress"
 	deny.action == "deny"
 	deny.subject == rule.subject
@@ -146,6 +149,15 @@ denied(rule, address) if {
 	every port in metadata_ports {
 		deny_covers(deny, port)
 	}
+}
+
+before(_, _) if object.get(input.policy, "tier", "") == ""
+
+before(i, rule) if {
+	object.get(input.policy, "tier", "") != ""
+	some j, r in input.policy.rules
+	r.path == rule.path
+	i < j
 }
 
 deny_covers(deny, _) if deny.all_ports

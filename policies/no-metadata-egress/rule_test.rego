@@ -116,3 +116,22 @@ test_deny_of_one_address_leaves_the_other if {
 	some finding in guardrail.violation with input as run([r, d])
 	contains(finding.msg, "address fd00:ec2::254 through entity world")
 }
+
+deny_metadata := rule({"path": "spec.egress[0]", "action": "deny"})
+
+allow_metadata := rule({"path": "spec.egress[1]"})
+
+test_an_ordered_deny_before_the_allow_removes_the_finding if {
+	count(guardrail.violation) == 0 with input as object.union(run([deny_metadata, allow_metadata]), {"policy": {"tier": "Admin"}})
+}
+
+test_an_ordered_deny_after_the_allow_does_not_remove_the_finding if {
+	rules := [object.union(allow_metadata, {"path": "spec.egress[0]"}), object.union(deny_metadata, {"path": "spec.egress[1]"})]
+	some v in guardrail.violation with input as object.union(run(rules), {"policy": {"tier": "Admin"}})
+	v.path == "spec.egress[0]"
+}
+
+test_an_unordered_deny_after_the_allow_removes_the_finding if {
+	rules := [object.union(allow_metadata, {"path": "spec.egress[0]"}), object.union(deny_metadata, {"path": "spec.egress[1]"})]
+	count(guardrail.violation) == 0 with input as run(rules)
+}

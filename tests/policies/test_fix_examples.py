@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.policies.conftest import POLICIES, SETTINGS
+from webhook import kinds
 from webhook.core.admission import parse_review
 from webhook.core.guardrails import Guardrail
 from webhook.core.model import Decision, Mode, Verdict
@@ -31,14 +32,11 @@ CATALOG = load_policy_set(POLICIES)
 GUARDRAILS = CATALOG.guardrails
 IDS = [g.id for g in GUARDRAILS]
 ENGINES = ("regorus", "opa")
-API_VERSIONS = {
-    "NetworkPolicy": "networking.k8s.io/v1",
-    "CiliumNetworkPolicy": "cilium.io/v2",
-    "CiliumClusterwideNetworkPolicy": "cilium.io/v2",
-}
 # The example's author: a team member, the person a fix text is written for (not the platform team,
-# whose requests several guardrails let through).
+# whose requests several guardrails let through); for a cluster-scoped kind, which only the platform team may
+# write (cluster-scoped-policy-restricted), the platform team.
 TEAM_USER, TEAM_GROUPS = "alice", ("team-a", "system:authenticated")
+PLATFORM_USER, PLATFORM_GROUPS = "platform-admin", ("system:masters",)
 
 # Guardrails whose example may still draw findings, with the guardrails allowed to report it and why.
 # Keep this minimal: an entry means the catalog gives advice that another of its rules complains about.
@@ -59,7 +57,9 @@ def example(guardrail: Guardrail) -> dict[str, Any]:
 
 
 def review(pipeline: Pipeline, obj: dict[str, Any], cluster: ClusterSnapshot | None = None) -> Decision:
-    request = parse_review(make_review(obj, username=TEAM_USER, groups=TEAM_GROUPS))
+    kind = kinds.of(obj)
+    user, groups = (TEAM_USER, TEAM_GROUPS) if kind is None or kind.namespaced else (PLATFORM_USER, PLATFORM_GROUPS)
+    request = parse_review(make_review(obj, username=user, groups=groups))
     decision = pipeline.review(request, snapshot=cluster).decision
     assert decision.verdict not in (Verdict.SKIPPED, Verdict.ERROR), decision.reason
     return decision
@@ -76,12 +76,12 @@ def assert_clean(guardrail: Guardrail, decision: Decision) -> None:
 @pytest.mark.parametrize("guardrail", GUARDRAILS, ids=IDS)
 def test_example_is_one_complete_manifest(guardrail: Guardrail) -> None:
     obj = example(guardrail)
-    kind = obj.get("kind")
-    assert kind in API_VERSIONS, f"{guardrail.id}: example kind {kind!r} is not a guarded kind"
-    assert obj.get("apiVersion") == API_VERSIONS[kind]
+    kind = kinds.of(obj)
+    assert kind is not None, f"{guardrail.id}: example {obj.get('apiVersion')} {obj.get('kind')} is not a guarded kind"
+    assert obj.get("apiVersion") == kind.api_version
     metadata = obj.get("metadata") or {}
     assert metadata.get("name"), f"{guardrail.id}: example needs metadata.name"
-    if kind != "CiliumClusterwideNetworkPolicy":
+    if kind.namespaced:
         assert metadata.get("namespace"), f"{guardrail.id}: example needs metadata.namespace"
         assert metadata["namespace"] not in SETTINGS.excluded_namespaces
     assert isinstance(obj.get("spec") or obj.get("specs"), (dict, list))

@@ -153,7 +153,7 @@ def test_a_policy_in_a_namespace_without_default_deny_is_warned_and_one_that_pro
 
 def test_the_warning_disappears_once_the_cluster_reports_a_default_deny(server: Server, standin: KubeStandIn) -> None:
     assert _default_deny_warnings(_review(server, _netpol("web", "team-c", WEB)))
-    standin.push("networkpolicies", "ADDED", _netpol("default-deny", "team-c", DENY_ALL))
+    standin.push("networkpolicies.networking.k8s.io", "ADDED", _netpol("default-deny", "team-c", DENY_ALL))
     eventually(lambda: not _default_deny_warnings(_review(server, _netpol("web", "team-c", WEB))))
     # Deleting it again is the loss the guardrail reports on DELETE.
     deleted = _review(server, _netpol("default-deny", "team-c", DENY_ALL), operation="DELETE")
@@ -195,7 +195,7 @@ def test_a_lost_watch_makes_the_view_stale_which_responses_say_and_then_it_recov
         assert labelled["allowed"] is False
         assert any("namespace labels for overrides come from the configuration" in w for w in _warnings(labelled))
         # Changes during the outage are seen after it: the watcher lists again.
-        standin.push("networkpolicies", "ADDED", _netpol("default-deny", "team-a", DENY_ALL))
+        standin.push("networkpolicies.networking.k8s.io", "ADDED", _netpol("default-deny", "team-a", DENY_ALL))
     finally:
         standin.refuse = False
     recovered = eventually(lambda: (r := _review(server, _netpol("web", "team-a", WEB)))

@@ -201,7 +201,7 @@ def test_markdown_groups_findings_by_namespace_then_by_rule() -> None:
     headings = [line for line in findings.splitlines() if line.startswith("###")]
     assert headings == [
         "### (clusterwide) (1)",
-        "#### cluster-scoped-policy-restricted: Only the platform team manages clusterwide Cilium policies "
+        "#### cluster-scoped-policy-restricted: Only the platform team manages cluster-scoped policies "
         "(critical, 1)",
         "### payments (2)",
         "#### no-allow-all-egress: No egress rule that allows everything (high, 1)",  # high before medium

@@ -176,7 +176,7 @@ def test_the_longest_valid_namespace_is_accepted() -> None:
 
 def test_an_unknown_flavor_is_refused() -> None:
     with pytest.raises(ValueError, match="flavor must be one of kubernetes, cilium"):
-        baseline_objects(BaselineOptions("team-a", flavor="calico"))
+        baseline_objects(BaselineOptions("team-a", flavor="weave"))
 
 
 def test_an_invalid_dns_namespace_or_empty_dns_labels_are_refused() -> None:

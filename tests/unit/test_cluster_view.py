@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.kube_standin import KubeStandIn, Objects
 from webhook import kinds
@@ -36,6 +37,9 @@ from webhook.offline import audit
 from webhook.pipeline import Pipeline, build_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
+# What the view keys resources on: a policy kind's resource qualified by its group (two groups serve networkpolicies).
+NETPOLS = kinds.NETWORK_POLICY.resource
+CNPS = kinds.CILIUM_NETWORK_POLICY.resource
 RULE = "namespace-has-default-deny"
 
 
@@ -86,12 +90,12 @@ def test_the_view_is_synced_only_once_every_resource_has_been_listed() -> None:
 
 def test_events_are_applied_in_order() -> None:
     view = synced_view()
-    view.apply("networkpolicies", "ADDED", netpol("web", "team-a", WEB))
-    view.apply("networkpolicies", "ADDED", netpol("deny", "team-a", DENY_INGRESS))
-    view.apply("networkpolicies", "MODIFIED", netpol("deny", "team-a", DENY_ALL))
+    view.apply(NETPOLS, "ADDED", netpol("web", "team-a", WEB))
+    view.apply(NETPOLS, "ADDED", netpol("deny", "team-a", DENY_INGRESS))
+    view.apply(NETPOLS, "MODIFIED", netpol("deny", "team-a", DENY_ALL))
     assert set(view.policies) == {("NetworkPolicy", "team-a", "web"), ("NetworkPolicy", "team-a", "deny")}
     assert view.snapshot().default_deny("team-a") == {"ingress": True, "egress": True}
-    view.apply("networkpolicies", "DELETED", netpol("deny", "team-a", DENY_ALL))
+    view.apply(NETPOLS, "DELETED", netpol("deny", "team-a", DENY_ALL))
     assert set(view.policies) == {("NetworkPolicy", "team-a", "web")}
     assert view.snapshot().default_deny("team-a") == {"ingress": False, "egress": False}
     assert view.last_event is not None
@@ -109,27 +113,42 @@ def test_namespace_events_change_and_remove_labels() -> None:
 def test_a_new_list_replaces_what_the_view_held_for_that_resource_only() -> None:
     """Events missed while a watch was down (a delete above all) are covered by the next list."""
     view = synced_view()
-    view.apply("networkpolicies", "ADDED", netpol("gone", "team-a", DENY_ALL))
-    view.apply("ciliumnetworkpolicies", "ADDED", {
+    view.apply(NETPOLS, "ADDED", netpol("gone", "team-a", DENY_ALL))
+    view.apply(CNPS, "ADDED", {
         "apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "c", "namespace": "team-b"},
         "spec": {"endpointSelector": {}, "ingress": [{}]}})
-    view.replace("networkpolicies", [netpol("web", "team-a", WEB)])
+    view.replace(NETPOLS, [netpol("web", "team-a", WEB)])
     assert set(view.policies) == {("NetworkPolicy", "team-a", "web"), ("CiliumNetworkPolicy", "team-b", "c")}
+
+
+def test_the_two_groups_networkpolicies_are_two_resources() -> None:
+    """Kubernetes' and Calico's networkpolicies share a plural: keyed on plural.group, a list of one replaces
+    nothing of the other, and policies of the same namespace and name are kept apart by the kind's name."""
+    calico = kinds.lookup("projectcalico.org", "NetworkPolicy")
+    assert calico is not None and calico.resource == "networkpolicies.projectcalico.org" in RESOURCES
+    view = synced_view()
+    view.apply(NETPOLS, "ADDED", netpol("web", "team-a", WEB))
+    view.apply(calico.resource, "ADDED", {"metadata": {"name": "web", "namespace": "team-a"},
+                                          "spec": {"selector": "all()", "ingress": [{"action": "Deny"}]}})
+    assert set(view.policies) == {("NetworkPolicy", "team-a", "web"),
+                                  ("NetworkPolicy.projectcalico.org", "team-a", "web")}
+    view.replace(calico.resource, [])
+    assert set(view.policies) == {("NetworkPolicy", "team-a", "web")}
 
 
 def test_an_unreadable_policy_is_recorded_and_not_stored() -> None:
     view = synced_view()
-    view.apply("networkpolicies", "ADDED", netpol("bad", "team-a", {"podSelector": {}, "ingress": "everything"}))
+    view.apply(NETPOLS, "ADDED", netpol("bad", "team-a", {"podSelector": {}, "ingress": "everything"}))
     assert view.policies == {}
     assert ("NetworkPolicy", "team-a", "bad") in view.unreadable
-    view.apply("networkpolicies", "DELETED", netpol("bad", "team-a", {}))
+    view.apply(NETPOLS, "DELETED", netpol("bad", "team-a", {}))
     assert view.unreadable == {}
 
 
 def test_a_snapshot_is_not_changed_by_later_events() -> None:
     view = synced_view()
     before = view.snapshot()
-    view.apply("networkpolicies", "ADDED", netpol("deny", "team-a", DENY_ALL))
+    view.apply(NETPOLS, "ADDED", netpol("deny", "team-a", DENY_ALL))
     view.apply("namespaces", "MODIFIED", ns("team-a", team="z"))
     assert before.policies == {}
     assert before.labels("team-a") == {"kubernetes.io/metadata.name": "team-a", "team": "a"}
@@ -141,10 +160,10 @@ def test_the_view_goes_stale_only_after_a_watch_was_down_longer_than_the_thresho
     view = synced_view(clock, stale_after=60)
     clock.now += 500  # a quiet cluster: no event for a long time, but every watch is up
     assert not view.stale
-    view.mark_live("networkpolicies")
+    view.mark_live(NETPOLS)
     clock.now += 10
-    assert view.mark_down("networkpolicies", "connection refused") is True
-    assert view.mark_down("networkpolicies", "connection refused") is False  # logged once per outage
+    assert view.mark_down(NETPOLS, "connection refused") is True
+    assert view.mark_down(NETPOLS, "connection refused") is False  # logged once per outage
     clock.now += 45
     snap = view.snapshot()
     assert not snap.stale and snap.usable  # down for 55 s: not yet
@@ -153,8 +172,8 @@ def test_the_view_goes_stale_only_after_a_watch_was_down_longer_than_the_thresho
     assert snap.stale and not snap.usable
     assert snap.status() == "cluster view is stale (last update 65 s ago)"
     assert snap.labels("team-a") is None  # a stale view is not trusted, not even for labels
-    view.replace("networkpolicies", [])  # listed again: recovered
-    assert not view.stale and not view.is_down("networkpolicies")
+    view.replace(NETPOLS, [])  # listed again: recovered
+    assert not view.stale and not view.is_down(NETPOLS)
 
 
 def test_a_view_that_never_synced_is_not_usable_and_says_so() -> None:
@@ -330,7 +349,7 @@ def test_an_untrusted_view_gives_no_default_deny_status() -> None:
     doc = stale.to_input("team-a", normalize(netpol("web", "team-a", WEB)), Operation.CREATE, {"team": "a"})
     assert doc == {"enabled": True, "synced": True, "stale": True, "age_seconds": 80.0, "namespace": "team-a",
                    "namespace_labels": {"team": "a"}, "default_deny": None, "default_deny_before": None,
-                   "baselines": []}
+                   "baselines": [], "same_priority": []}
     assert DISABLED.to_input("team-a", None, Operation.CREATE, {})["enabled"] is False
 
 
@@ -409,7 +428,7 @@ def test_the_pipeline_reads_its_own_view_when_no_snapshot_is_given(pipeline: Pip
     view = synced_view()
     with_view = replace(pipeline, cluster=view)
     assert _modes(with_view.review(_create(netpol("web", "team-a", WEB))).decision, RULE) == {(Mode.WARN, "default")}
-    view.apply("networkpolicies", "ADDED", netpol("deny", "team-a", DENY_ALL))
+    view.apply(NETPOLS, "ADDED", netpol("deny", "team-a", DENY_ALL))
     assert not _modes(with_view.review(_create(netpol("web", "team-a", WEB))).decision, RULE)
 
 
@@ -507,12 +526,12 @@ def test_the_watcher_syncs_from_the_lists_then_follows_pushed_events(standin: Ku
     assert set(view.policies) == {("NetworkPolicy", "team-a", "web")}
     assert view.snapshot().labels("team-a") == {"kubernetes.io/metadata.name": "team-a"}
     assert standin.wait_for_watches(4)
-    standin.push("networkpolicies", "ADDED", netpol("deny", "team-a", DENY_ALL))
+    standin.push(NETPOLS, "ADDED", netpol("deny", "team-a", DENY_ALL))
     standin.push("namespaces", "MODIFIED", ns("team-a", tier="frontend"))
     assert wait_until(lambda: view.snapshot().default_deny("team-a") == {"ingress": True, "egress": True})
     assert wait_until(lambda: view.snapshot().labels("team-a") == {"kubernetes.io/metadata.name": "team-a",
                                                                       "tier": "frontend"})
-    standin.push("networkpolicies", "DELETED", netpol("web", "team-a", WEB))
+    standin.push(NETPOLS, "DELETED", netpol("web", "team-a", WEB))
     assert wait_until(lambda: set(view.policies) == {("NetworkPolicy", "team-a", "deny")})
     lists = [r for r in standin.requests if r.path == "/apis/networking.k8s.io/v1/networkpolicies"
              and r.query.get("watch") != "true"]
@@ -536,7 +555,7 @@ def test_the_watcher_lists_again_after_410_gone(standin: KubeStandIn, watch: Cal
     assert len(lists) == 2
     assert wait_until(lambda: view.snapshot().labels("team-b") == {"kubernetes.io/metadata.name": "team-b",
                                                                     "tier": "backend"})
-    assert not view.is_down("networkpolicies")  # a 410 is routine, not an outage
+    assert not view.is_down(NETPOLS)  # a 410 is routine, not an outage
 
 
 def test_a_dropped_watch_reconnects_goes_stale_while_refused_and_recovers(standin: KubeStandIn,
@@ -555,19 +574,22 @@ def test_a_dropped_watch_reconnects_goes_stale_while_refused_and_recovers(standi
     refused_at = len(standin.requests)
     time.sleep(1.0)
     assert len(standin.requests) - refused_at < 40  # backoff: a handful of attempts, not a busy loop
-    standin.push("networkpolicies", "ADDED", netpol("deny", "team-a", DENY_ALL))  # happened during the outage
+    standin.push(NETPOLS, "ADDED", netpol("deny", "team-a", DENY_ALL))  # happened during the outage
     standin.refuse = False
     assert wait_until(lambda: not view.stale, timeout=15)
     assert wait_until(lambda: ("NetworkPolicy", "team-a", "deny") in view.policies)
 
 
 def test_kinds_of_crds_not_served_count_as_listed_and_empty(tmp_path: Path) -> None:
-    with KubeStandIn(tmp_path, crds=False, objects=objects()) as standin:
+    with KubeStandIn(tmp_path, crds=False, objects=objects()) as standin, capture_logs() as logs:
         settings = ClusterSettings(enabled=True, kubeconfig=str(standin.kubeconfig))
         watcher = Watcher(ClusterView(), settings)
         watcher.start()
         try:
             assert wait_until(lambda: watcher.view.synced)
+            absent = sorted(e["resource"] for e in logs if e["event"] == "cluster.watch.not_installed")
+            assert absent == sorted({*(k.resource for k in kinds.ALL if k.optional_crd), CIDR_GROUPS})  # one each
+            assert not [e for e in logs if e.get("log_level") in ("warning", "error")]
             assert set(watcher.view.policies) == {("NetworkPolicy", "team-a", "web")}
             optional = {k.collection_path for k in kinds.ALL if k.optional_crd}
             assert optional and not [r for r in standin.requests if r.path in optional]  # discovery said: not there
@@ -617,9 +639,9 @@ def test_a_watcher_without_access_never_syncs_and_stops_cleanly(tmp_path: Path) 
         watcher = Watcher(ClusterView(), ClusterSettings(enabled=True, kubeconfig=str(standin.kubeconfig)))
         watcher.start()
         try:
-            assert wait_until(lambda: watcher.view.is_down("networkpolicies"))
+            assert wait_until(lambda: watcher.view.is_down(NETPOLS))
             assert not watcher.view.synced
-            assert "not allowed to list NetworkPolicies" in watcher.view.status()["watches_down"]["networkpolicies"]
+            assert "not allowed to list NetworkPolicies" in watcher.view.status()["watches_down"][NETPOLS]
         finally:
             watcher.stop()
         assert not watcher.alive
@@ -659,13 +681,13 @@ def test_staleness_counts_from_when_a_watch_broke_unless_it_went_silent(monkeypa
     """A reset after 70 quiet seconds: everything up to the reset was received, so the view is not stale yet.
     A read timeout after 70 s: the connection may have been dead all along, so it is stale at once."""
     clock = Clock()
-    view = ClusterView(60, resources=("networkpolicies",), clock=clock)
+    view = ClusterView(60, resources=(NETPOLS,), clock=clock)
     reader = _BreakingReader(clock, quiet=70, timed_out=timed_out)
     watcher = Watcher(view, ClusterSettings(enabled=True, stale_after_seconds=60), clock=clock)
     monkeypatch.setattr(watcher, "_open", lambda resource: reader)
     watcher.start()
     try:
-        assert wait_until(lambda: view.is_down("networkpolicies"))
+        assert wait_until(lambda: view.is_down(NETPOLS))
         assert view.synced
         assert view.stale is stale
         clock.now += 61

@@ -26,10 +26,10 @@ def test_configured_parameters_reach_the_facts_they_are_declared_for() -> None:
     assert params.port_coverage == 0.5 and params.internet_coverage == FactParams().internet_coverage
 
 
-def test_the_catalog_declares_its_cluster_view_guardrail() -> None:
+def test_the_catalog_declares_its_cluster_view_guardrails() -> None:
     policies = load_policy_set(REPO / "policies")
     assert {g.id: g.cluster_view for g in policies.guardrails if g.cluster_view} == {
-        "namespace-has-default-deny": "default-deny status unknown"}
+        "namespace-has-default-deny": "default-deny status unknown", "no-priority-tie": "priority ties unknown"}
 
 
 def test_an_unknown_fact_is_a_load_error_naming_the_file(tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ def test_a_guardrails_kinds_may_name_every_registered_kind_and_nothing_else() ->
 
 # -- discovery ----------------------------------------------------------------------------------------------
 
-HELPERS = {"kind", "cilium"}  # PolicyKind itself; the rule language both Cilium kinds share
+HELPERS = {"calico", "kind", "cilium", "npapi"}  # PolicyKind itself; the rule language both Cilium kinds share
 
 
 def _modules() -> dict[str, ModuleType]:
@@ -190,19 +190,34 @@ def test_two_kinds_of_one_order_are_refused(monkeypatch: pytest.MonkeyPatch, tmp
 
 # -- lookups ------------------------------------------------------------------------------------------------
 
-def test_each_kind_is_found_by_group_and_kind_and_by_plural() -> None:
+def test_each_kind_is_found_by_group_and_kind_by_resource_and_by_name() -> None:
     assert kinds.NETWORK_POLICY in kinds.ALL and kinds.CILIUM_CLUSTERWIDE_NETWORK_POLICY in kinds.ALL
     for kind in kinds.ALL:
         assert kinds.lookup(kind.group, kind.kind) is kind
-        assert kinds.by_plural(kind.plural) is kind
+        assert kinds.by_resource(kind.resource) is kind
+        assert kind.resource == f"{kind.plural}.{kind.group}"
+        assert kinds.named(kind.name) is kind
         assert kinds.of({"apiVersion": kind.api_version, "kind": kind.kind}) is kind
-        assert kinds.with_name(kind.kind) == (kind,)
-    assert {k.kind for k in kinds.ALL} == kinds.NAMES
+        assert kind in kinds.with_name(kind.kind) and kind in kinds.with_name(kind.name)
+    assert {k.kind for k in kinds.ALL} | {k.name for k in kinds.ALL} == kinds.NAMES
+    assert len({k.name for k in kinds.ALL}) == len(kinds.ALL)  # the names guardrails and reports use are unique
+
+
+def test_calicos_network_policy_is_named_with_its_group_beside_the_kubernetes_one() -> None:
+    calico = kinds.lookup("projectcalico.org", "NetworkPolicy")
+    assert calico is not None and calico.qualified and calico.name == "NetworkPolicy.projectcalico.org"
+    assert kinds.NETWORK_POLICY.name == "NetworkPolicy"
+    assert kinds.with_name("NetworkPolicy") == (kinds.NETWORK_POLICY, calico)
+    # A fragment without apiVersion is the kind named so: Kubernetes', as before Calico's was registered.
+    assert kinds.of({"kind": "NetworkPolicy"}) is kinds.NETWORK_POLICY
+    policy = {"apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy", "metadata": {"name": "p"},
+              "spec": {"selector": "all()"}}
+    assert normalize(policy).kind == "NetworkPolicy.projectcalico.org"
 
 
 @pytest.mark.parametrize(("group", "kind"), [
     ("crd.antrea.io", "NetworkPolicy"),  # Antrea's own NetworkPolicy
-    ("projectcalico.org", "NetworkPolicy"),  # Calico's
+    ("projectcalico.org", "StagedNetworkPolicy"),  # Calico's staged kinds are not guarded
     ("", "NetworkPolicy"),  # the core group serves none
     ("cilium.io", "NetworkPolicy"),
     ("networking.k8s.io", "CiliumNetworkPolicy"),
@@ -223,15 +238,17 @@ def test_without_an_api_version_the_kind_alone_decides_only_when_one_registered_
     assert kinds.of({"kind": "CiliumClusterwideNetworkPolicy"}) is kinds.CILIUM_CLUSTERWIDE_NETWORK_POLICY
     assert kinds.of({"apiVersion": 2, "kind": "NetworkPolicy"}) is None
     assert kinds.of({"apiVersion": "networking.k8s.io/v1"}) is None
-    # A stand-in for the next kinds (Antrea's NetworkPolicy beside the Kubernetes one); its plural is made up, as
-    # the real one (networkpolicies) would be refused: see the next test.
+    # Two kinds called NetworkPolicy, neither named so (both qualified, a stand-in for Antrea's beside the
+    # Kubernetes one): the kind alone decides nothing. With one named so (the real registry), it is that one.
+    k8s = replace(kinds.NETWORK_POLICY, qualified=True)
     other = replace(kinds.NETWORK_POLICY, gvk=GroupVersionKind("crd.antrea.io", "v1beta1", "NetworkPolicy"),
-                    plural="antreanetworkpolicies")
-    registry = Registry((*kinds.ALL, other))
+                    qualified=True)
+    registry = Registry((*(k for k in kinds.ALL if k.kind != "NetworkPolicy"), k8s, other))
     assert registry.of({"kind": "NetworkPolicy"}) is None
-    assert registry.with_name("NetworkPolicy") == (kinds.NETWORK_POLICY, other)
+    assert registry.with_name("NetworkPolicy") == (k8s, other)
     assert registry.of({"apiVersion": "crd.antrea.io/v1beta1", "kind": "NetworkPolicy"}) is other
-    assert registry.of({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}) is kinds.NETWORK_POLICY
+    assert registry.of({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}) is k8s
+    assert kinds.of({"kind": "NetworkPolicy"}) is kinds.NETWORK_POLICY
     monkeypatch.setattr(kinds, "REGISTRY", registry)
     monkeypatch.setattr(kinds, "of", registry.of)
     with pytest.raises(ShapeError, match=re.escape("apiVersion is required: NetworkPolicy is a kind of "
@@ -239,20 +256,26 @@ def test_without_an_api_version_the_kind_alone_decides_only_when_one_registered_
         normalize({"kind": "NetworkPolicy", "metadata": {"name": "p"}, "spec": {"podSelector": {}}})
 
 
-def test_a_registry_refuses_a_kind_twice_and_two_kinds_of_one_plural() -> None:
-    """The cluster view and the audit key their resources on the plural: a second `networkpolicies` (Calico's,
-    Antrea's) needs those keys qualified by group before it can be registered."""
+def test_a_registry_refuses_a_kind_twice_a_resource_twice_and_a_name_twice() -> None:
+    """Resources are keyed on plural.group, so two groups' `networkpolicies` are two resources; but guardrails and
+    reports name kinds without their group, so the second NetworkPolicy must declare itself qualified."""
     with pytest.raises(ValueError, match="registered twice"):
         Registry((kinds.NETWORK_POLICY, kinds.NETWORK_POLICY))
-    calico = replace(kinds.NETWORK_POLICY, gvk=GroupVersionKind("projectcalico.org", "v3", "NetworkPolicy"))
-    with pytest.raises(ValueError, match="share the plural networkpolicies"):
-        Registry((kinds.NETWORK_POLICY, calico))
+    antrea = replace(kinds.NETWORK_POLICY, gvk=GroupVersionKind("crd.antrea.io", "v1beta1", "NetworkPolicy"))
+    with pytest.raises(ValueError, match="both named NetworkPolicy: declare the later one qualified"):
+        Registry((kinds.NETWORK_POLICY, antrea))
+    assert Registry((kinds.NETWORK_POLICY, replace(antrea, qualified=True))).by_resource(
+        "networkpolicies.crd.antrea.io") is not None
+    same_resource = replace(kinds.NETWORK_POLICY, gvk=GroupVersionKind("networking.k8s.io", "v1", "Other"))
+    with pytest.raises(ValueError, match=re.escape("resource networkpolicies.networking.k8s.io is registered twice")):
+        Registry((kinds.NETWORK_POLICY, same_resource))
 
 
 def test_each_kind_is_declared_coherently() -> None:
     for kind in kinds.ALL:
         assert isinstance(kind, PolicyKind)
-        assert kind.phrasing.a == f"{'an' if kind.kind[0] in 'AEIOU' else 'a'} {kind.kind}"
+        named = f"{kind.project} {kind.kind}" if kind.qualified else kind.kind  # "a Calico NetworkPolicy"
+        assert kind.phrasing.a == f"{'an' if named[0] in 'AEIOU' else 'a'} {named}"
         assert kind.plural == kind.plural_kind.lower()
         assert kind.collection_path == f"/apis/{kind.group}/{kind.version}/{kind.plural}"
         assert kind.phrasing.subjects_in == ("in the policy's namespace" if kind.namespaced else "in every namespace")
@@ -264,12 +287,12 @@ def test_each_kind_is_declared_coherently() -> None:
 def test_the_lists_that_used_to_be_written_out_derive_from_the_registry() -> None:
     assert tuple(k.gvk for k in kinds.ALL) == model.POLICY_KINDS
     assert kinds.NAMES == model.POLICY_KIND_NAMES
-    assert dict(cluster_view.POLICY_RESOURCES) == {k.plural: k.gvk for k in kinds.ALL}
-    assert {k.plural for k in kinds.ALL if k.optional_crd} <= cluster_view.OPTIONAL_RESOURCES
+    assert dict(cluster_view.POLICY_RESOURCES) == {k.resource: k.gvk for k in kinds.ALL}
+    assert {k.resource for k in kinds.ALL if k.optional_crd} <= cluster_view.OPTIONAL_RESOURCES
     assert {(k.group, k.plural) for k in kinds.ALL} <= set(kube.REQUIRED_PERMISSIONS)
-    assert {k.plural for k in kinds.ALL} <= set(kube.WATCHED)
+    assert {k.resource for k in kinds.ALL} <= set(kube.WATCHED)
     for kind in kinds.ALL:
-        assert kube.WATCHED[kind.plural].path == kind.collection_path
+        assert kube.WATCHED[kind.resource].path == kind.collection_path
 
 
 def _ccnp(api_version: str = "cilium.io/v2") -> dict[str, Any]:

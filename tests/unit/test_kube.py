@@ -12,7 +12,8 @@ from typing import Any
 import kubernetes
 import pytest
 
-from tests.kube_standin import TOKEN, KubeStandIn, write_kubeconfig
+from tests.kube_standin import TOKEN, KubeStandIn, Objects, write_kubeconfig
+from webhook import kinds
 from webhook.cluster.api import PAGE_SIZE, ClusterError
 from webhook.cluster.kube import NO_CILIUM, PODS_FORBIDDEN, load_inventory
 from webhook.core.normalize import normalize
@@ -92,6 +93,24 @@ def test_every_policy_document_normalizes(standin: KubeStandIn) -> None:
         ("CiliumNetworkPolicy", "team-b", "api-egress"),
         ("CiliumClusterwideNetworkPolicy", "", "deny-metadata"),
     ]
+
+
+def test_calicos_networkpolicies_are_read_beside_the_kubernetes_ones(make_standin: StandInFactory) -> None:
+    """Both groups serve networkpolicies: the reader keys them on plural.group and lists each at its own path."""
+    calico = kinds.lookup("projectcalico.org", "NetworkPolicy")
+    assert calico is not None
+    web = {"apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy",
+           "metadata": {"name": "web", "namespace": "team-a", "resourceVersion": "7"},
+           "spec": {"selector": "app == 'web'", "ingress": [{"action": "Allow"}]}}
+    standin = make_standin(objects=Objects(policies={calico.resource: [web]}))
+    inventory = _load(standin)
+    assert [(d.source, d.obj["apiVersion"]) for d in inventory.policies if d.obj["kind"] == "NetworkPolicy"] == [
+        ("cluster:NetworkPolicy/team-a/default-deny", "networking.k8s.io/v1"),
+        ("cluster:NetworkPolicy/team-a/web", "networking.k8s.io/v1"),
+        ("cluster:NetworkPolicy/team-b/allow-dns", "networking.k8s.io/v1"),
+        ("cluster:NetworkPolicy.projectcalico.org/team-a/web", "projectcalico.org/v3"),
+    ]
+    assert len(standin.requests_to("/apis/projectcalico.org/v3/networkpolicies")) == 1
 
 
 def test_the_source_names_the_context_and_the_server(standin: KubeStandIn) -> None:

@@ -220,7 +220,7 @@ def test_every_change_of_the_cluster_view_is_a_miss(pipeline: Pipeline) -> None:
     view.apply("namespaces", "MODIFIED", {"metadata": {"name": "team-a", "labels": {"tier": "legacy"}}})
     assert view.generation > generation and view.snapshot().generation == view.generation
     assert not review(watched).cached
-    view.apply("networkpolicies", "ADDED", netpol(name="deny", egress=[]))
+    view.apply("networkpolicies.networking.k8s.io", "ADDED", netpol(name="deny", egress=[]))
     assert not review(watched).cached
 
 

@@ -49,8 +49,10 @@ if TYPE_CHECKING:
 log = logs.get_logger("netguard.cluster")
 
 NAMESPACES = "namespaces"
-# Watched policy resources (plural) -> the kind their objects have: every registered kind (webhook/kinds).
-POLICY_RESOURCES: Mapping[str, GroupVersionKind] = {k.plural: k.gvk for k in kinds.ALL}
+# Watched policy resources -> the kind their objects have: every registered kind (webhook/kinds), keyed on the
+# resource qualified by its group (`PolicyKind.resource`, "networkpolicies.networking.k8s.io"), as networkpolicies
+# are served by more than one group (projectcalico.org's too).
+POLICY_RESOURCES: Mapping[str, GroupVersionKind] = {k.resource: k.gvk for k in kinds.ALL}
 # CiliumCIDRGroup (cilium.io, cluster-scoped, plural ciliumcidrgroups): a named list of external CIDRs that
 # CiliumNetworkPolicy toCIDRSet/fromCIDRSet entries reference by name (`cidrGroupRef`) or by the group's
 # labels (`cidrGroupSelector`, a LabelSelector) instead of a literal `cidr`. Its only field is
@@ -63,7 +65,13 @@ POLICY_RESOURCES: Mapping[str, GroupVersionKind] = {k.plural: k.gvk for k in kin
 # v2alpha1 on clusters that serve only that.
 CIDR_GROUPS = "ciliumcidrgroups"
 RESOURCES = (NAMESPACES, *POLICY_RESOURCES, CIDR_GROUPS)
-OPTIONAL_RESOURCES = frozenset({*(k.plural for k in kinds.ALL if k.optional_crd), CIDR_GROUPS})  # CRDs
+OPTIONAL_RESOURCES = frozenset({*(k.resource for k in kinds.ALL if k.optional_crd), CIDR_GROUPS})  # CRDs
+
+
+def _kind(resource: str) -> kinds.PolicyKind:
+    kind = kinds.by_resource(resource)
+    assert kind is not None  # POLICY_RESOURCES holds the registry's resources
+    return kind
 
 
 def _namespace_labels(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
@@ -195,7 +203,7 @@ class ClusterView:
                 self._store(cidr_groups=groups)
                 self._listed_now(resource)
             return
-        kind = POLICY_RESOURCES[resource].kind
+        kind = _kind(resource).name  # the first part of the keys of its policies (snapshot.policy_key)
         fresh = [self._normalize(resource, obj) for obj in objects]
         with self._lock:
             by_ns: dict[str, dict[PolicyKey, NormalizedPolicy]] = {
@@ -304,8 +312,8 @@ class ClusterView:
     def _normalize(resource: str, obj: Mapping[str, Any]) -> tuple[PolicyKey, NormalizedPolicy | None, str]:
         gvk = POLICY_RESOURCES[resource]
         namespace, name, _ = object_meta(obj)
-        kind = kinds.by_plural(resource)
-        key = (gvk.kind, namespace if kind is not None and kind.namespaced else "", name)
+        kind = _kind(resource)
+        key = (kind.name, namespace if kind.namespaced else "", name)
         try:
             policy = normalize({**obj, "apiVersion": gvk.api_version, "kind": gvk.kind})
         except ShapeError as exc:
@@ -340,6 +348,7 @@ class Watcher:
         self._threads: list[threading.Thread] = []
         self._readers: dict[str, Any] = {}
         self._failures: dict[str, int] = {}  # consecutive failures per resource (each thread its own key)
+        self._absent: set[str] = set()  # optional resources last found not installed (logged once until they are)
         self._lock = threading.Lock()
         # A watch request lasts at most this long: the server ends it cleanly, and a connection that died
         # silently (no RST) is noticed within window + grace instead of never.
@@ -389,10 +398,15 @@ class Watcher:
                 try:
                     reader = reader or self._open(resource)
                     if resource in OPTIONAL_RESOURCES and not reader.served(resource):
+                        if resource not in self._absent:  # one line, not one per resync: a CRD is not an error
+                            self._absent.add(resource)
+                            log.info("cluster.watch.not_installed", resource=resource,
+                                     detail="CRD not installed: read as empty, looked for again at every resync")
                         self.view.mark_not_served(resource)
                         self._failures[resource] = 0
                         self._stop.wait(self.settings.resync_seconds)  # look again later: CRDs may be installed
                         continue
+                    self._absent.discard(resource)
                     self._list_and_watch(reader, resource)
                 except WatchExpired as exc:
                     log.info("cluster.watch.expired", resource=resource, error=str(exc)[:200])  # list again now

@@ -54,9 +54,11 @@ REQUIRED_PERMISSIONS = (("", "namespaces"), *((k.group, k.plural) for k in kinds
 
 
 _NAMESPACES = Resource("namespaces", "/api/v1/namespaces", "Namespace", "v1")
-# Every policy kind, by plural: listed (and watched) through the generic API of its group and version, which
+# Every policy kind, by resource (plural.group: `PolicyKind.resource`, as two groups serve networkpolicies):
+# listed (and watched) through the generic API of its group and version, which
 # serves built-in kinds the same JSON as their typed clients would, and CRDs alike.
-_POLICIES = {k.plural: Resource(k.plural_kind, k.collection_path, k.kind, k.api_version) for k in kinds.ALL}
+_POLICIES = {k.resource: Resource(f"{k.project} {k.plural_kind}" if k.qualified else k.plural_kind,
+                                   k.collection_path, k.kind, k.api_version) for k in kinds.ALL}
 _PODS = Resource("pods", "/api/v1/pods", "Pod", "v1")
 # CiliumCIDRGroup (see webhook/cluster/cluster_view.py for the sources): cilium.io/v2 since Cilium 1.18,
 # cilium.io/v2alpha1 (deprecated from 1.18) before; the cluster view reads the first of these the cluster serves.
@@ -111,15 +113,17 @@ def load_inventory(kubeconfig: str | None = None, context: str | None = None, *,
         objects: list[dict[str, Any]] = []
         absent = []
         for kind in kinds.ALL:
-            if not reader.served(kind.plural):
+            if not reader.served(kind.resource):
                 absent.append(kind)
                 continue
-            objects += reader.list(kind.plural)[0]
+            objects += reader.list(kind.resource)[0]
         policies = []
         for index, obj in enumerate(objects):
             ns, name, _ = object_meta(obj)
             ref = f"{ns}/{name}" if ns else name
-            policies.append(Document(source=f"cluster:{obj['kind']}/{ref}", index=index, obj=obj, line=0,
+            known = kinds.of(obj)  # named as netguard names it: Calico's NetworkPolicy is not Kubernetes'
+            policies.append(Document(source=f"cluster:{known.name if known else obj['kind']}/{ref}", index=index,
+                                     obj=obj, line=0,
                                      positions={}))
 
         notes = [reader.conn.host, *_crd_notes(tuple(absent))]
@@ -206,10 +210,10 @@ class ClusterReader:
             version = self._versions.get(resource, CIDR_GROUP_VERSIONS[0])
             return _CIDR_GROUPS[version], self._custom.list_cluster_custom_object, {
                 "group": CILIUM_GROUP, "version": version, "plural": resource}
-        kind = kinds.by_plural(resource)
-        assert kind is not None  # WATCHED holds namespaces, CIDR groups and the registry's plurals
+        kind = kinds.by_resource(resource)
+        assert kind is not None  # WATCHED holds namespaces, CIDR groups and the registry's resources
         return res, self._custom.list_cluster_custom_object, {"group": kind.group, "version": kind.version,
-                                                              "plural": resource}
+                                                              "plural": kind.plural}
 
     def served(self, resource: str) -> bool:
         """Built-in resources always; a policy kind of an optional CRD only when it is installed (discovery).
@@ -221,8 +225,8 @@ class ClusterReader:
                     self._versions[resource] = version
                     return True
             return False
-        kind = kinds.by_plural(resource)
-        return kind is None or not kind.optional_crd or resource in self._served_plurals(kind.group, kind.version)
+        kind = kinds.by_resource(resource)
+        return kind is None or not kind.optional_crd or kind.plural in self._served_plurals(kind.group, kind.version)
 
     def _served_plurals(self, group: str, version: str) -> frozenset[str]:
         if self._discovered is None:

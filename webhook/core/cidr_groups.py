@@ -43,6 +43,11 @@ def resolve(policy: NormalizedPolicy, lookup: Lookup) -> tuple[NormalizedPolicy,
         check_deadline("CIDR groups")
         peers: list[Peer] = []
         for peer in rule.peers:
+            if peer.type is PeerType.GROUP and "calicoNetworkSets" in peer.raw:  # webhook/kinds/calico.py
+                sets = "NetworkSets and GlobalNetworkSets" if peer.raw.get("global") else "NetworkSets"
+                notices.append(f"{peer.path}: Calico {sets} whose labels match {peer.raw['calicoNetworkSets']!r} "
+                               "are peers too; netguard does not read network sets, so their addresses were not "
+                               "checked")
             if peer.type is not PeerType.GROUP or "cidrGroup" not in peer.raw:
                 peers.append(peer)
                 continue

@@ -136,6 +136,7 @@ def explain(policy: NormalizedPolicy, params: FactParams | None = None) -> Expla
                    for e in (r.l7.get("dns") or []) if isinstance(e, Mapping)]
     subjects = tuple(_subject(policy, s) for s in policy.subjects)
     notes: list[Note] = []
+    notes.extend(_tier_notes(policy))
     for subject in policy.subjects:
         notes.extend(_subject_notes(policy, subject))
     for rule in policy.rules:
@@ -243,6 +244,9 @@ def _peer(peer: Peer, flavor: Flavor) -> str:
         nodes = "every node" if peer.raw.get("all") else "nodes with the selected labels"
         return f"{nodes} (the host and remote-node identities: kubelets, node services, host-network pods)"
     if peer.type is PeerType.GROUP:
+        if "calicoNetworkSets" in peer.raw:
+            return (f"Calico network sets whose labels match {peer.raw['calicoNetworkSets']} (their addresses live in "
+                    "the cluster; netguard does not read them)")
         if "cidrGroup" in peer.raw:
             return f"the addresses of CIDR group {peer.raw['cidrGroup']}"
         return "the addresses of a cloud provider group (" + ", ".join(sorted(peer.raw)) + ")"
@@ -400,6 +404,14 @@ def _subject(policy: NormalizedPolicy, subject: Subject) -> SubjectExplanation:
 
 def _isolation(policy: NormalizedPolicy, subject: Subject, direction: Direction, rules: list[Rule]) -> Isolation:
     name = direction.value
+    if _tiered(policy):
+        if subject.isolates[name]:
+            return Isolation(True, False, f"default deny (a Baseline-tier deny-all): all {name} no NetworkPolicy "
+                                          "decides is denied")
+        if not rules:
+            return Isolation(False, False, f"no {name} rules: this policy does not decide any {name}")
+        return Isolation(False, False, f"no isolation: the first rule that matches decides ({name} that no rule "
+                                       f"matches goes on to {_after(policy)})")
     isolated = bool(subject.isolates[name])
     allowing = [r for r in rules if r.action is Action.ALLOW and r.effective and not r.matches_nothing]
     what = f"these {subject.selects}"
@@ -418,6 +430,14 @@ def _isolation(policy: NormalizedPolicy, subject: Subject, direction: Direction,
             types = ", ".join(d.value.capitalize() for d in Direction if subject.isolates[d.value])
             why = (f"policyTypes not written, defaulted to [{types}]: Kubernetes always adds Ingress, and "
                    "Egress only when spec.egress has rules")
+        return Isolation(isolated, not subject.policy_types_explicit,
+                         f"{'isolated' if isolated else 'not isolated'} ({why}): {rest}")
+    if policy.flavor is Flavor.CALICO:  # `types` decides, as policyTypes does (projectcalico.org/v3 PolicySpec.Types)
+        title = name.capitalize()
+        if subject.policy_types_explicit:
+            why = f"types lists {title}" if isolated else f"types leaves out {title}"
+        else:
+            why = "types not written: Calico defaults them from the rules the policy has"
         return Isolation(isolated, not subject.policy_types_explicit,
                          f"{'isolated' if isolated else 'not isolated'} ({why}): {rest}")
     explicit = subject.default_deny_explicit.get(name)
@@ -450,12 +470,75 @@ def _rule(policy: NormalizedPolicy, rule: Rule) -> RuleExplanation:
             text += f", and only peers that also match {', '.join(requires)}"
         if l7:
             text += "; only " + "; ".join(l7)
-        if rule.action is Action.DENY:
+        if _tiered(policy):
+            text = _tiered_rule(policy, rule, text)
+        elif policy.flavor is Flavor.CALICO:  # rules in written order, the first Allow/Deny/Pass that matches ends
+            verb = {Action.ALLOW: "allowed", Action.DENY: "denied", Action.PASS: "passed on to the next tier"}
+            text = f"{verb[rule.action]}: {text} (unless an earlier rule or policy of the tier matched)"
+        elif rule.action is Action.DENY:
             text = f"denied: {text} — deny rules win over any allow"
     if not rule.effective:
         text += f" (no effect: policyTypes leaves out {rule.direction.value.capitalize()})"
     return RuleExplanation(path=rule.path, action=rule.action.value, effective=rule.effective, peers=peers,
                            ports=ports, l7=l7, text=text)
+
+
+# --- the tiers of the network-policy-api kinds ---------------------------------------------------
+# Tier order (network-policy-api apis/v1alpha2 ClusterNetworkPolicySpec.Tier): Admin tier, then NetworkPolicy, then
+# Baseline tier, then the default (allow). Within a tier lower priorities first; within a policy the rules in
+# written order, the first match deciding. Pass skips the rest of the tier.
+
+_TIERS = ("Admin", "Baseline")
+
+
+def _tiered(policy: NormalizedPolicy) -> bool:
+    """A network-policy-api kind (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy)."""
+    return policy.clusterwide and policy.flavor is Flavor.KUBERNETES and policy.tier in _TIERS
+
+
+def _after(policy: NormalizedPolicy) -> str:
+    """Where traffic this policy does not decide (or passes) goes next."""
+    if policy.tier == "Admin":
+        return ("Admin-tier policies of higher priority numbers, then the NetworkPolicies selecting the pods, then "
+                "the Baseline tier")
+    return "the default: allowed"
+
+
+def _tiered_rule(policy: NormalizedPolicy, rule: Rule, text: str) -> str:
+    if rule.action is Action.PASS:
+        where = ("NetworkPolicy, then the Baseline tier" if policy.tier == "Admin" else
+                 "the default (allowed)")
+        return f"passed on: {text} skips the rest of the {policy.tier} tier and goes on to {where}"
+    verb = "accepted" if rule.action is Action.ALLOW else "denied"
+    if policy.tier == "Admin":
+        return f"{verb}: {text} — decided here, before any NetworkPolicy (unless an earlier rule matched)"
+    return f"{verb}: {text} — only where no NetworkPolicy selects the pods (unless an earlier rule matched)"
+
+
+def _tier_notes(policy: NormalizedPolicy) -> list[Note]:
+    if policy.flavor is Flavor.CALICO:
+        # Calico's policy model (projectcalico.org/v3 Tier, PolicySpec.Order): tiers in their own order, then within a
+        # tier policies by `order` (lower first; none last; equal orders by name). The first Allow or Deny that
+        # matches ends the evaluation, Pass jumps to the next tier, Log records and goes on; an endpoint a policy of
+        # the tier selects but no rule decides is denied at the tier's end (its default action). Kubernetes
+        # NetworkPolicies live in the `default` tier.
+        order = f"order {policy.priority:g}" if policy.priority is not None else "no order (evaluated last in its tier)"
+        return [Note("spec", "tier", f"Calico tier {policy.tier or 'default'}, {order}: tiers are evaluated in their "
+                     "order and, within one, policies by order (lower first, then by name); the first Allow or Deny "
+                     "that matches decides, Pass goes on to the next tier, Log records and goes on; traffic of "
+                     "selected endpoints that no rule of the tier decides is denied at the tier's end")]
+    if not _tiered(policy):
+        return []
+    if policy.tier == "Admin":
+        order = (f"priority {policy.priority:g}, lower first" if policy.priority is not None else "")
+        text = ("Admin tier" + (f", {order}" if order else "") + ": evaluated before every NetworkPolicy, which "
+                "cannot override what it accepts or denies; its Pass rules hand traffic on to NetworkPolicy, then "
+                "the Baseline tier")
+    else:
+        order = f", priority {policy.priority:g}" if policy.priority is not None else ""
+        text = (f"Baseline tier{order}: evaluated after NetworkPolicy, so it decides only for pods no NetworkPolicy "
+                "selects in that direction; what it does not decide is allowed (the Kubernetes default)")
+    return [Note("spec.tier" if policy.kind == "ClusterNetworkPolicy" else "spec", "tier", text)]
 
 
 # --- notes ----------------------------------------------------------------------------------
@@ -536,7 +619,7 @@ def _rule_notes(policy: NormalizedPolicy, rule: Rule, metadata_ips: Sequence[str
                               f"the cluster, on {_ports(rule)}"))
     for peer in rule.peers:
         notes.extend(_peer_notes(policy, peer, metadata_ips))
-        if peer.type is PeerType.FQDN:
+        if peer.type is PeerType.FQDN and not _tiered(policy):  # Cilium's DNS proxy: not how domainNames work
             notes.extend(_fqdn_notes(peer, dns_entries))
     for port in rule.ports:
         if port.name:
@@ -584,9 +667,11 @@ def _peer_notes(policy: NormalizedPolicy, peer: Peer, metadata_ips: Sequence[str
     if scope.scope is Scope.ALL:
         excluding = any(r.operator in ("NotIn", "DoesNotExist") for r in scope.selector.requirements)
         if policy.flavor is Flavor.KUBERNETES:
-            how = ("namespaceSelector {} matches" if scope.selector.empty else
-                   f"namespaceSelector ({_labels(scope.selector)}) only excludes, so it matches" if excluding else
-                   f"namespaceSelector ({_labels(scope.selector)}) only asks for labels every namespace has, "
+            # network-policy-api peers spell it `namespaces: {}`, or pods' namespaceSelector
+            field = "namespaces" if _tiered(policy) and peer.path.endswith(".namespaces") else "namespaceSelector"
+            how = (f"{field} {{}} matches" if scope.selector.empty else
+                   f"{field} ({_labels(scope.selector)}) only excludes, so it matches" if excluding else
+                   f"{field} ({_labels(scope.selector)}) only asks for labels every namespace has, "
                    "so it matches")
         elif not _namespace_requirements(scope, policy.flavor):
             how = "an endpoint selector without a namespace key in a clusterwide policy matches pods in"

@@ -44,6 +44,7 @@ _ANY_SELECTOR = Selector()
 class Flavor(StrEnum):
     KUBERNETES = "kubernetes"
     CILIUM = "cilium"
+    CALICO = "calico"  # projectcalico.org/v3 rules: ordered, with Allow/Deny/Log/Pass actions (webhook/kinds/calico.py)
 
 
 class Direction(StrEnum):

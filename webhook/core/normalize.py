@@ -11,7 +11,7 @@ scopes of selectors). The kind modules import these, so this module reaches the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,21 @@ if TYPE_CHECKING:
     from webhook.kinds import Registry
 
 NormalizationError = ShapeError
+
+# Where a policy of a tiered kind sits: (tier, priority) from the raw object. A kind whose policies have a tier
+# registers its reader beside its normalizer (`register_placement`, at import: kinds/npapi.py's kinds); the
+# others sit in no tier ("", None).
+Placement = Callable[[Mapping[str, Any]], tuple[str, float | None]]
+_PLACEMENTS: dict[object, Placement] = {}
+
+
+def register_placement(normalizer: object, placement: Placement) -> None:
+    """Declare that the kind normalized by `normalizer` has tiers, read from its objects by `placement`."""
+    _PLACEMENTS[normalizer] = placement
+
+
+def _untiered(obj: Mapping[str, Any]) -> tuple[str, float | None]:
+    return "", None
 
 
 def normalize(obj: Mapping[str, Any]) -> NormalizedPolicy:
@@ -41,10 +56,12 @@ def normalize(obj: Mapping[str, Any]) -> NormalizedPolicy:
     if policy_kind is None:
         raise _not_guarded(kinds.REGISTRY, api_version, kind)
     subjects, rules = policy_kind.normalizer(obj, namespace)
-    return NormalizedPolicy(kind=kind, flavor=policy_kind.flavor, name=name,
+    tier, priority = _PLACEMENTS.get(policy_kind.normalizer, _untiered)(obj)
+    # The kind as netguard names it (PolicyKind.name): Calico's NetworkPolicy is "NetworkPolicy.projectcalico.org".
+    return NormalizedPolicy(kind=policy_kind.name, flavor=policy_kind.flavor, name=name,
                             namespace=namespace if policy_kind.namespaced else "",
                             clusterwide=not policy_kind.namespaced, labels=labels,
-                            annotations=annotations, subjects=subjects, rules=rules)
+                            annotations=annotations, subjects=subjects, rules=rules, tier=tier, priority=priority)
 
 
 def _not_guarded(registry: Registry, api_version: str, kind: str) -> ShapeError:
@@ -68,6 +85,17 @@ def _string_map(value: Any, path: str) -> dict[str, str]:
     for k, v in expect_mapping(value, path).items():
         out[str(k)] = expect_str(v, f"{path}.{k}")
     return out
+
+
+def listed_directions(raw: list[Any], path: str) -> set[str]:
+    """The directions a policyTypes-like list names (NetworkPolicy `policyTypes`, Calico `types`); ShapeError at the
+    entry that is neither Ingress nor Egress."""
+    types = set()
+    for i, t in enumerate(raw):
+        if t not in ("Ingress", "Egress"):
+            raise ShapeError(f"{path}[{i}]", f"must be Ingress or Egress, got {t!r}")
+        types.add(t)
+    return types
 
 
 def port_range(protocol: str, raw_port: Any, raw_end: Any, path: str, *, cilium: bool = False) -> PortRange:

@@ -186,11 +186,13 @@ class ClusterSnapshot:
             "enabled": self.enabled, "synced": self.synced, "stale": self.stale,
             "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 1),
             "namespace": namespace, "namespace_labels": dict(namespace_labels),
-            "default_deny": None, "default_deny_before": None, "baselines": [],
+            "default_deny": None, "default_deny_before": None, "baselines": [], "same_priority": [],
         }
         if not self.usable:
             return out
         out["baselines"] = self.baselines(namespace)
+        if policy is not None and operation is not Operation.DELETE:
+            out["same_priority"] = self.same_priority(policy)
         if not namespace or policy is None or policy.clusterwide:
             return out
         key = (policy.kind, namespace, policy.name)
@@ -199,6 +201,19 @@ class ClusterSnapshot:
         out["default_deny"] = self.default_deny(
             namespace, without=key, adding=None if operation is Operation.DELETE else own)
         return out
+
+    def same_priority(self, policy: NormalizedPolicy) -> list[dict[str, str]]:
+        """Stored policies of the same kind, scope, tier and priority as `policy` (itself left out): the API gives
+        no order between them (network-policy-api: "if two AdminNetworkPolicies have the same priority, the
+        behavior is undefined"), so which one wins can change with the implementation or a restart. Empty for kinds
+        without a priority."""
+        if not policy.tier or policy.priority is None:
+            return []
+        where = "" if policy.clusterwide else policy.namespace
+        return [{"kind": p.kind, "namespace": p.namespace, "name": p.name}
+                for p in sorted(self.by_namespace.get(where, {}).values(), key=policy_key)
+                if p.kind == policy.kind and p.tier == policy.tier and p.priority == policy.priority
+                and p.name != policy.name]
 
     @classmethod
     def from_objects(cls, namespaces: Mapping[str, Mapping[str, str]], objects: Iterable[Mapping[str, Any]], *,

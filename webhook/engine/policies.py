@@ -36,7 +36,7 @@ def _metadata_schema() -> dict[str, Any]:
     """policy.schema.json with `kinds` limited to the registered kinds (webhook/kinds): the registry is the one list."""
     schema: dict[str, Any] = json.loads(
         resources.files("webhook").joinpath("schemas/policy.schema.json").read_text())
-    schema["properties"]["kinds"]["items"]["enum"] = [k.kind for k in kinds.ALL]
+    schema["properties"]["kinds"]["items"]["enum"] = [k.name for k in kinds.ALL]  # "NetworkPolicy.projectcalico.org"
     return schema
 
 

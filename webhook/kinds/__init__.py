@@ -28,7 +28,8 @@ from webhook.kinds.kind import GroupVersionKind, Phrasing, PolicyKind
 
 __all__ = [
     "ALL", "CILIUM_CLUSTERWIDE_NETWORK_POLICY", "CILIUM_NETWORK_POLICY", "NAMES", "NETWORK_POLICY", "REGISTRY",
-    "GroupVersionKind", "Phrasing", "PolicyKind", "Registry", "by_plural", "discover", "lookup", "of", "with_name",
+    "GroupVersionKind", "Phrasing", "PolicyKind", "Registry", "by_resource", "discover", "lookup", "named", "of",
+    "with_name",
 ]
 
 
@@ -55,51 +56,70 @@ def _group_of(api_version: str) -> str:
 
 
 class Registry:
-    """Kinds in a stable order, looked up by (group, kind), by plural or by the kind of a raw object."""
+    """Kinds in a stable order, looked up by (group, kind), by resource (plural.group) or by the kind of a raw
+    object."""
 
     def __init__(self, kinds: Iterable[PolicyKind]) -> None:
         self.all = tuple(kinds)
         self._by_group_kind: dict[tuple[str, str], PolicyKind] = {}
-        self._by_plural: dict[str, PolicyKind] = {}
-        self._by_name: dict[str, tuple[PolicyKind, ...]] = {}
+        self._by_resource: dict[str, PolicyKind] = {}
+        self._by_name: dict[str, tuple[PolicyKind, ...]] = {}  # the kind alone, and the name netguard gives it
+        named: dict[str, PolicyKind] = {}
         for kind in self.all:
             if (kind.group, kind.kind) in self._by_group_kind:
                 raise ValueError(f"{kind.kind} of {kind.group} is registered twice")
-            # The cluster view and the audit key what they list and watch on the plural alone (thread names,
-            # resource keys): two groups' kinds of the same plural need those keys qualified first.
-            if kind.plural in self._by_plural:
-                other = self._by_plural[kind.plural]
-                raise ValueError(f"{kind.kind} of {kind.group} and {other.kind} of {other.group} share the plural "
-                                 f"{kind.plural}")
+            # The cluster view, the reader and the audit key what they list and watch on the resource qualified by
+            # its group (networkpolicies of networking.k8s.io and of projectcalico.org are two resources).
+            if kind.resource in self._by_resource:
+                raise ValueError(f"the resource {kind.resource} is registered twice")
+            # Guardrails' `kinds:` lists and a NormalizedPolicy name a kind without its group: a second kind of the
+            # same name declares itself `qualified`.
+            if kind.name in named:
+                other = named[kind.name]
+                raise ValueError(f"{kind.kind} of {kind.group} and {other.kind} of {other.group} are both named "
+                                 f"{kind.name}: declare the later one qualified")
+            named[kind.name] = kind
             self._by_group_kind[(kind.group, kind.kind)] = kind
-            self._by_plural[kind.plural] = kind
-            self._by_name[kind.kind] = (*self._by_name.get(kind.kind, ()), kind)
+            self._by_resource[kind.resource] = kind
+            for name in dict.fromkeys((kind.kind, kind.name)):
+                self._by_name[name] = (*self._by_name.get(name, ()), kind)
+        self._named = named
+        # The names a request's `kind` field or a guardrail's `kinds:` list may carry (a first filter).
         self.names = frozenset(self._by_name)
 
     def lookup(self, group: str, kind: str) -> PolicyKind | None:
         """The kind `kind` of API group `group`, if netguard guards it."""
         return self._by_group_kind.get((group, kind))
 
-    def by_plural(self, plural: str) -> PolicyKind | None:
-        """The kind whose resource is `plural` (plurals are unique among registered kinds)."""
-        return self._by_plural.get(plural)
+    def by_resource(self, resource: str) -> PolicyKind | None:
+        """The kind whose resource (plural.group, `PolicyKind.resource`) is `resource`."""
+        return self._by_resource.get(resource)
+
+    def named(self, name: str) -> PolicyKind | None:
+        """The kind netguard names `name` (`PolicyKind.name`: a NormalizedPolicy's kind, a guardrail's `kinds:`)."""
+        return self._named.get(name)
 
     def with_name(self, kind: str) -> tuple[PolicyKind, ...]:
-        """Every registered kind called `kind`, whatever its group: for values that carry no group (a
-        NormalizedPolicy's kind) and for naming the groups in a message. Not an identity: see `lookup`."""
+        """Every registered kind called `kind` (or named so: `PolicyKind.name`), whatever its group: for values that
+        carry no group and for naming the groups in a message. Not an identity: see `lookup` and `named`."""
         return self._by_name.get(kind, ())
 
     def of(self, obj: Mapping[str, Any]) -> PolicyKind | None:
         """The registered kind of a raw object: its apiVersion's group and its kind. An object without an
         apiVersion (a fragment: the API server always sends one, and `check` refuses documents without one) is
-        matched on its kind only when a single registered kind has that name."""
+        the kind netguard names so (`name`: of the kinds called NetworkPolicy, the Kubernetes one; Calico's is
+        named NetworkPolicy.projectcalico.org), else matched on its kind only when a single registered kind has
+        that kind."""
         kind = obj.get("kind")
         if not isinstance(kind, str):
             return None
         api_version = obj.get("apiVersion")
         if api_version:
             return self._by_group_kind.get((_group_of(api_version), kind)) if isinstance(api_version, str) else None
-        same = self._by_name.get(kind, ())
+        named = self._named.get(kind)
+        if named is not None and named.kind == kind:
+            return named
+        same = tuple(k for k in self._by_name.get(kind, ()) if k.kind == kind)
         return same[0] if len(same) == 1 else None
 
 
@@ -107,7 +127,8 @@ REGISTRY = Registry(discover())
 ALL = REGISTRY.all
 NAMES = REGISTRY.names
 lookup = REGISTRY.lookup
-by_plural = REGISTRY.by_plural
+by_resource = REGISTRY.by_resource
+named = REGISTRY.named
 with_name = REGISTRY.with_name
 of = REGISTRY.of
 

@@ -62,6 +62,23 @@ class PolicyKind:
     # the audit's lists): ascending, unique among registered kinds. The registry finds kind modules by listing
     # the package, so the order is declared, not taken from file names; tens leave room for a kind in between.
     order: int
+    # Whether netguard names the kind with its group, as kubectl spells a qualified kind
+    # ("NetworkPolicy.projectcalico.org"): for a kind whose name another guarded kind already has. See `name`.
+    qualified: bool = False
+
+    @property
+    def name(self) -> str:
+        """The kind as netguard names it where no group is carried: guardrails' `kinds:` lists, a
+        NormalizedPolicy's `kind` (so the guardrails that run, exceptions and reports), metrics. Unique among
+        registered kinds: the kind itself, or "Kind.group" for a `qualified` kind."""
+        return f"{self.kind}.{self.group}" if self.qualified else self.kind
+
+    @property
+    def resource(self) -> str:
+        """The resource qualified by its group, as kubectl spells it ("networkpolicies.networking.k8s.io",
+        "networkpolicies.projectcalico.org"): what the cluster view, the reader and the audit key what they list
+        and watch on, since two groups serve a `networkpolicies`."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
 
     @property
     def group(self) -> str:

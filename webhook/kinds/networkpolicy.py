@@ -25,7 +25,7 @@ from webhook.core.netpolicy import (
     Scope,
     Subject,
 )
-from webhook.core.normalize import namespace_scope, port_range
+from webhook.core.normalize import listed_directions, namespace_scope, port_range
 from webhook.core.selectors import NAMESPACE_NAME_LABEL, parse_selector
 from webhook.core.shape import ShapeError, expect_mapping, expect_str, optional_list, optional_str
 from webhook.kinds.kind import GroupVersionKind, Phrasing, PolicyKind
@@ -42,11 +42,7 @@ def normalize_spec(obj: Mapping[str, Any], namespace: str) -> tuple[tuple[Subjec
     ingress = optional_list(spec, "ingress", "spec")
     egress = optional_list(spec, "egress", "spec")
     raw_types = optional_list(spec, "policyTypes", "spec")
-    types = set()
-    for i, t in enumerate(raw_types):
-        if t not in ("Ingress", "Egress"):
-            raise ShapeError(f"spec.policyTypes[{i}]", f"must be Ingress or Egress, got {t!r}")
-        types.add(t)
+    types = listed_directions(raw_types, "spec.policyTypes")
     if not raw_types:  # API defaulting (SetDefaults_NetworkPolicy)
         types = {"Ingress"} | ({"Egress"} if egress else set())
     subject = Subject(

@@ -129,8 +129,10 @@ def review_document(pipeline: Pipeline, doc: Document, *, namespace: str | None 
     kind = doc.obj.get("kind")
     if not isinstance(kind, str) or not isinstance(doc.obj.get("apiVersion"), str):
         return SourceError(doc.source, doc.line, 1, "not a Kubernetes object: apiVersion and kind are required"), None
-    if kinds.of(doc.obj) is None:  # group and kind, as the audit's inventory: extensions/v1beta1 is not guarded
+    known = kinds.of(doc.obj)
+    if known is None:  # group and kind, as the audit's inventory: extensions/v1beta1 is not guarded
         return None, None
+    kind = known.name  # as netguard names it: Calico's NetworkPolicy is NetworkPolicy.projectcalico.org
     doc = doc.in_namespace(namespace)
     try:
         request = synthetic_create(doc.obj, user=requester, namespace=doc.namespace)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from webhook.core.model import POLICY_KINDS
+from webhook import kinds
 from webhook.reports import PLAIN_STYLE, Format, Style
 
 if TYPE_CHECKING:
@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 POLICY_REPORT_API = "wgpolicyk8s.io/v1alpha2"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "netguard"}
-API_VERSIONS = {gvk.kind: gvk.api_version for gvk in POLICY_KINDS}
+# A finding's kind is the name netguard gives the kind (Calico's NetworkPolicy is "NetworkPolicy.projectcalico.org");
+# the report names the resource by its real kind and apiVersion.
+RESOURCES = {k.name: (k.kind, k.api_version) for k in kinds.ALL}
 # enforce: admission would reject it today -> fail. warn and audit are both "requirement not met, not
 # blocking": the CRD's `warn` ("not met, not scored"). Audit includes findings an exception excuses;
 # `properties.reason` names the exception. Only `fail` results are scored.
@@ -37,7 +39,8 @@ def _timestamp(when: datetime) -> dict[str, int]:
 
 
 def _result(f: AuditFinding, stamp: Mapping[str, int]) -> dict[str, Any]:
-    resource: dict[str, str] = {"apiVersion": API_VERSIONS.get(f.kind, ""), "kind": f.kind, "name": f.name}
+    kind, api_version = RESOURCES.get(f.kind, (f.kind, ""))
+    resource: dict[str, str] = {"apiVersion": api_version, "kind": kind, "name": f.name}
     if not resource["apiVersion"]:
         del resource["apiVersion"]
     if f.namespace:

@@ -106,6 +106,10 @@ fix(_, peer) := "replace the entity with toEndpoints/fromEndpoints that name the
 	every key, value in service.pod_labels {
 		data.netguard.lib.pins(peer.pods, key, value)
 	}
+} else := "name the namespaces: namespaces.matchLabels {kubernetes.io/metadata.name: <ns>}, or pods with that namespaceSelector and a podSelector for the pods you need" if {
+	# the network-policy-api kinds (AdminNetworkPolicy, ClusterNetworkPolicy, ...): namespaces / pods peers
+	object.get(input.policy, "tier", "") in {"Admin", "Baseline"}
+	input.policy.flavor == "kubernetes"
 } else := "name the namespaces: namespaceSelector.matchLabels {kubernetes.io/metadata.name: <ns>} with a podSelector for the pods you need" if {
 	input.policy.flavor == "kubernetes"
 } else := "name the namespaces: add io.kubernetes.pod.namespace: <ns> to the selector's matchLabels, with the pod labels you need"

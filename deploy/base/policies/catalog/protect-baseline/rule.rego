@@ -32,6 +32,10 @@ baseline if {
 
 baseline if listed
 
+# A Baseline-tier policy (BaselineAdminNetworkPolicy, ClusterNetworkPolicy tier: Baseline) is the
+# cluster's baseline by what it is: it decides the traffic no NetworkPolicy decides.
+baseline if input.policy.tier == "Baseline"
+
 marker_added if {
 	input.request.operation == "UPDATE"
 	marked(input.policy)
@@ -59,6 +63,8 @@ why := sprintf("it is marked %s=true", [marker]) if {
 } else := sprintf("it was marked %s=true", [marker]) if {
 	input.request.operation == "UPDATE"
 	marked(input.old_policy)
+} else := "it is a Baseline-tier policy, the cluster's default for traffic no NetworkPolicy decides" if {
+	input.policy.tier == "Baseline"
 } else := "it is listed in the protect-baseline baselines"
 
 violation contains v if {

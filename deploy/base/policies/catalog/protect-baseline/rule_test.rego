@@ -106,3 +106,23 @@ test_missing_request_still_reports if {
 	some v in protect_baseline.violation with input as inp
 	contains(v.msg, "an unidentified requester may not manage the baseline")
 }
+
+baseline_tier(operation, platform) := object.union(doc(operation, {}, {}, platform), {"policy": {
+	"kind": "BaselineAdminNetworkPolicy", "namespace": "", "name": "default", "tier": "Baseline",
+	"labels": {}, "rules": [], "subjects": [],
+}})
+
+test_baseline_tier_policy_is_a_baseline if {
+	some v in protect_baseline.violation with input as baseline_tier("DELETE", false)
+	contains(v.msg, "alice may not delete the baseline BaselineAdminNetworkPolicy default")
+	contains(v.msg, "it is a Baseline-tier policy")
+}
+
+test_baseline_tier_policy_by_platform_is_not_reported if {
+	count(protect_baseline.violation) == 0 with input as baseline_tier("DELETE", true)
+}
+
+test_admin_tier_policy_is_not_a_baseline if {
+	inp := object.union(baseline_tier("DELETE", false), {"policy": {"kind": "AdminNetworkPolicy", "tier": "Admin"}})
+	count(protect_baseline.violation) == 0 with input as inp
+}
