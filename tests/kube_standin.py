@@ -19,6 +19,10 @@ that `netguard audit` uses, with recorded objects written the way the API server
                                                  `cidr_group_versions` (both by default, as Cilium
                                                  1.18 serves it; ("v2alpha1",) for Cilium 1.14-1.17;
                                                  () for a Cilium without the CRD)
+  GET /apis/projectcalico.org/v3/{networksets,globalnetworksets}
+                                                 NetworkSetList (all namespaces), GlobalNetworkSetList, from
+                                                 Objects.network_sets / .global_network_sets (empty by
+                                                 default), served with the CRDs as Calico's kinds are
   GET /api/v1/pods                               PodList (all namespaces); with `Accept: application/json;
                                                  as=PartialObjectMetadataList;g=meta.k8s.io;v=v1` (the
                                                  metadata API, any collection) a PartialObjectMetadataList:
@@ -256,6 +260,7 @@ class RecordedPatch:
 
 
 CILIUM_GROUP = "cilium.io"
+CALICO_GROUP = "projectcalico.org"  # its NetworkSets and GlobalNetworkSets, beside the Calico policy kinds
 VERBS = ("delete", "deletecollection", "get", "list", "patch", "create", "update", "watch")  # of a served resource
 RECORDED_DISCOVERY_VERSIONS = ("v2", "v2alpha1")  # cilium.io, the preferred first
 # Recorded discovery entries (Cilium 1.16) of cilium.io; ciliumcidrgroups is added at `cidr_group_versions`, and a
@@ -296,6 +301,9 @@ class Objects:
         default_factory=lambda: copy.deepcopy(CILIUM_CLUSTERWIDE_NETWORK_POLICIES))
     pods: list[dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(PODS))
     cilium_cidr_groups: list[dict[str, Any]] = field(default_factory=lambda: copy.deepcopy(CILIUM_CIDR_GROUPS))
+    # Calico's projectcalico.org/v3 NetworkSets (namespaced) and GlobalNetworkSets: written, not recorded.
+    network_sets: list[dict[str, Any]] = field(default_factory=list)
+    global_network_sets: list[dict[str, Any]] = field(default_factory=list)
     # plural (validatingwebhookconfigurations, mutatingwebhookconfigurations) -> name -> object as applied
     webhook_configurations: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     # netguard doctor: the webhook's Service, its serving certificate Secret and the Service's EndpointSlices
@@ -459,6 +467,11 @@ class KubeStandIn:
             **{f"/apis/{CILIUM_GROUP}/{v}/ciliumcidrgroups": _Collection(
                 "CiliumCIDRGroupList", f"{CILIUM_GROUP}/{v}", CILIUM_GROUP, "ciliumcidrgroups",
                 tuple(o.cilium_cidr_groups), custom=True) for v in self.cidr_group_versions},
+            **{f"/apis/{CALICO_GROUP}/v3/{plural}": _Collection(
+                f"{kind}List", f"{CALICO_GROUP}/v3", CALICO_GROUP, plural, tuple(items), custom=True,
+                key=f"{plural}.{CALICO_GROUP}")
+               for plural, kind, items in (("networksets", "NetworkSet", o.network_sets),
+                                           ("globalnetworksets", "GlobalNetworkSet", o.global_network_sets))},
         }
 
     def _versions(self) -> dict[str, list[str]]:
@@ -500,6 +513,11 @@ class KubeStandIn:
                       for k in kinds.ALL if k.api_version == group_version and k.plural not in names]
         if group == CILIUM_GROUP:
             resources += self._cidr_group_discovery(version)
+        if group_version == f"{CALICO_GROUP}/v3":
+            resources += [{"name": plural, "singularName": plural[:-1], "namespaced": plural == "networksets",
+                           "kind": kind, "verbs": list(VERBS)}
+                          for plural, kind in (("networksets", "NetworkSet"), ("globalnetworksets", "GlobalNetworkSet"))
+                          if plural not in names]
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
 
     def _cidr_group_discovery(self, version: str) -> list[dict[str, Any]]:
@@ -726,7 +744,9 @@ class KubeStandIn:
 
     def _items_of(self, resource: str) -> list[dict[str, Any]]:
         lists = {"namespaces": self.objects.namespaces, **self.objects.policies,
-                 "ciliumcidrgroups": self.objects.cilium_cidr_groups, "pods": self.objects.pods}
+                 "ciliumcidrgroups": self.objects.cilium_cidr_groups, "pods": self.objects.pods,
+                 f"networksets.{CALICO_GROUP}": self.objects.network_sets,
+                 f"globalnetworksets.{CALICO_GROUP}": self.objects.global_network_sets}
         return lists[resource]
 
     def _record(self, version: int, resource: str, event: dict[str, Any]) -> None:

@@ -74,7 +74,9 @@ def test_peer_selectors_namespaces_and_network_sets() -> None:
     pods, sets = rules[0].peers
     assert pods.type is PeerType.PODS and pods.namespaces is not None and pods.namespaces.scope is Scope.OWN
     assert pods.pods == Selector((Requirement("app", "In", ("web",)),))
-    assert sets.type is PeerType.GROUP and sets.raw == {"calicoNetworkSets": "app == 'web'", "global": False}
+    assert sets.type is PeerType.GROUP and sets.raw == {"calicoNetworkSets": "app == 'web'", "global": False,
+                                                        "namespaces": "own", "namespace": "team-a",
+                                                        "namespaceSelector": None}
     assert rules[1].peers[0].namespaces.scope is Scope.ALL
     assert rules[2].peers[0].namespaces.names == ("mon",)
     assert [p.type for p in rules[3].peers] == [PeerType.GROUP]  # host endpoints and GlobalNetworkSets only

@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 from tests.kube_standin import KubeStandIn, Objects
 from webhook import kinds
 from webhook.cluster.api import ClusterError
-from webhook.cluster.cluster_view import CIDR_GROUPS, RESOURCES, ClusterView, Watcher, backoff_seconds
+from webhook.cluster.cluster_view import CIDR_GROUPS, NETWORK_SETS, RESOURCES, ClusterView, Watcher, backoff_seconds
 from webhook.cluster.kube import WatchBrokeOff
 from webhook.config import from_mapping, load
 from webhook.core import posture
@@ -588,7 +588,8 @@ def test_kinds_of_crds_not_served_count_as_listed_and_empty(tmp_path: Path) -> N
         try:
             assert wait_until(lambda: watcher.view.synced)
             absent = sorted(e["resource"] for e in logs if e["event"] == "cluster.watch.not_installed")
-            assert absent == sorted({*(k.resource for k in kinds.ALL if k.optional_crd), CIDR_GROUPS})  # one each
+            assert absent == sorted({*(k.resource for k in kinds.ALL if k.optional_crd), CIDR_GROUPS,
+                                     *NETWORK_SETS})  # one each
             assert not [e for e in logs if e.get("log_level") in ("warning", "error")]
             assert set(watcher.view.policies) == {("NetworkPolicy", "team-a", "web")}
             optional = {k.collection_path for k in kinds.ALL if k.optional_crd}

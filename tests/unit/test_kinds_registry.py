@@ -114,7 +114,7 @@ def test_a_guardrails_kinds_may_name_every_registered_kind_and_nothing_else() ->
 
 # -- discovery ----------------------------------------------------------------------------------------------
 
-HELPERS = {"calico", "kind", "cilium", "npapi"}  # PolicyKind itself; the rule language both Cilium kinds share
+HELPERS = {"calico", "kind", "cilium", "npapi", "staged_action"}  # PolicyKind itself; the rule languages; stagedAction
 
 
 def _modules() -> dict[str, ModuleType]:
@@ -217,7 +217,8 @@ def test_calicos_network_policy_is_named_with_its_group_beside_the_kubernetes_on
 
 @pytest.mark.parametrize(("group", "kind"), [
     ("crd.antrea.io", "NetworkPolicy"),  # Antrea's own NetworkPolicy
-    ("projectcalico.org", "StagedNetworkPolicy"),  # Calico's staged kinds are not guarded
+    ("networking.k8s.io", "StagedNetworkPolicy"),  # Calico's staged kinds are guarded in projectcalico.org only
+    ("projectcalico.org", "StagedNetworkSet"),  # nor is every Calico kind guarded
     ("", "NetworkPolicy"),  # the core group serves none
     ("cilium.io", "NetworkPolicy"),
     ("networking.k8s.io", "CiliumNetworkPolicy"),

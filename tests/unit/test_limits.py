@@ -37,6 +37,16 @@ def cnp(spec: dict[str, Any] | None = None, specs: list[dict[str, Any]] | None =
     return obj
 
 
+def calico(spec: dict[str, Any], kind: str = "NetworkPolicy") -> dict[str, Any]:
+    metadata = {"name": "p", "namespace": "team-a"} if kind == "NetworkPolicy" else {"name": "p"}
+    return {"apiVersion": "projectcalico.org/v3", "kind": kind, "metadata": metadata,
+            "spec": {"selector": "all()", **spec}}
+
+
+def nets(n: int) -> list[str]:
+    return [f"10.{i}.0.0/16" for i in range(n)]
+
+
 def block(n: int) -> dict[str, Any]:
     return {"ipBlock": {"cidr": "10.0.0.0/8", "except": [f"10.0.{i}.0/24" for i in range(n)]}}
 
@@ -58,6 +68,56 @@ OVER = {
                           "spec.egress[0].toFQDNs", 3),
     "max_cidrs": (netpol({"egress": [{"to": [block(2), block(0)]}, {"to": [block(1)]}]}), "spec.egress[0]", 6),
 }
+
+
+# The same limits over Calico's rule language (projectcalico.org/v3: counted per side of a rule).
+CALICO_OVER = {
+    "max_rules": (calico({"ingress": [{"action": "Allow"}] * 2, "egress": [{"action": "Allow"}] * 2}),
+                  "spec.ingress", 4),
+    "max_peers_per_rule": (calico({"egress": [{"action": "Allow", "destination": {"nets": nets(3)}}]}),
+                           "spec.egress[0].destination.nets", 3),
+    "max_ports_per_rule": (calico({"ingress": [{"action": "Allow", "protocol": "TCP",
+                                                "destination": {"ports": [80, 443], "notPorts": [8080]}}]}),
+                           "spec.ingress[0].destination", 3),
+    "max_excepts_per_peer": (calico({"egress": [{"action": "Allow", "destination": {"notNets": nets(3)}}]}),
+                             "spec.egress[0].destination.notNets", 3),
+    "max_fqdn_patterns": (calico({"egress": [{"action": "Allow",
+                                              "destination": {"domains": [f"h{i}.example.com" for i in range(3)]}}]},
+                                 "GlobalNetworkPolicy"), "spec.egress[0].destination.domains", 3),
+    # two nets, each with the two notNets carved from it: 2 x (1 + 2)
+    "max_cidrs": (calico({"egress": [{"action": "Allow", "destination": {"nets": nets(2), "notNets": nets(2)}}]}),
+                  "spec.egress[0]", 6),
+}
+
+
+@pytest.mark.parametrize("limit", sorted(CALICO_OVER))
+def test_each_limit_counts_calico_rules(limit: str) -> None:
+    obj, path, count = CALICO_OVER[limit]
+    violation = check_limits(obj, SMALL)
+    assert violation is not None
+    assert (violation.limit, violation.path, violation.count) == (limit, path, count)
+    assert violation.problem.startswith(f"{count} ")
+
+
+def test_calico_counts_service_account_names_with_nets_and_both_sides() -> None:
+    side = {"nets": ["10.0.0.0/8"], "serviceAccounts": {"names": ["a", "b"]}}
+    violation = check_limits(calico({"egress": [{"action": "Allow", "destination": side}]}), SMALL)
+    assert violation is not None and violation.limit == "max_peers_per_rule"
+    assert (violation.path, violation.count) == ("spec.egress[0].destination", 3)
+    assert "nets 1, serviceAccounts.names 2" in violation.detail
+    source = calico({"egress": [{"action": "Allow", "source": {"nets": nets(3)}}]})  # the other side counts too
+    assert check_limits(source, SMALL).path == "spec.egress[0].source.nets"  # type: ignore[union-attr]
+    assert check_limits(calico({"ingress": [{"action": "Allow", "source": {"nets": nets(2), "notNets": nets(1)},
+                                             "destination": {"ports": [1, 2]}}]}), SMALL) is None
+
+
+def test_calico_limits_bound_a_huge_policy_before_it_is_read() -> None:
+    huge = calico({"egress": [{"action": "Allow", "destination": {"nets": nets(200) * 500}}]})
+    violation = check_limits(huge, Limits())
+    assert violation is not None
+    assert (violation.limit, violation.path, violation.count) == (
+        "max_peers_per_rule", "spec.egress[0].destination.nets", 100000)
+    assert check_limits(calico({"egress": [{"action": "Allow"}] * 1001}), Limits()).limit == "max_rules"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("limit", sorted(OVER))
@@ -147,6 +207,18 @@ def test_an_object_over_a_limit_is_denied_before_any_work(pipeline: Pipeline) ->
     assert "limits.max_rules (3)" in applied.finding.message
 
 
+def test_an_oversized_calico_policy_is_denied_naming_the_field(pipeline: Pipeline) -> None:
+    obj = calico({"types": ["Egress"], "egress": [{"action": "Allow", "destination": {"notNets": nets(3)}}]},
+                 "GlobalNetworkPolicy")
+    decision = pipeline.review(parse_review(make_review(obj))).decision
+    assert decision.verdict is Verdict.DENIED
+    (applied,) = decision.findings
+    assert (applied.finding.rule, applied.finding.path, applied.mode) == (
+        LIMITS, "spec.egress[0].destination.notNets", Mode.ENFORCE)
+    assert applied.finding.message.startswith("3 except entries in this peer")
+    assert "limits.max_excepts_per_peer (2)" in applied.finding.message
+
+
 def test_deleting_an_oversized_object_stays_possible(pipeline: Pipeline) -> None:
     obj = netpol({"egress": [{"to": [block(3)]}]})
     decision = pipeline.review(parse_review(make_review(None, old=obj, operation="DELETE"))).decision
@@ -200,6 +272,18 @@ def _objects() -> list[Any]:
     for sample in sorted(REPO.glob("policies/*/samples/*/*.yaml")):
         if not sample.name.endswith(".request.yaml"):
             found.extend(yaml.safe_load_all(sample.read_text()))
+    found.extend(obj for obj, _, _ in CALICO_OVER.values())
+    side = {"nets": nets(2), "notNets": nets(1), "serviceAccounts": {"names": ["a"], "selector": "x == 'y'"},
+            "ports": [1, "2:3"], "notPorts": [4], "domains": ["a.example.com"]}
+    found.extend([
+        calico({"ingress": [{"action": "Allow", "source": side, "destination": side}, {"action": "Log"}],
+                "egress": [{"action": "Deny", "destination": {"notNets": nets(2)}},
+                           {"action": "Pass", "source": {"nets": nets(1)}, "destination": {"nets": nets(3)}}]}),
+        calico({"egress": [None, {"action": "Allow", "destination": "x", "source": {"nets": 3,
+                                                                                    "serviceAccounts": []}}]}),
+        calico({"ingress": "x"}, "GlobalNetworkPolicy"),
+        {"apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy", "spec": None},
+    ])
     return found
 
 

@@ -1,12 +1,13 @@
-"""The webhook's picture of the cluster: namespace labels, every network policy and Cilium's CIDR groups,
-kept current by watches.
+"""The webhook's picture of the cluster: namespace labels, every network policy, Cilium's CIDR groups and
+Calico's network sets, kept current by watches.
 
 Some guardrails need more than the object under review: namespace-label modes need the namespace's
 labels, namespace-has-default-deny needs the other policies of the namespace. An admission webhook
 must not call the API server on the request path (a slow API server would make every policy write
 slow, and the API server is calling us), so a background `Watcher` lists and then watches
-namespaces, the three policy kinds and CiliumCIDRGroups (what `cidrGroupRef`/`cidrGroupSelector` entries
-of toCIDRSet/fromCIDRSet stand for) into a `ClusterView`, and requests read an immutable
+namespaces, the policy kinds, CiliumCIDRGroups (what `cidrGroupRef`/`cidrGroupSelector` entries
+of toCIDRSet/fromCIDRSet stand for) and Calico (Global)NetworkSets (what a Calico rule's selector may also pick)
+into a `ClusterView`, and requests read an immutable
 `ClusterSnapshot` from memory.
 
 `ClusterView` is pure state with a lock: the watcher thread applies lists and events, request
@@ -20,7 +21,7 @@ watch from the list's resourceVersion -> on 410 Gone list again -> on errors exp
 with jitter, then list again (events missed while down are covered by the new list). It runs in each
 gunicorn worker (the app factory starts it after the fork): threads do not survive a fork.
 
-Size: just over 400 lines: the thread-safe view and the watcher that feeds it, whose list/watch/410/backoff
+Size: about 500 lines: the thread-safe view and the watcher that feeds it, whose list/watch/410/backoff
 cycle and synced/stale state are tested together.
 """
 
@@ -41,7 +42,16 @@ from webhook.core.netpolicy import NormalizedPolicy
 from webhook.core.normalize import normalize
 from webhook.core.selectors import NAMESPACE_NAME_LABEL
 from webhook.core.shape import ShapeError
-from webhook.core.snapshot import CIDR_GROUP_KIND, CidrGroup, ClusterSnapshot, PolicyKey, cidr_group, object_meta
+from webhook.core.snapshot import (
+    CIDR_GROUP_KIND,
+    CidrGroup,
+    ClusterSnapshot,
+    NetworkSet,
+    PolicyKey,
+    cidr_group,
+    network_set,
+    object_meta,
+)
 
 if TYPE_CHECKING:
     from webhook.core.settings import ClusterSettings
@@ -64,8 +74,14 @@ POLICY_RESOURCES: Mapping[str, GroupVersionKind] = {k.resource: k.gvk for k in k
 # field is pkg/policy/api/cidr.go CIDRRule.CIDRGroupSelector. webhook/cluster/kube.py lists v2 and falls back to
 # v2alpha1 on clusters that serve only that.
 CIDR_GROUPS = "ciliumcidrgroups"
-RESOURCES = (NAMESPACES, *POLICY_RESOURCES, CIDR_GROUPS)
-OPTIONAL_RESOURCES = frozenset({*(k.resource for k in kinds.ALL if k.optional_crd), CIDR_GROUPS})  # CRDs
+# Calico's NetworkSet (namespaced) and GlobalNetworkSet (cluster-scoped), projectcalico.org/v3: `spec.nets`, the
+# addresses a Calico rule's selector adds when it matches the set's labels (github.com/projectcalico/api
+# pkg/apis/projectcalico/v3/networkset.go, globalnetworkset.go). Watched, when served, as the kind they are.
+NETWORK_SETS = {"networksets.projectcalico.org": "NetworkSet",
+                "globalnetworksets.projectcalico.org": "GlobalNetworkSet"}
+RESOURCES = (NAMESPACES, *POLICY_RESOURCES, CIDR_GROUPS, *NETWORK_SETS)
+OPTIONAL_RESOURCES = frozenset({*(k.resource for k in kinds.ALL if k.optional_crd), CIDR_GROUPS,
+                                *NETWORK_SETS})  # CRDs (Calico's API server)
 
 
 def _kind(resource: str) -> kinds.PolicyKind:
@@ -90,6 +106,7 @@ class _Data:
     namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     by_namespace: Mapping[str, Mapping[PolicyKey, NormalizedPolicy]] = field(default_factory=dict)
     cidr_groups: Mapping[str, CidrGroup] = field(default_factory=dict)
+    network_sets: Mapping[tuple[str, str], NetworkSet] = field(default_factory=dict)  # (namespace, name)
 
 
 class ClusterView:
@@ -112,8 +129,9 @@ class ClusterView:
         self._last_ok: dict[str, float] = {}  # resource -> when its watch was last known to be current
         self._down: dict[str, str] = {}  # resource -> the error that took its watch down
         self._last_event: datetime | None = None
-        # Stored objects normalize() (or cidr_group()) rejected, with the reason; CIDR groups as
-        # ("CiliumCIDRGroup", "", name).
+        # Stored objects normalize() (or cidr_group(), network_set()) rejected, with the reason; CIDR groups as
+        # ("CiliumCIDRGroup", "", name), network sets as ("NetworkSet", namespace, name) and
+        # ("GlobalNetworkSet", "", name).
         self.unreadable: dict[PolicyKey, str] = {}
 
     # -- reads (any thread) ------------------------------------------------------------------
@@ -129,6 +147,8 @@ class ClusterView:
         return ClusterSnapshot(enabled=True, synced=synced, stale=synced and age > self.stale_after_seconds,
                                age_seconds=age if synced else None, namespaces=data.namespaces,
                                by_namespace=data.by_namespace, cidr_groups_by_name=data.cidr_groups,
+                               network_sets_by_key=data.network_sets,
+                               network_sets_known=all(r in self._resources for r in NETWORK_SETS),
                                generation=generation)
 
     @property
@@ -162,7 +182,7 @@ class ClusterView:
             last = self._last_event
         return {"synced": snap.synced, "stale": snap.stale, "age_seconds": snap.age_seconds,
                 "namespaces": len(snap.namespaces), "policies": len(snap.policies),
-                "cidr_groups": len(snap.cidr_groups_by_name),
+                "cidr_groups": len(snap.cidr_groups_by_name), "network_sets": len(snap.network_sets_by_key),
                 "last_event": last.isoformat() if last else None,
                 "watches_down": {r: error[:300] for r, error in sorted(down.items())}}
 
@@ -201,6 +221,21 @@ class ClusterView:
                     elif problem:
                         self.unreadable[key] = problem
                 self._store(cidr_groups=groups)
+                self._listed_now(resource)
+            return
+        if resource in NETWORK_SETS:
+            kind = NETWORK_SETS[resource]
+            sets = [self._network_set(kind, obj) for obj in objects]
+            with self._lock:
+                self.unreadable = {k: v for k, v in self.unreadable.items() if k[0] != kind}
+                kept = {key: found for key, found in self._data.network_sets.items()
+                        if bool(key[0]) != (kind == "NetworkSet")}  # the other kind's sets
+                for key, found, problem in sets:
+                    if found is not None:
+                        kept[(found.namespace, found.name)] = found
+                    elif problem:
+                        self.unreadable[key] = problem
+                self._store(network_sets=kept)
                 self._listed_now(resource)
             return
         kind = _kind(resource).name  # the first part of the keys of its policies (snapshot.policy_key)
@@ -245,6 +280,19 @@ class ClusterView:
                 elif not deleted and problem:
                     self.unreadable[key] = problem
                 self._store(cidr_groups=groups)
+                self._event_now(resource)
+            return
+        if resource in NETWORK_SETS:
+            key, found, problem = self._network_set(NETWORK_SETS[resource], obj)
+            with self._lock:
+                sets = dict(self._data.network_sets)
+                sets.pop((key[1], key[2]), None)
+                self.unreadable.pop(key, None)
+                if not deleted and found is not None:
+                    sets[(found.namespace, found.name)] = found
+                elif not deleted and problem:
+                    self.unreadable[key] = problem
+                self._store(network_sets=sets)
                 self._event_now(resource)
             return
         key, policy, problem = self._normalize(resource, obj)
@@ -305,6 +353,15 @@ class ClusterView:
         key = (CIDR_GROUP_KIND, "", name)
         try:
             return key, cidr_group(obj), ""
+        except ShapeError as exc:
+            return key, None, str(exc)
+
+    @staticmethod
+    def _network_set(kind: str, obj: Mapping[str, Any]) -> tuple[PolicyKey, NetworkSet | None, str]:
+        namespace, name, _ = object_meta(obj)
+        key = (kind, namespace if kind == "NetworkSet" else "", name)
+        try:
+            return key, network_set({**obj, "kind": kind}), ""
         except ShapeError as exc:
             return key, None, str(exc)
 

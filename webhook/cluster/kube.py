@@ -67,6 +67,16 @@ CIDR_GROUP_VERSIONS = ("v2", "v2alpha1")
 _CIDR_GROUPS = {version: Resource("CiliumCIDRGroups", f"/apis/{CILIUM_GROUP}/{version}/{CIDR_GROUPS}",
                                    "CiliumCIDRGroup", f"{CILIUM_GROUP}/{version}")
                 for version in CIDR_GROUP_VERSIONS}
+# Calico's NetworkSet (namespaced) and GlobalNetworkSet (cluster-scoped), projectcalico.org/v3: the address lists a
+# Calico rule's selector may pick by their labels (see webhook/core/cidr_groups.py). Served by the Calico API server
+# (or as CRDs); watched when served, keyed like the policy kinds (plural.group).
+CALICO_GROUP, CALICO_VERSION = "projectcalico.org", "v3"
+NETWORK_SETS = "networksets.projectcalico.org"
+GLOBAL_NETWORK_SETS = "globalnetworksets.projectcalico.org"
+_NETWORK_SETS = {resource: Resource(f"Calico {kind}s",
+                                    f"/apis/{CALICO_GROUP}/{CALICO_VERSION}/{resource.split('.')[0]}",
+                                    kind, f"{CALICO_GROUP}/{CALICO_VERSION}")
+                 for resource, kind in ((NETWORK_SETS, "NetworkSet"), (GLOBAL_NETWORK_SETS, "GlobalNetworkSet"))}
 
 
 def _crd_notes(absent: tuple[kinds.PolicyKind, ...]) -> list[str]:
@@ -145,12 +155,13 @@ def load_inventory(kubeconfig: str | None = None, context: str | None = None, *,
 # Permissions (what deploy/ RBAC must grant the webhook's service account), all cluster-wide `list` and
 # `watch`: namespaces, every policy kind of the registry (webhook/kinds; those of optional CRDs when
 # installed) and, when Cilium is installed, cilium.io ciliumcidrgroups (RBAC names no version, so the one rule
-# covers v2 and v2alpha1). Discovery of /apis/cilium.io/v2 and /apis/cilium.io/v2alpha1 is allowed to every
+# covers v2 and v2alpha1); when Calico is, projectcalico.org networksets and globalnetworksets. Discovery of
+# /apis/cilium.io/v2 and /apis/cilium.io/v2alpha1 is allowed to every
 # authenticated user by the default system:discovery role.
 
 # Watched resource -> what is read (ciliumcidrgroups: its newest version; ClusterReader.served picks the one served).
 WATCHED: dict[str, Resource] = {"namespaces": _NAMESPACES, **_POLICIES,
-                                 CIDR_GROUPS: _CIDR_GROUPS[CIDR_GROUP_VERSIONS[0]]}
+                                 CIDR_GROUPS: _CIDR_GROUPS[CIDR_GROUP_VERSIONS[0]], **_NETWORK_SETS}
 WATCH_GRACE_SECONDS = 10  # a watch window plus this before the client stops waiting for the server to end it
 WATCH_LIST_TIMEOUT_SECONDS = 30.0
 
@@ -210,8 +221,11 @@ class ClusterReader:
             version = self._versions.get(resource, CIDR_GROUP_VERSIONS[0])
             return _CIDR_GROUPS[version], self._custom.list_cluster_custom_object, {
                 "group": CILIUM_GROUP, "version": version, "plural": resource}
+        if resource in _NETWORK_SETS:
+            return res, self._custom.list_cluster_custom_object, {
+                "group": CALICO_GROUP, "version": CALICO_VERSION, "plural": resource.split(".")[0]}
         kind = kinds.by_resource(resource)
-        assert kind is not None  # WATCHED holds namespaces, CIDR groups and the registry's resources
+        assert kind is not None  # WATCHED holds namespaces, CIDR groups, network sets and the registry's resources
         return res, self._custom.list_cluster_custom_object, {"group": kind.group, "version": kind.version,
                                                               "plural": kind.plural}
 
@@ -225,6 +239,8 @@ class ClusterReader:
                     self._versions[resource] = version
                     return True
             return False
+        if resource in _NETWORK_SETS:
+            return resource.split(".")[0] in self._served_plurals(CALICO_GROUP, CALICO_VERSION)
         kind = kinds.by_resource(resource)
         return kind is None or not kind.optional_crd or kind.plural in self._served_plurals(kind.group, kind.version)
 

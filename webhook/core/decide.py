@@ -3,7 +3,8 @@
 A finding's mode is resolved in this order, each step naming itself in the reason:
 configuration or the guardrail's default, namespace overrides (later ones win), exceptions
 (an unexpired one turns the finding into audit), UPDATE leniency (a violation the object
-already had is warned, not denied), and last the global dry-run (enforce becomes warn).
+already had is warned, not denied), a staged kind (enforce becomes warn: the network does not enforce it), and
+last the global dry-run (enforce becomes warn).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from webhook.core.exceptions import Exemption
 from webhook.core.guardrails import Guardrail, PolicySet
 from webhook.core.model import INVALID_OBJECT, AppliedFinding, Decision, Failure, Finding, Mode, Verdict
 from webhook.core.settings import Settings
+from webhook.kinds import named as kind_named
 
 FindingKey = tuple[str, str, str]
 ENGINE_ERROR = "engine-error"  # pseudo-rule of a fail-closed evaluation failure
 LIMITS = "limits"  # pseudo-rule of an object over a configured size limit (webhook/core/limits.py)
 ENGINE_FAILURE_KINDS = ("timeout", "unreachable", "error")  # engine.TIMEOUT, UNREACHABLE, ERROR (not overloaded)
 EVALUATION = "(evaluation)"  # the path of an engine failure: no field of the object is at fault
+STAGED = "staged: Calico does not enforce it; enforce when promoted"  # the reason of a capped finding
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,27 @@ def apply_modes(findings: Iterable[Finding], policies: PolicySet, settings: Sett
         if (mode is Mode.ENFORCE and ctx.previous is not None and settings.existing_violations == "warn"
                 and guardrail.grandfather and key(f) in ctx.previous):
             mode, reason = Mode.WARN, "already present before this update; fix it when you can"
+        if mode is Mode.ENFORCE and _staged(ctx.kind) and guardrail.grandfather:
+            mode, reason = Mode.WARN, STAGED
         if mode is Mode.ENFORCE and settings.dry_run:
             mode, reason = Mode.WARN, "dry-run"
         applied.append(AppliedFinding(f, mode, reason))
     return _verdict(applied, ctx.notices, tuple(dict.fromkeys(used)))
+
+
+def _staged(kind: str) -> bool:
+    """Whether the policy is of a kind the network does not enforce (`PolicyKind.enforced`: Calico's Staged kinds).
+
+    Its findings are capped at warn: what it would do is only reported (flow logs) until a team promotes it, and
+    the promoted kind is judged in full then; a denial now would only keep the team from seeing the preview.
+    Requester rules are not capped: `grandfather: false` marks the guardrails that judge who writes the object,
+    not the traffic it decides (cluster-scoped-policy-restricted, protect-baseline, no-default-deny-opt-out;
+    docs/configuration.md). A team staging a StagedGlobalNetworkPolicy still writes a cluster-scoped object, one
+    that previews traffic of every namespace and is promoted as it stands; so it stays the platform's, as its
+    GlobalNetworkPolicy would be.
+    """
+    policy_kind = kind_named(kind)
+    return policy_kind is not None and not policy_kind.enforced
 
 
 def _verdict(applied: list[AppliedFinding], notices: tuple[str, ...], used: tuple[str, ...]) -> Decision:

@@ -16,17 +16,29 @@ What each limit counts (docs/configuration.md has the defaults and the corpus ma
   is per rule of the object; the path named is the largest list.
 - `max_peers_per_rule`: peer entries of one rule: `to`/`from` (Kubernetes); toEndpoints, toCIDR,
   toCIDRSet, toEntities, toServices, toGroups, toNodes, toRequires and their from* twins together
-  (Cilium). toFQDNs entries are counted by `max_fqdn_patterns`.
+  (Cilium); `nets` and `serviceAccounts.names` of one side (`source` or `destination`) together
+  (Calico: each name is an endpoint set of its own). toFQDNs entries are counted by `max_fqdn_patterns`.
 - `max_ports_per_rule`: port entries of one rule: `ports` (Kubernetes); the `ports` of every
-  `toPorts` entry, an entry without ports counting as one (Cilium).
-- `max_excepts_per_peer`: `ipBlock.except` / `toCIDRSet[].except` entries of one peer.
+  `toPorts` entry, an entry without ports counting as one (Cilium); `ports` and `notPorts` of one
+  side together (Calico).
+- `max_excepts_per_peer`: `ipBlock.except` / `toCIDRSet[].except` entries of one peer; a Calico
+  side's `notNets` (they are carved from each of its `nets`, or from every address).
 - `max_selector_requirements`: matchLabels entries plus matchExpressions of one label selector
-  (pod, namespace, endpoint, node, service and CIDR group selectors).
-- `max_fqdn_patterns`: toFQDNs entries (matchName or matchPattern) of one rule.
+  (pod, namespace, endpoint, node, service and CIDR group selectors). Calico's selectors are text,
+  bounded in length and nesting by their parser (core/calico_selectors.py), so nothing is counted here.
+- `max_fqdn_patterns`: toFQDNs entries (matchName or matchPattern) of one rule; a Calico side's
+  `domains` (Calico Enterprise).
 - `max_cidrs`: CIDR strings in the whole object (ipBlock.cidr, toCIDR, toCIDRSet cidr, and every
-  except); each is parsed and cut into intervals. The path named is the rule with the most.
+  except); each is parsed and cut into intervals. The path named is the rule with the most. A Calico
+  side counts as the normalizer makes peers of it: each of its `nets` with every `notNets` as its
+  excepts, `nets x (1 + notNets)` (notNets alone: every address and them, `1 + notNets`), since each
+  notNet is tested against each net (kinds/calico.py `_inside`).
 
 Pure: no I/O, no configuration reading (config.py builds `Limits` from the `limits:` section).
+
+Size: over 400 lines, as each rule language (Kubernetes, Cilium, Calico) is counted twice, by `counts` (paths
+and details, for the message) and by `_Within` (the quick check), kept side by side so that a test can hold
+the two equal over every sample at small limits.
 """
 
 from __future__ import annotations
@@ -46,6 +58,10 @@ _CILIUM_PEER_FIELDS = {
                "toRequires"),
 }
 _SELECTOR_LISTS = frozenset({"fromEndpoints", "toEndpoints", "fromRequires", "toRequires", "fromNodes", "toNodes"})
+# projectcalico.org/v3 (github.com/projectcalico/api pkg/apis/projectcalico/v3/policy_common.go): a rule's two
+# EntityRule sides, both counted (the normalizer reads the peer side and the destination's ports).
+_CALICO_SECTIONS = ("ingress", "egress")
+_CALICO_SIDES = ("source", "destination")
 
 # What each limit counts, as the message says it ("<count> <what>").
 WHAT = {
@@ -136,6 +152,10 @@ def counts(obj: Mapping[str, Any]) -> Iterator[Count]:
             yield from _kubernetes(spec)
     elif flavor is Flavor.CILIUM:
         yield from _cilium(obj)
+    elif flavor is Flavor.CALICO:
+        spec = obj.get("spec")
+        if isinstance(spec, Mapping):
+            yield from _calico(spec)
 
 
 def _flavor(obj: Mapping[str, Any]) -> Flavor | None:
@@ -260,6 +280,49 @@ def _cilium_rule(rule: Mapping[str, Any], where: str, peer_fields: tuple[str, ..
     cidrs.add(where, in_rule)
 
 
+def _calico_side_peers(side: Mapping[str, Any]) -> list[tuple[str, list[Any]]]:
+    """A Calico side's peer lists that are present: nets, and the service account names."""
+    accounts = _mapping(side.get("serviceAccounts"))
+    found = [("nets", side.get("nets")), ("serviceAccounts.names", accounts.get("names"))]
+    return [(name, _list(value)) for name, value in found if value is not None]
+
+
+def _calico_cidrs(side: Mapping[str, Any]) -> int:
+    """The CIDRs the normalizer makes of a side: each net with every notNet as an except (notNets alone: every
+    address, with them)."""
+    nets, not_nets = len(_list(side.get("nets"))), len(_list(side.get("notNets")))
+    return (nets or (1 if not_nets else 0)) * (1 + not_nets)
+
+
+def _calico(spec: Mapping[str, Any]) -> Iterator[Count]:
+    lists = [(f"spec.{section}", _list(spec.get(section))) for section in _CALICO_SECTIONS]
+    yield _rules_total(lists)
+    cidrs = _CidrTally()
+    for path, items in lists:
+        for i, item in enumerate(items):
+            where = f"{path}[{i}]"
+            rule = _mapping(item)
+            in_rule = 0
+            for side_key in _CALICO_SIDES:
+                side = _mapping(rule.get(side_key))
+                at = f"{where}.{side_key}"
+                present = _calico_side_peers(side)
+                detail = ", ".join(f"{name} {len(items)}" for name, items in present if items) \
+                    if len(present) > 1 else ""
+                yield Count("max_peers_per_rule", f"{at}.{present[0][0]}" if len(present) == 1 else at,
+                            sum(len(items) for _, items in present), detail)
+                yield Count("max_excepts_per_peer", f"{at}.notNets", len(_list(side.get("notNets"))),
+                            "notNets are the excepts of each of the side's nets")
+                ports = [(name, _list(side.get(name))) for name in ("ports", "notPorts") if side.get(name) is not None]
+                yield Count("max_ports_per_rule", f"{at}.{ports[0][0]}" if len(ports) == 1 else at,
+                            sum(len(items) for _, items in ports),
+                            ", ".join(f"{name} {len(items)}" for name, items in ports) if len(ports) > 1 else "")
+                yield Count("max_fqdn_patterns", f"{at}.domains", len(_list(side.get("domains"))))
+                in_rule += _calico_cidrs(side)
+            cidrs.add(where, in_rule)
+    yield cidrs.count()
+
+
 class _Within:
     """Whether every count of `counts` is within its limit, counted in the same order and the same way
     (a test checks the two agree). Each list's length is compared before the list is looked into, so
@@ -278,6 +341,9 @@ class _Within:
             return not isinstance(spec, Mapping) or self._kubernetes(spec)
         if flavor is Flavor.CILIUM:
             return self._cilium(obj)
+        if flavor is Flavor.CALICO:
+            spec = obj.get("spec")
+            return not isinstance(spec, Mapping) or self._calico(spec)
         return True
 
     def _selector(self, value: Any) -> bool:
@@ -360,3 +426,23 @@ class _Within:
                     self._selector(_mapping(_mapping(raw).get("k8sServiceSelector")).get("selector")) for raw in items):
                 return False
         return True
+
+    def _calico(self, spec: Mapping[str, Any]) -> bool:
+        limits = self.limits
+        lists = [_list(spec.get(section)) for section in _CALICO_SECTIONS]
+        if sum(len(items) for items in lists) > limits.max_rules:
+            return False
+        cidrs = 0
+        for items in lists:
+            for item in items:
+                rule = _mapping(item)
+                for side_key in _CALICO_SIDES:
+                    side = _mapping(rule.get(side_key))
+                    if (sum(len(names) for _, names in _calico_side_peers(side)) > limits.max_peers_per_rule
+                            or len(_list(side.get("notNets"))) > limits.max_excepts_per_peer
+                            or len(_list(side.get("ports"))) + len(_list(side.get("notPorts")))
+                            > limits.max_ports_per_rule
+                            or len(_list(side.get("domains"))) > limits.max_fqdn_patterns):
+                        return False
+                    cidrs += _calico_cidrs(side)
+        return cidrs <= limits.max_cidrs

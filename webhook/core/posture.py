@@ -9,6 +9,9 @@ nothing by selecting pods; their default deny is a Baseline-tier rule that denie
 whatever no NetworkPolicy decides (network-policy-api apis/v1alpha2 ClusterNetworkPolicySpec.Tier): a
 BaselineAdminNetworkPolicy or a Baseline-tier ClusterNetworkPolicy deny-all is a default-deny baseline. An
 Admin-tier deny-all is not a baseline: nothing after it can allow anything.
+
+A policy of a kind the network does not enforce (Calico's Staged kinds, `PolicyKind.enforced`) protects nothing:
+it only reports what it would do until promoted (webhook/kinds/staged_action.py), so it is no baseline.
 """
 
 from __future__ import annotations
@@ -61,7 +64,12 @@ def baseline_subjects(direction: str,
                       policies: Iterable[NormalizedPolicy]) -> Iterator[tuple[NormalizedPolicy, Subject]]:
     """The subjects that make a default-deny baseline for `direction` in every namespace they cover: they
     select every pod, isolate the direction and no rule of theirs allows anything in it."""
+    from webhook import kinds  # lazily: kinds/npapi.py imports this module
+
     for policy in policies:
+        policy_kind = kinds.named(policy.kind)
+        if policy_kind is not None and not policy_kind.enforced:
+            continue
         if _network_policy_api(policy):
             if policy.tier == BASELINE_TIER:
                 yield from ((policy, s) for s in policy.subjects if baseline_deny_all(policy.rules, s, direction))

@@ -1,6 +1,6 @@
-"""The cluster as one review sees it: an immutable ClusterSnapshot of namespace labels, network policies and
-CiliumCIDRGroups, and what it says about default deny and baselines. Pure: the watch that keeps one current
-is webhook/cluster/cluster_view.py, the audit builds one from its inventory."""
+"""The cluster as one review sees it: an immutable ClusterSnapshot of namespace labels, network policies,
+CiliumCIDRGroups and Calico (Global)NetworkSets, and what it says about default deny and baselines. Pure: the
+watch that keeps one current is webhook/cluster/cluster_view.py, the audit builds one from its inventory."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ from webhook.core.selectors import NAMESPACE_NAME_LABEL, Selector, parse_selecto
 from webhook.core.shape import ShapeError, expect_mapping, optional_list
 
 CIDR_GROUP_KIND = "CiliumCIDRGroup"
+# Calico's named address lists (projectcalico.org/v3, github.com/projectcalico/api pkg/apis/projectcalico/v3/
+# networkset.go and globalnetworkset.go): `spec.nets`, a list of CIDRs (or bare addresses), chosen by a rule's
+# selector by their labels; a NetworkSet lives in a namespace, a GlobalNetworkSet in none.
+CALICO_GROUP = "projectcalico.org"
+NETWORK_SET_KINDS = frozenset({"NetworkSet", "GlobalNetworkSet"})
 
 
 BASELINE_LABEL = "netguard.io/baseline"
@@ -60,9 +65,49 @@ def cidr_group(obj: Mapping[str, Any]) -> CidrGroup:
     if not name:
         raise ShapeError("metadata.name", "must be set")
     spec = expect_mapping(obj.get("spec"), "spec")
+    cidrs, invalid = _cidrs(optional_list(spec, "externalCIDRs", "spec"))
+    return CidrGroup(name=name, labels=labels, cidrs=cidrs, invalid=invalid)
+
+
+@dataclass(frozen=True)
+class NetworkSet:
+    """A Calico NetworkSet (namespace set) or GlobalNetworkSet (namespace ""): what a rule selector that matches
+    its labels adds as peers. `nets` and `invalid` as CidrGroup's `cidrs` and `invalid`."""
+
+    namespace: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    nets: tuple[str, ...] = ()
+    invalid: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return f"NetworkSet {self.namespace}/{self.name}" if self.namespace else f"GlobalNetworkSet {self.name}"
+
+
+def is_network_set(obj: Mapping[str, Any]) -> bool:
+    """A projectcalico.org NetworkSet or GlobalNetworkSet manifest."""
+    return obj.get("kind") in NETWORK_SET_KINDS and str(obj.get("apiVersion") or "").startswith(f"{CALICO_GROUP}/")
+
+
+def network_set(obj: Mapping[str, Any]) -> NetworkSet:
+    """A NetworkSet or GlobalNetworkSet object to a NetworkSet; ShapeError when it cannot be read."""
+    namespace, name, labels = object_meta(obj)
+    if not name:
+        raise ShapeError("metadata.name", "must be set")
+    if obj.get("kind") == "NetworkSet" and not namespace:
+        raise ShapeError("metadata.namespace", "must be set")
+    spec = expect_mapping(obj.get("spec") if obj.get("spec") is not None else {}, "spec")
+    nets, invalid = _cidrs(optional_list(spec, "nets", "spec"))
+    return NetworkSet(namespace=namespace if obj.get("kind") == "NetworkSet" else "", name=name, labels=labels,
+                      nets=nets, invalid=invalid)
+
+
+def _cidrs(entries: Iterable[Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the entries that parse as CIDRs or bare addresses, stripped; the others)."""
     cidrs: list[str] = []
     invalid: list[str] = []
-    for entry in optional_list(spec, "externalCIDRs", "spec"):
+    for entry in entries:
         try:
             cidr = entry.strip()
             ipaddress.ip_network(cidr, strict=False)  # as webhook/core/facts.py reads CIDRs
@@ -70,7 +115,7 @@ def cidr_group(obj: Mapping[str, Any]) -> CidrGroup:
             invalid.append(str(entry))
         else:
             cidrs.append(cidr)
-    return CidrGroup(name=name, labels=labels, cidrs=tuple(cidrs), invalid=tuple(invalid))
+    return tuple(cidrs), tuple(invalid)
 
 
 @dataclass(frozen=True)
@@ -93,6 +138,11 @@ class ClusterSnapshot:
     # False when the snapshot's source did not list CiliumCIDRGroups (the audit's inventory): cidr_groups() then
     # cannot tell, as without a cluster view, instead of answering that a referenced group does not exist.
     cidr_groups_known: bool = True
+    # Calico NetworkSets and GlobalNetworkSets by (namespace, name), namespace "" for the global ones; read them
+    # through network_sets(). Known only when the source listed them all (the cluster view watching them): a
+    # snapshot that says nothing of them cannot tell a Calico peer's network sets from none.
+    network_sets_by_key: Mapping[tuple[str, str], NetworkSet] = field(default_factory=dict)
+    network_sets_known: bool = False
     # Per key of by_namespace, its policies that can be a default-deny baseline ("deny") and those labelled as a
     # baseline ("marked"), worked out on first use: default_deny and baselines look at these alone (the audit asks
     # about every policy of a namespace, and walking the whole namespace each time made that quadratic).
@@ -121,6 +171,13 @@ class ClusterSnapshot:
         if not self.usable or not self.cidr_groups_known:
             return None
         return self.cidr_groups_by_name
+
+    def network_sets(self) -> Mapping[tuple[str, str], NetworkSet] | None:
+        """Every Calico (Global)NetworkSet by (namespace, name), or None when the view cannot tell (disabled, not
+        synced, stale, sets not listed): then a Calico selector peer's network sets cannot be judged."""
+        if not self.usable or not self.network_sets_known:
+            return None
+        return self.network_sets_by_key
 
     def select_cidr_groups(self, selector: Selector | Mapping[str, Any] | None,
                            path: str = "cidrGroupSelector") -> tuple[CidrGroup, ...] | None:
@@ -218,18 +275,26 @@ class ClusterSnapshot:
     @classmethod
     def from_objects(cls, namespaces: Mapping[str, Mapping[str, str]], objects: Iterable[Mapping[str, Any]], *,
                      synced: bool = True, stale: bool = False, age_seconds: float = 0.0,
-                     skip_unreadable: bool = False, cidr_groups_known: bool = True) -> ClusterSnapshot:
-        """A snapshot from manifests (sample request files, tests, the audit's inventory): policies of the three
-        kinds and CiliumCIDRGroups (any version); unreadable objects raise ShapeError, or are left out with
-        `skip_unreadable`. The CIDR groups are exactly those given: a group the files leave out does not exist for
-        this snapshot, unless `cidr_groups_known` is false (the objects say nothing about groups)."""
+                     skip_unreadable: bool = False, cidr_groups_known: bool = True,
+                     network_sets_known: bool = False) -> ClusterSnapshot:
+        """A snapshot from manifests (sample request files, tests, the audit's inventory): policies of the guarded
+        kinds, CiliumCIDRGroups (any version) and Calico (Global)NetworkSets; unreadable objects raise ShapeError,
+        or are left out with `skip_unreadable`. The CIDR groups are exactly those given: a group the files leave
+        out does not exist for this snapshot, unless `cidr_groups_known` is false (the objects say nothing about
+        groups). Network sets are the same with `network_sets_known`, false unless the caller says the objects
+        list them all (a folder of policies seldom holds the cluster's network sets)."""
         by_ns: dict[str, dict[PolicyKey, NormalizedPolicy]] = {}
         groups: dict[str, CidrGroup] = {}
+        sets: dict[tuple[str, str], NetworkSet] = {}
         for obj in objects:
             try:
                 if isinstance(obj, Mapping) and obj.get("kind") == CIDR_GROUP_KIND:
                     group = cidr_group(obj)
                     groups[group.name] = group
+                    continue
+                if isinstance(obj, Mapping) and is_network_set(obj):
+                    found = network_set(obj)
+                    sets[(found.namespace, found.name)] = found
                     continue
                 policy = normalize(obj)
             except ShapeError:
@@ -239,7 +304,8 @@ class ClusterSnapshot:
             by_ns.setdefault(policy.namespace, {})[policy_key(policy)] = policy
         labels = {name: {NAMESPACE_NAME_LABEL: name, **dict(ls)} for name, ls in namespaces.items()}
         return cls(enabled=True, synced=synced, stale=stale, age_seconds=age_seconds, namespaces=labels,
-                   by_namespace=by_ns, cidr_groups_by_name=groups, cidr_groups_known=cidr_groups_known)
+                   by_namespace=by_ns, cidr_groups_by_name=groups, cidr_groups_known=cidr_groups_known,
+                   network_sets_by_key=sets, network_sets_known=network_sets_known)
 
 
 DISABLED = ClusterSnapshot(enabled=False)

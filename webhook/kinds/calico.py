@@ -18,7 +18,7 @@ globalnetworkpolicy.go, policy_common.go; pkg/lib/numorstring/port.go), Apache-2
   of no namespace (host endpoints, GlobalNetworkSets). In a GlobalNetworkPolicy it means every namespace.
 - A selector also matches NetworkSets (in the namespaces it reaches) and GlobalNetworkSets by their labels:
   their CIDRs live in the cluster, so such a peer carries a `calicoNetworkSets` group peer that the pipeline
-  reports as not judged (webhook/core/cidr_groups.py).
+  replaces by the matching sets' nets from the cluster view, or reports as not judged (webhook/core/cidr_groups.py).
 - Felix renders a rule per IP family and drops it for a family none of its `nets` (or `notNets`) is of
   (felix/rules FilterRuleToIPVersion): `notNets` of IPv4 CIDRs alone opens IPv4 only.
 - Ports: a number, "start:end", or a port name ([a-zA-Z0-9_.-]{1,128}); they need protocol TCP, UDP or SCTP.
@@ -266,10 +266,16 @@ def _peers(side: Mapping[str, Any], path: str, namespace: str, clusterwide: bool
     ns_text = side.get("namespaceSelector")
     ns_expr = calico_selectors.parse(ns_text, f"{path}.namespaceSelector") if ns_text is not None else None
     selector_path = f"{path}.selector" if side.get("selector") is not None else f"{path}.namespaceSelector"
+    only_global = ns_expr is not None and calico_selectors.is_global(ns_expr)
+    # Where the network sets it may match live (webhook/core/cidr_groups.py resolves them from the cluster view):
+    # "none" for global() (GlobalNetworkSets alone), "own" (the policy's namespace), "all", or "selected" by
+    # `namespaceSelector`; GlobalNetworkSets too when `global`.
+    where = "none" if only_global else ("selected" if ns_expr is not None else ("all" if clusterwide else "own"))
     sets = Peer(path=selector_path, type=PeerType.GROUP, via="Calico network sets chosen by label",
-                raw={"calicoNetworkSets": str(side.get("selector") or "all()"),
-                     "global": bool(ns_expr is not None and calico_selectors.is_global(ns_expr)) or clusterwide})
-    if ns_expr is not None and calico_selectors.is_global(ns_expr):
+                raw={"calicoNetworkSets": str(side.get("selector") or "all()"), "global": only_global or clusterwide,
+                     "namespaces": where, "namespace": namespace,
+                     "namespaceSelector": str(ns_text) if where == "selected" else None})
+    if only_global:
         # Host endpoints and GlobalNetworkSets: no pods.
         return [sets], False
     if ns_expr is None:

@@ -65,6 +65,10 @@ class PolicyKind:
     # Whether netguard names the kind with its group, as kubectl spells a qualified kind
     # ("NetworkPolicy.projectcalico.org"): for a kind whose name another guarded kind already has. See `name`.
     qualified: bool = False
+    # Whether the network enforces the kind's policies. False: a staged kind (Calico's Staged*, whose policies only
+    # report what they would do until promoted, webhook/kinds/staged_action.py): its findings warn, never deny
+    # (webhook/core/decide.py), so a team sees a problem before it promotes the policy.
+    enforced: bool = True
 
     @property
     def name(self) -> str:
