@@ -14,7 +14,7 @@ violation contains v if {
 			data.netguard.lib.reach(rule),
 			rule.ports_label,
 		]),
-		"fix": "name the services the workload calls instead of the whole internet: toFQDNs (Cilium) or their narrow CIDRs (ipBlock/toCIDR)",
+		"fix": sprintf("name the services the workload calls instead of the whole internet: %s", [names_instead]),
 	}
 }
 
@@ -31,6 +31,14 @@ violation contains v if {
 			concat(" and ", data.netguard.lib.combined_parts(reach)),
 			data.netguard.lib.internet_family({"facts": reach}),
 		]),
-		"fix": sprintf("in %s, name the services the workload calls instead: toFQDNs (Cilium) or their narrow CIDRs", [concat(" and ", reach.rules)]),
+		"fix": sprintf("in %s, name the services the workload calls instead: %s", [concat(" and ", reach.rules), names_instead]),
 	}
 }
+
+# What to name instead, in the fields of the policy's own language (NetworkPolicy and Cilium keep one wording).
+names_instead := data.netguard.lib.say({
+	"networkpolicy": "toFQDNs (Cilium) or their narrow CIDRs (ipBlock/toCIDR)",
+	"cilium": "toFQDNs (Cilium) or their narrow CIDRs (ipBlock/toCIDR)",
+	"npapi": "domainNames for their host names or their narrow CIDRs in networks",
+	"calico": "their narrow CIDRs in destination.nets (or domains, in Calico Enterprise)",
+})

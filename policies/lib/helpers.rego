@@ -20,6 +20,20 @@ allowing := {direction: rules |
 	]
 }
 
+# The policy language the object is written in, for fix texts that name its fields: "networkpolicy" (Kubernetes
+# NetworkPolicy), "cilium", "npapi" (AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy: the
+# Kubernetes flavor with a tier) or "calico".
+language := "cilium" if {
+	input.policy.flavor == "cilium"
+} else := "calico" if {
+	input.policy.flavor == "calico"
+} else := "npapi" if {
+	input.policy.tier in {"Admin", "Baseline"}
+} else := "networkpolicy"
+
+# One phrase per language, falling back to the "networkpolicy" one (an unknown language keeps today's wording).
+say(phrases) := object.get(phrases, language, phrases.networkpolicy)
+
 peer_word(direction) := "to" if direction == "egress"
 
 peer_word(direction) := "from" if direction == "ingress"

@@ -79,3 +79,16 @@ test_the_requester_is_the_platform_only_when_the_input_says_so if {
 	not data.netguard.lib.requester_is_platform with input as {"requester": {"platform": false, "username": "alice"}}
 	data.netguard.lib.requester_name == "alice" with input as {"requester": {"platform": false, "username": "alice"}}
 }
+
+test_language_follows_flavor_and_tier if {
+	data.netguard.lib.language == "networkpolicy" with input as {"policy": {"flavor": "kubernetes", "tier": ""}}
+	data.netguard.lib.language == "cilium" with input as {"policy": {"flavor": "cilium", "tier": ""}}
+	data.netguard.lib.language == "npapi" with input as {"policy": {"flavor": "kubernetes", "tier": "Baseline"}}
+	data.netguard.lib.language == "calico" with input as {"policy": {"flavor": "calico", "tier": "default"}}
+}
+
+test_say_falls_back_to_the_networkpolicy_phrase if {
+	phrases := {"networkpolicy": "ipBlock", "calico": "nets"}
+	data.netguard.lib.say(phrases) == "nets" with input as {"policy": {"flavor": "calico", "tier": "default"}}
+	data.netguard.lib.say(phrases) == "ipBlock" with input as {"policy": {"flavor": "cilium", "tier": ""}}
+}

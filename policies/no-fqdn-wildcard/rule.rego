@@ -19,7 +19,11 @@ violation contains v if {
 			rule.ports_label, names(peer.facts.fqdn_suffix), peer.fqdn.pattern,
 			example(peer.facts), effect(peer.facts.fqdn_suffix),
 		]),
-		"fix": "use matchName for the exact hosts, or a pattern under a domain you control (*.example.com)",
+		"fix": data.netguard.lib.say({
+			"networkpolicy": "use matchName for the exact hosts, or a pattern under a domain you control (*.example.com)",
+			"npapi": "list the exact host names in domainNames, or a wildcard under a domain you control (*.example.com)",
+			"calico": "list the exact host names in domains, or a wildcard under a domain you control (*.example.com)",
+		}),
 	}
 }
 

@@ -17,7 +17,7 @@ violation contains v if {
 			through(rule, addresses),
 			on_ports(rule),
 		]),
-		"fix": sprintf("exclude %s: add %s to the CIDR's except list (ipBlock.except, toCIDRSet.except) or narrow the CIDR; instead of world/all or a rule without destinations name the destinations the workload needs (toFQDNs, toEndpoints or narrow CIDRs)", [concat(" and ", [host_cidr(a) | some a in addresses]), pronoun(addresses)]),
+		"fix": sprintf(exclude_fix, [concat(" and ", [host_cidr(a) | some a in addresses]), pronoun(addresses)]),
 	}
 }
 
@@ -37,9 +37,16 @@ violation contains v if {
 		"msg": sprintf("reaches the cloud metadata service through toFQDNs %s, which can match %s (it resolves to the metadata address) on %s; credentials of the node's cloud identity are served there", [
 			peer.description, host, on_ports(rule),
 		]),
-		"fix": "remove the metadata host name from toFQDNs and name only the external services the workload calls",
+		"fix": sprintf("remove the metadata host name from %s and name only the external services the workload calls", [data.netguard.lib.say({"networkpolicy": "toFQDNs", "npapi": "domainNames", "calico": "domains"})]),
 	}
 }
+
+# How to exclude the address in the policy's own language (networks has no except: a Deny written first does it).
+exclude_fix := data.netguard.lib.say({
+	"networkpolicy": "exclude %s: add %s to the CIDR's except list (ipBlock.except, toCIDRSet.except) or narrow the CIDR; instead of world/all or a rule without destinations name the destinations the workload needs (toFQDNs, toEndpoints or narrow CIDRs)",
+	"npapi": "exclude %s: write a Deny rule for %s before this rule (networks has no except list; the first matching rule decides) or narrow the networks",
+	"calico": "exclude %s: add %s to destination.notNets, or write a Deny rule for it before this one (the first matching rule decides), or narrow destination.nets",
+})
 
 on_metadata_port(rule) if {
 	count(rule.ports) == 0
