@@ -45,7 +45,10 @@ target(peer, entity) := sprintf("entity %s", [entity]) if {
 
 fix(entity) := "remove the entity; if the workload needs the API server, ask the platform team (it grants kube-apiserver on TCP/443 centrally)" if {
 	entity == "kube-apiserver"
-} else := "remove the entity and name the pods or services the workload needs (toEndpoints/toServices); ask the platform team if the workload really needs this entity"
+} else := data.netguard.lib.say({
+	"networkpolicy": "remove the entity and name the pods or services the workload needs (toEndpoints/toServices); ask the platform team if the workload really needs this entity",
+	"npapi": "remove the nodes peer and name the namespaces or pods the workload needs; ask the platform team if it really needs the nodes",
+})
 
 # Missing requester details (a caller that sends only the policy) must not silence the rule.
 who := name if {
