@@ -11,7 +11,7 @@ scopes of selectors). The kind modules import these, so this module reaches the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -24,22 +24,6 @@ if TYPE_CHECKING:
     from webhook.kinds import Registry
 
 NormalizationError = ShapeError
-
-# Where a policy of a tiered kind sits: (tier, priority) from the raw object. A kind whose policies have a tier
-# registers its reader beside its normalizer (`register_placement`, at import: kinds/npapi.py's kinds); the
-# others sit in no tier ("", None).
-Placement = Callable[[Mapping[str, Any]], tuple[str, float | None]]
-_PLACEMENTS: dict[object, Placement] = {}
-
-
-def register_placement(normalizer: object, placement: Placement) -> None:
-    """Declare that the kind normalized by `normalizer` has tiers, read from its objects by `placement`."""
-    _PLACEMENTS[normalizer] = placement
-
-
-def _untiered(obj: Mapping[str, Any]) -> tuple[str, float | None]:
-    return "", None
-
 
 def normalize(obj: Mapping[str, Any]) -> NormalizedPolicy:
     """Normalize one policy object; ShapeError names the first malformed field."""
@@ -56,7 +40,7 @@ def normalize(obj: Mapping[str, Any]) -> NormalizedPolicy:
     if policy_kind is None:
         raise _not_guarded(kinds.REGISTRY, api_version, kind)
     subjects, rules = policy_kind.normalizer(obj, namespace)
-    tier, priority = _PLACEMENTS.get(policy_kind.normalizer, _untiered)(obj)
+    tier, priority = policy_kind.placement(obj) if policy_kind.placement is not None else ("", None)
     # The kind as netguard names it (PolicyKind.name): Calico's NetworkPolicy is "NetworkPolicy.projectcalico.org".
     return NormalizedPolicy(kind=policy_kind.name, flavor=policy_kind.flavor, name=name,
                             namespace=namespace if policy_kind.namespaced else "",

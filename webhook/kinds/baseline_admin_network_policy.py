@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.core.netpolicy import Flavor, Rule, Subject
-from webhook.core.normalize import register_placement
 from webhook.kinds import npapi
 from webhook.kinds.kind import GroupVersionKind, Phrasing, PolicyKind
 
@@ -24,7 +23,6 @@ def placement(obj: Mapping[str, Any]) -> tuple[str, float | None]:
     return npapi.BASELINE, None
 
 
-register_placement(normalize_spec, placement)
 
 KIND = PolicyKind(
     gvk=GroupVersionKind("policy.networking.k8s.io", "v1alpha1", "BaselineAdminNetworkPolicy"),
@@ -34,6 +32,7 @@ KIND = PolicyKind(
     project="Kubernetes network-policy-api",
     flavor=Flavor.KUBERNETES,
     normalizer=normalize_spec,
+    placement=placement,
     phrasing=Phrasing(a="a BaselineAdminNetworkPolicy", subjects_in="in every namespace"),
     order=110,
 )

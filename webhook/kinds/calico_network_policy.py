@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.core.netpolicy import Flavor, Rule, Subject
-from webhook.core.normalize import register_placement
 from webhook.kinds import calico
 from webhook.kinds.kind import GroupVersionKind, Phrasing, PolicyKind
 
@@ -24,7 +23,6 @@ def normalize_spec(obj: Mapping[str, Any], namespace: str) -> tuple[tuple[Subjec
     return calico.subjects_and_rules(obj, namespace, clusterwide=False)
 
 
-register_placement(normalize_spec, calico.placement)
 
 KIND = PolicyKind(
     gvk=GroupVersionKind("projectcalico.org", "v3", "NetworkPolicy"),
@@ -34,6 +32,7 @@ KIND = PolicyKind(
     project="Calico",
     flavor=Flavor.CALICO,
     normalizer=normalize_spec,
+    placement=calico.placement,
     phrasing=Phrasing(a="a Calico NetworkPolicy", subjects_in="in the policy's namespace"),
     order=60,
     qualified=True,

@@ -17,6 +17,8 @@ from webhook.core.netpolicy import Flavor, Rule, Subject
 # A kind's normalizer: the raw object and its metadata.namespace ("" when unset) -> the subjects and rules
 # its spec means, API defaults applied. webhook/core/normalize.py reads the metadata, which every kind shares.
 Normalizer = Callable[[Mapping[str, Any], str], tuple[tuple[Subject, ...], tuple[Rule, ...]]]
+# Where a policy of a tiered kind sits: (tier, priority) read from the raw object.
+Placement = Callable[[Mapping[str, Any]], tuple[str, float | None]]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class PolicyKind:
     # report what they would do until promoted, webhook/kinds/staged_action.py): its findings warn, never deny
     # (webhook/core/decide.py), so a team sees a problem before it promotes the policy.
     enforced: bool = True
+    # Tiered kinds (the network-policy-api kinds, Calico's): reads a policy's (tier, priority); None for kinds
+    # without tiers (their policies sit in tier "" with no priority).
+    placement: Placement | None = None
 
     @property
     def name(self) -> str:

@@ -10,7 +10,6 @@ webhook/core/decide.py): the team sees the problem before it promotes the policy
 from __future__ import annotations
 
 from webhook.core.netpolicy import Flavor
-from webhook.core.normalize import register_placement
 from webhook.kinds import calico
 from webhook.kinds.calico_network_policy import normalize_spec as enforced_spec
 from webhook.kinds.kind import GroupVersionKind, Phrasing, PolicyKind
@@ -18,7 +17,6 @@ from webhook.kinds.staged_action import staged
 
 normalize_spec = staged(enforced_spec)
 
-register_placement(normalize_spec, calico.placement)
 
 KIND = PolicyKind(
     gvk=GroupVersionKind("projectcalico.org", "v3", "StagedNetworkPolicy"),
@@ -28,6 +26,7 @@ KIND = PolicyKind(
     project="Calico",
     flavor=Flavor.CALICO,
     normalizer=normalize_spec,
+    placement=calico.placement,
     phrasing=Phrasing(a="a StagedNetworkPolicy", subjects_in="in the policy's namespace"),
     order=80,
     enforced=False,
