@@ -473,3 +473,21 @@ def test_a_few_ports_are_not_described_as_every_port() -> None:
     rule = egress_text(k8s({"podSelector": {}, "policyTypes": ["Egress"], "egress": [
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443}, {"port": 8443}]}]}))
     assert "every port" not in rule
+
+
+def test_a_calico_log_rule_is_said_to_record_and_go_on_not_dropped_silently() -> None:
+    """Calico's Log action neither allows nor denies (felix renders it as a LOG rule before the next one): it is
+    no rule the guardrails read, but explain still names it where it stands."""
+    policy = enrich(normalize({
+        "apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy",
+        "metadata": {"name": "logged", "namespace": "team-a"},
+        "spec": {"selector": "app == 'web'", "ingress": [
+            {"action": "Log", "source": {"nets": ["10.0.0.0/8"]}},
+            {"action": "Allow", "source": {"selector": "app == 'front'"}},
+            {"action": "Log"}]}}), FactParams())
+    assert policy.passive == ("spec.ingress[0]", "spec.ingress[2]")
+    assert [r.path for r in policy.rules] == ["spec.ingress[1]"]
+    logs = [n for n in explain(policy).notes if n.topic == "log"]
+    assert [n.path for n in logs] == ["spec.ingress[0]", "spec.ingress[2]"]
+    assert all("neither allows nor denies" in n.text for n in logs)
+    assert "passive" not in policy.to_input()  # nothing for the guardrails to judge

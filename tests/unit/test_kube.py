@@ -170,7 +170,40 @@ def test_without_the_optional_crds_only_built_in_policies_are_read_and_the_sourc
     assert {d.obj["kind"] for d in inventory.policies} == {"NetworkPolicy"}
     assert len(inventory.policies) == 3
     assert NO_CILIUM in inventory.source
-    assert [r.path for r in standin.requests if r.path.startswith("/apis/cilium.io")] == ["/apis/cilium.io/v2"]
+    # Discovery only, once per version: where the policy kinds and CiliumCIDRGroups would be served.
+    assert [r.path for r in standin.requests if r.path.startswith("/apis/cilium.io")] == [
+        "/apis/cilium.io/v2", "/apis/cilium.io/v2alpha1"]
+    # No CRD, no objects: what rules may name is known to be nothing, not "not read".
+    assert inventory.address_sets == ()
+    assert inventory.cidr_groups_known and inventory.network_sets_known
+
+
+def test_cidr_groups_and_calico_network_sets_are_read_for_the_rules_that_name_them(
+        make_standin: StandInFactory) -> None:
+    ns_set = {"apiVersion": "projectcalico.org/v3", "kind": "NetworkSet",
+              "metadata": {"name": "partners", "namespace": "team-a", "labels": {"role": "partner"}},
+              "spec": {"nets": ["198.51.100.0/24"]}}
+    global_set = {"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkSet",
+                  "metadata": {"name": "everything", "labels": {"scope": "world"}}, "spec": {"nets": ["0.0.0.0/0"]}}
+    standin = make_standin(objects=Objects(network_sets=[ns_set], global_network_sets=[global_set]))
+    inventory = _load(standin)
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in inventory.address_sets) == [
+        ("CiliumCIDRGroup", "partner-vpn"), ("GlobalNetworkSet", "everything"), ("NetworkSet", "partners")]
+    assert inventory.cidr_groups_known and inventory.network_sets_known
+    assert inventory.source == f"cluster standin ({standin.url})"
+
+
+@pytest.mark.parametrize(("resource", "what", "cidr_known", "sets_known"), [
+    ("ciliumcidrgroups", "CiliumCIDRGroups", False, True),
+    ("globalnetworksets", "Calico GlobalNetworkSets", True, False)])
+def test_address_lists_the_audit_may_not_read_are_said_not_judged_and_the_audit_goes_on(
+        make_standin: StandInFactory, resource: str, what: str, cidr_known: bool, sets_known: bool) -> None:
+    standin = make_standin(forbidden={resource})
+    inventory = _load(standin)
+    assert (inventory.cidr_groups_known, inventory.network_sets_known) == (cidr_known, sets_known)
+    assert inventory.source == (f"cluster standin ({standin.url}; not allowed to list {what}: references to "
+                                "them not judged)")
+    assert len(inventory.policies) == 5
 
 
 def test_pods_become_one_workload_each_with_their_labels(standin: KubeStandIn) -> None:

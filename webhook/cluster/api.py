@@ -23,6 +23,10 @@ class ClusterError(Exception):
     """The cluster could not be read; the message names the call, the server and the cause."""
 
 
+class NotAllowed(ClusterError):
+    """403: the credentials may not list the resource (a caller may read on without an optional one)."""
+
+
 @dataclass(frozen=True)
 class Resource:
     what: str  # for messages: "NetworkPolicies"
@@ -52,7 +56,7 @@ class Conn:
                                 f"listing {res.what} ({call}): {err.message}; check the token or certificate "
                                 "of the kubeconfig user (or the service account)")
         if err.status == 403:
-            return ClusterError(f"not allowed to list {res.what} ({call}): {err.message}; netguard audit needs "
+            return NotAllowed(f"not allowed to list {res.what} ({call}): {err.message}; netguard audit needs "
                                 f"cluster-wide list on {res.what}")
         return ClusterError(f"listing {res.what} failed ({call}): {err.status} {err.message}")
 

@@ -7,8 +7,10 @@ normalize() and the Rego catalog read the API's own JSON.
 
 Permissions needed (what deploy/ RBAC must grant), all cluster-wide `list`: namespaces, every policy
 kind of the registry (webhook/kinds: networking.k8s.io networkpolicies; cilium.io ciliumnetworkpolicies
-and ciliumclusterwidenetworkpolicies, read when their CRDs are installed), and pods (optional: without it
-the audit reports workloads as not available). Discovery (/apis/cilium.io/v2, where an optional CRD is
+and ciliumclusterwidenetworkpolicies, read when their CRDs are installed), pods (optional: without it
+the audit reports workloads as not available), and the named address lists rules refer to: cilium.io
+ciliumcidrgroups, projectcalico.org networksets and globalnetworksets (optional: without them references to
+them are reported as not judged). Discovery (/apis/cilium.io/v2, where an optional CRD is
 looked up) is allowed to every authenticated user by the default system:discovery role.
 
 Pods are read through the metadata API (`Accept: application/json;as=PartialObjectMetadataList;
@@ -33,6 +35,7 @@ from webhook.cluster.api import (
     ApiError,
     ClusterError,
     Conn,
+    NotAllowed,
     Resource,
     api_client,
     list_all,
@@ -50,7 +53,9 @@ PODS_FORBIDDEN = "not allowed to list pods: workloads not available"
 # The metadata API: the list answered as a PartialObjectMetadataList (metadata only, no spec or status).
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 # (apiGroup, resource) pairs load_inventory lists, cluster-wide, verb "list"; pods are optional.
-REQUIRED_PERMISSIONS = (("", "namespaces"), *((k.group, k.plural) for k in kinds.ALL), ("", "pods"))
+REQUIRED_PERMISSIONS = (("", "namespaces"), *((k.group, k.plural) for k in kinds.ALL), ("", "pods"),
+                        ("cilium.io", "ciliumcidrgroups"), ("projectcalico.org", "networksets"),
+                        ("projectcalico.org", "globalnetworksets"))
 
 
 _NAMESPACES = Resource("namespaces", "/api/v1/namespaces", "Namespace", "v1")
@@ -137,6 +142,7 @@ def load_inventory(kubeconfig: str | None = None, context: str | None = None, *,
                                      positions={}))
 
         notes = [reader.conn.host, *_crd_notes(tuple(absent))]
+        address_sets, complete = _address_sets(reader, notes)
 
         workloads: tuple[Workload, ...] | None = None
         if include_workloads:
@@ -147,7 +153,24 @@ def load_inventory(kubeconfig: str | None = None, context: str | None = None, *,
                 workloads = tuple(Workload(ns, "Pod", name, labels) for ns, name, labels in map(object_meta, pods))
 
     return Inventory(source=f"cluster {label} ({'; '.join(notes)})", namespaces=tuple(namespaces),
-                     policies=tuple(policies), workloads=workloads)
+                     policies=tuple(policies), workloads=workloads, address_sets=tuple(address_sets),
+                     cidr_groups_known=complete[CIDR_GROUPS],
+                     network_sets_known=complete[NETWORK_SETS] and complete[GLOBAL_NETWORK_SETS])
+
+
+def _address_sets(reader: ClusterReader, notes: list[str]) -> tuple[list[dict[str, Any]], dict[str, bool]]:
+    """CiliumCIDRGroups and Calico (Global)NetworkSets, and whether each was read in full: a CRD not served has no
+    objects (known); one the credentials may not list is not known, said in `notes`, and the audit goes on."""
+    objects: list[dict[str, Any]] = []
+    known: dict[str, bool] = {}
+    for resource in (CIDR_GROUPS, NETWORK_SETS, GLOBAL_NETWORK_SETS):
+        known[resource] = True
+        try:
+            objects += reader.list(resource)[0] if reader.served(resource) else []
+        except NotAllowed:
+            known[resource] = False
+            notes.append(f"not allowed to list {WATCHED[resource].what}: references to them not judged")
+    return objects, known
 
 
 # -- watching: the webhook's cluster view (webhook/cluster/cluster_view.py) ------------------------------------
@@ -235,7 +258,7 @@ class ClusterReader:
         use (the Watcher asks again before every list, so an upgrade of Cilium is followed)."""
         if resource == CIDR_GROUPS:
             for version in CIDR_GROUP_VERSIONS:
-                if CIDR_GROUPS in served_in(self.conn, self._custom, CILIUM_GROUP, version):
+                if CIDR_GROUPS in self._served_plurals(CILIUM_GROUP, version):
                     self._versions[resource] = version
                     return True
             return False

@@ -62,8 +62,9 @@ def resolve(policy: NormalizedPolicy, lookup: Lookup) -> tuple[NormalizedPolicy,
                     sets = "NetworkSets and GlobalNetworkSets" if peer.raw.get("global") else "NetworkSets"
                     notices.append(f"{peer.path}: Calico {sets} whose labels match "
                                    f"{peer.raw['calicoNetworkSets']!r} are peers too; they cannot be judged without "
-                                   "the cluster (netguard's cluster view is off, not synced or stale, or a set's nets "
-                                   "are unreadable), so their addresses were not checked")
+                                   "the cluster's network sets (netguard's cluster view is off, not synced or stale; "
+                                   "the audited files or credentials hold none; or a set's nets are unreadable), so "
+                                   "their addresses were not checked")
                     peers.append(peer)
                     continue
                 cidrs, names = found
@@ -76,8 +77,9 @@ def resolve(policy: NormalizedPolicy, lookup: Lookup) -> tuple[NormalizedPolicy,
             found = lookup(peer)
             if found is None:
                 notices.append(f"{peer.path}: CiliumCIDRGroup {peer.raw['cidrGroup']} cannot be judged without the "
-                               "cluster (netguard's cluster view is off, not synced or stale, or the group's CIDRs "
-                               "are unreadable); its addresses were not checked")
+                               "cluster's CIDR groups (netguard's cluster view is off, not synced or stale; the "
+                               "audited files or credentials hold none; or the group's CIDRs are unreadable); its "
+                               "addresses were not checked")
                 peers.append(peer)
                 continue
             cidrs, names = found

@@ -141,6 +141,8 @@ def explain(policy: NormalizedPolicy, params: FactParams | None = None) -> Expla
         notes.extend(_subject_notes(policy, subject))
     for rule in policy.rules:
         notes.extend(_rule_notes(policy, rule, metadata_ips, dns_entries))
+    notes.extend(Note(path, "log", "Log: matching traffic is logged and evaluation goes on to the next rule; this "
+                      "rule neither allows nor denies") for path in policy.passive)
     for direction, facts in policy.facts.items():
         notes.extend(_reach_note(r, direction, every_port=True) for r in facts.combined_all_ports)
         notes.extend(_reach_note(r, direction, every_port=False) for r in facts.combined_any_ports)

@@ -417,6 +417,9 @@ class NormalizedPolicy:
     # The order within the tier, lower first (AdminNetworkPolicy and ClusterNetworkPolicy `priority`, Calico
     # `order`); None where the kind has none.
     priority: float | None = None
+    # Rules that neither allow nor deny (Calico's Log: record the packet, go on to the next rule), by path: for
+    # explain; not in the engine input, as no guardrail has anything to judge in them.
+    passive: tuple[str, ...] = ()
 
     def to_input(self) -> dict[str, Any]:
         return {

@@ -45,7 +45,8 @@ def normalize(obj: Mapping[str, Any]) -> NormalizedPolicy:
     return NormalizedPolicy(kind=policy_kind.name, flavor=policy_kind.flavor, name=name,
                             namespace=namespace if policy_kind.namespaced else "",
                             clusterwide=not policy_kind.namespaced, labels=labels,
-                            annotations=annotations, subjects=subjects, rules=rules, tier=tier, priority=priority)
+                            annotations=annotations, subjects=subjects, rules=rules, tier=tier, priority=priority,
+                            passive=policy_kind.passive(obj) if policy_kind.passive is not None else ())
 
 
 def _not_guarded(registry: Registry, api_version: str, kind: str) -> ShapeError:

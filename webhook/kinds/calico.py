@@ -116,6 +116,17 @@ def subjects_and_rules(obj: Mapping[str, Any], namespace: str,
     return (subject,), tuple(rules)
 
 
+def logged(obj: Mapping[str, Any]) -> tuple[str, ...]:
+    """The paths of the Log rules, which _rule leaves out (they record and go on; run after normalize_spec has
+    read the object, so its shape is known)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, Mapping):
+        return ()
+    return tuple(f"spec.{direction}[{i}]" for direction in ("ingress", "egress")
+                 for i, rule in enumerate(spec.get(direction) or ())
+                 if isinstance(rule, Mapping) and rule.get("action") == "Log")
+
+
 def placement(obj: Mapping[str, Any]) -> tuple[str, float | None]:
     """The policy's tier (spec.tier, "default" when unset) and its order in the tier (spec.order; None: last)."""
     spec = obj.get("spec")

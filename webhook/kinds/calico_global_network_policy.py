@@ -33,6 +33,7 @@ KIND = PolicyKind(
     flavor=Flavor.CALICO,
     normalizer=normalize_spec,
     placement=calico.placement,
+    passive=calico.logged,
     phrasing=Phrasing(a="a GlobalNetworkPolicy", subjects_in="in every namespace"),
     order=70,
 )

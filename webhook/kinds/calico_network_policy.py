@@ -33,6 +33,7 @@ KIND = PolicyKind(
     flavor=Flavor.CALICO,
     normalizer=normalize_spec,
     placement=calico.placement,
+    passive=calico.logged,
     phrasing=Phrasing(a="a Calico NetworkPolicy", subjects_in="in the policy's namespace"),
     order=60,
     qualified=True,

@@ -19,6 +19,8 @@ from webhook.core.netpolicy import Flavor, Rule, Subject
 Normalizer = Callable[[Mapping[str, Any], str], tuple[tuple[Subject, ...], tuple[Rule, ...]]]
 # Where a policy of a tiered kind sits: (tier, priority) read from the raw object.
 Placement = Callable[[Mapping[str, Any]], tuple[str, float | None]]
+# A kind's rules that neither allow nor deny (Calico's Log): the raw object (already normalized) -> their paths.
+Passive = Callable[[Mapping[str, Any]], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class PolicyKind:
     # Tiered kinds (the network-policy-api kinds, Calico's): reads a policy's (tier, priority); None for kinds
     # without tiers (their policies sit in tier "" with no priority).
     placement: Placement | None = None
+    # Kinds with rules that only record (Calico's Log): lists them for explain; None where every rule decides.
+    passive: Passive | None = None
 
     @property
     def name(self) -> str:

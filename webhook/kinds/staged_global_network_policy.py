@@ -27,6 +27,7 @@ KIND = PolicyKind(
     flavor=Flavor.CALICO,
     normalizer=normalize_spec,
     placement=calico.placement,
+    passive=calico.logged,
     phrasing=Phrasing(a="a StagedGlobalNetworkPolicy", subjects_in="in every namespace"),
     order=85,
     enforced=False,

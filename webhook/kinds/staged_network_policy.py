@@ -27,6 +27,7 @@ KIND = PolicyKind(
     flavor=Flavor.CALICO,
     normalizer=normalize_spec,
     placement=calico.placement,
+    passive=calico.logged,
     phrasing=Phrasing(a="a StagedNetworkPolicy", subjects_in="in the policy's namespace"),
     order=80,
     enforced=False,

@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
+from webhook import kinds
 from webhook.core import exceptions as exc_mod
 from webhook.core.limits import check_limits
 from webhook.core.model import UserInfo, Verdict
@@ -64,6 +65,22 @@ class AuditFinding:
     # Where last_changed_by comes from: "decision log" (authenticated by the API server), "annotation"
     # (written by a client: shown, never trusted), or "" when unknown.
     last_changed_from: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class AuditNotice:
+    """What a review could not judge about a policy (a CIDR group or network set not read, a namespace's labels
+    not known): no finding, but never silence either."""
+
+    kind: str
+    namespace: str
+    name: str
+    source: str
+    line: int
+    text: str
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -170,6 +187,7 @@ class AuditReport:
     errors: tuple[SourceError, ...] = ()
     policies: int = 0
     rules: tuple[Any, ...] = field(default=())  # the guardrails (title, severity, remediation)
+    notices: tuple[AuditNotice, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         by_mode = Counter(f.mode for f in self.findings)
@@ -179,9 +197,10 @@ class AuditReport:
             "source": self.source,
             "summary": {"policies": self.policies, "findings": len(self.findings),
                         "enforce": by_mode["enforce"], "warn": by_mode["warn"], "audit": by_mode["audit"],
-                        "errors": len(self.errors)},
+                        "notices": len(self.notices), "errors": len(self.errors)},
             "posture": self.posture.to_json(),
             "findings": [f.to_json() for f in self.findings],
+            "notices": [n.to_json() for n in self.notices],
             "decisions": self.decisions.to_json() if self.decisions else None,
             "errors": [{"source": e.source, "line": e.line, "column": e.col, "message": e.message}
                        for e in self.errors],
@@ -232,10 +251,13 @@ def audit(pipeline: Pipeline, inventory: Inventory, *, decisions: DecisionStats 
                 shares.append(share)
     check = check_report(pipeline, outcomes, inventory.errors)
     findings = tuple(_audit_findings(check, last_changed))
+    notices = tuple(AuditNotice(r.kind, r.namespace, r.name, r.document.source, r.document.line, text)
+                    for r in check.results for text in r.decision.notices)
     posture = _posture(pipeline, inventory, shares, today)
     return AuditReport(generated_at=now or datetime.now(UTC), source=inventory.source,
                        policy_revision=pipeline.revision, findings=findings, posture=posture, decisions=decisions,
-                       errors=check.errors, policies=len(check.results), rules=pipeline.policies.guardrails)
+                       errors=check.errors, policies=len(check.results), rules=pipeline.policies.guardrails,
+                       notices=notices)
 
 
 def inventory_snapshot(inventory: Inventory,
@@ -245,13 +267,15 @@ def inventory_snapshot(inventory: Inventory,
     and so is a document without an apiVersion (check_document: not an object the API server would hold).
 
     `configured` (the settings' namespace_labels) replaces a namespace's labels, as `netguard audit` merges them
-    (cli._run_audit): namespace overrides read the labels they read without a snapshot. The inventory lists no
-    CiliumCIDRGroups, so a reference to one stays "cannot be judged", as without a cluster view, rather than
-    "no such group"."""
+    (cli._run_audit): namespace overrides read the labels they read without a snapshot. CiliumCIDRGroups and
+    Calico (Global)NetworkSets are those the inventory read; where it could not tell that it read them all
+    (`Inventory.cidr_groups_known`, `network_sets_known`), a reference to one stays "cannot be judged", as
+    without a cluster view, rather than "no such group"."""
     return ClusterSnapshot.from_objects(
         {**inventory.namespace_labels(), **(configured or {})},
-        (d.obj for d in inventory.policies if isinstance(d.obj.get("apiVersion"), str)),
-        skip_unreadable=True, cidr_groups_known=False)
+        (*(d.obj for d in inventory.policies if isinstance(d.obj.get("apiVersion"), str)), *inventory.address_sets),
+        skip_unreadable=True, cidr_groups_known=inventory.cidr_groups_known,
+        network_sets_known=inventory.network_sets_known)
 
 
 def _review(shared: tuple[Pipeline, Sequence[Document], date, LastChanged, ClusterSnapshot],
@@ -325,6 +349,22 @@ _POLICY_LISTS = ("egress_all", "egress_limited", "ingress_all", "ingress_limited
 
 def _policy_posture(pipeline: Pipeline, policy: NormalizedPolicy, obj: Mapping[str, Any] | None = None,
                     today: date | None = None) -> _PolicyPosture:
+    policy_kind = kinds.named(policy.kind)
+    # A staged policy (Calico's Staged kinds) opens nothing until it is promoted: it is in no exposure figure, as
+    # it is no baseline (posture.baseline_subjects).
+    refs = _exposure(policy) if policy_kind is None or policy_kind.enforced else []
+    granted = exc_mod.from_annotation(policy.annotations, pipeline.settings.exception_keys, policy.namespace,
+                                      policy.name, policy.kind, obj=obj, rules=pipeline.settings.exception_tokens,
+                                      today=today).exemptions
+    isolating = tuple(s for s in policy.subjects if any(s.isolates.get(d) for d in DIRECTIONS))
+    slim = replace(policy, labels={}, annotations={}, subjects=isolating, rules=(), facts={})
+    baseline = any(True for d in DIRECTIONS for _ in baseline_subjects(d, (policy,)))
+    return _PolicyPosture(slim, tuple(refs), tuple(granted), replace(slim, rules=policy.rules) if baseline else None)
+
+
+def _exposure(policy: NormalizedPolicy) -> list[tuple[str, PolicyRef]]:
+    """Which exposure figures the policy counts in (internet egress/ingress on every port or some, other
+    namespaces, metadata), each with the rules that put it there."""
     refs: list[tuple[str, PolicyRef]] = []
     for direction in ("egress", "ingress"):
         rules = [r for r in policy.rules if r.direction.value == direction and r.action.value == "allow"
@@ -352,13 +392,7 @@ def _policy_posture(pipeline: Pipeline, policy: NormalizedPolicy, obj: Mapping[s
     if meta_rules:
         refs.append(("metadata", _ref(policy, [r.path for r in meta_rules],
                                       ", ".join(sorted({ip for r in meta_rules for ip in r.facts.metadata})))))
-    granted = exc_mod.from_annotation(policy.annotations, pipeline.settings.exception_keys, policy.namespace,
-                                      policy.name, policy.kind, obj=obj, rules=pipeline.settings.exception_tokens,
-                                      today=today).exemptions
-    isolating = tuple(s for s in policy.subjects if any(s.isolates.get(d) for d in DIRECTIONS))
-    slim = replace(policy, labels={}, annotations={}, subjects=isolating, rules=(), facts={})
-    baseline = any(True for d in DIRECTIONS for _ in baseline_subjects(d, (policy,)))
-    return _PolicyPosture(slim, tuple(refs), tuple(granted), replace(slim, rules=policy.rules) if baseline else None)
+    return refs
 
 
 def _posture(pipeline: Pipeline, inventory: Inventory, shares: Sequence[_PolicyPosture], today: date) -> Posture:

@@ -12,6 +12,7 @@ from typing import Any
 
 from webhook import kinds
 from webhook.core.selectors import NAMESPACE_NAME_LABEL
+from webhook.core.snapshot import CIDR_GROUP_KIND, is_network_set
 from webhook.offline.sources import Document, SourceError
 
 # Workload kinds whose pod template labels stand for their pods when auditing manifests.
@@ -42,6 +43,12 @@ class Inventory:
     policies: tuple[Document, ...]
     workloads: tuple[Workload, ...] | None = None  # None: not available (no permission, not in the files)
     errors: tuple[SourceError, ...] = ()
+    # The named address lists rules may refer to: CiliumCIDRGroups and Calico (Global)NetworkSets, as objects.
+    address_sets: tuple[Mapping[str, Any], ...] = ()
+    # Whether `address_sets` holds every object of its family, so that a reference nothing matches can be told
+    # apart from one whose target was not read (ClusterSnapshot.cidr_groups_known / network_sets_known).
+    cidr_groups_known: bool = False
+    network_sets_known: bool = False
 
     def namespace_labels(self) -> dict[str, Mapping[str, str]]:
         return {ns.name: ns.labels for ns in self.namespaces}
@@ -68,10 +75,15 @@ def from_documents(documents: Sequence[Document], errors: Sequence[SourceError],
 
     Namespaces that only appear in metadata.namespace are included with no labels, so a folder of
     policies still yields per-namespace figures.
+
+    The folder is read as the cluster, as for namespaces and default deny: CiliumCIDRGroups and Calico
+    (Global)NetworkSets in it are those that exist, once it holds one of the family. A folder with none of a
+    family says nothing about it: references to that family stay "cannot be judged" (a notice naming them).
     """
     namespaces: dict[str, Namespace] = {}
     policies: list[Document] = []
     workloads: list[Workload] = []
+    address_sets: list[Mapping[str, Any]] = []
     for doc in documents:
         kind = doc.obj.get("kind")
         policy_kind = kinds.of(doc.obj)
@@ -79,7 +91,9 @@ def from_documents(documents: Sequence[Document], errors: Sequence[SourceError],
         assert isinstance(meta, dict)
         name = str(meta.get("name", ""))
         ns = str(meta.get("namespace") or default_namespace)
-        if kind == "Namespace":
+        if _is_cidr_group(doc.obj) or is_network_set(doc.obj):
+            address_sets.append(doc.in_namespace(default_namespace).obj if kind == "NetworkSet" else doc.obj)
+        elif kind == "Namespace":
             namespaces[name] = Namespace(name, {NAMESPACE_NAME_LABEL: name, **_labels(meta.get("labels"))})
         elif policy_kind is not None:
             if policy_kind.namespaced:
@@ -93,4 +107,13 @@ def from_documents(documents: Sequence[Document], errors: Sequence[SourceError],
             namespaces.setdefault(ns, Namespace(ns, {NAMESPACE_NAME_LABEL: ns}))
     return Inventory(source=source, namespaces=tuple(sorted(namespaces.values(), key=lambda n: n.name)),
                      policies=tuple(policies), workloads=tuple(workloads) if workloads else None,
-                     errors=tuple(errors))
+                     errors=tuple(errors), address_sets=tuple(address_sets),
+                     cidr_groups_known=any(map(_is_cidr_group, address_sets)),
+                     network_sets_known=any(map(is_network_set, address_sets)))
+
+
+def _is_cidr_group(obj: Mapping[str, Any]) -> bool:
+    api_version = obj.get("apiVersion")
+    return (obj.get("kind") == CIDR_GROUP_KIND and isinstance(api_version, str)
+            and api_version.startswith("cilium.io/"))
+

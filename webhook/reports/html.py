@@ -299,6 +299,15 @@ def _errors_html(report: AuditReport) -> str:
     return "<h2>Unreadable documents</h2>" + _table(("Location", "Problem"), rows)
 
 
+def _notices_html(report: AuditReport) -> str:
+    if not report.notices:
+        return ""
+    rows = [(_e(f"{n.kind} {n.namespace + '/' if n.namespace else ''}{n.name}"),
+             f"<code>{_e(n.source)}:{n.line}</code>", _e(n.text)) for n in report.notices]
+    return ("<h2>Not judged</h2><p>What the audit could not check (no finding either way).</p>"
+            + _table(("Policy", "Location", "Notice"), rows))
+
+
 def render_html(report: AuditReport, style: Style = PLAIN_STYLE) -> str:
     """One file, no network: inline CSS, inline SVG charts, <details> groups, no script."""
     modes = Counter(f.mode for f in report.findings)
@@ -328,6 +337,7 @@ def render_html(report: AuditReport, style: Style = PLAIN_STYLE) -> str:
         '<h2>Posture</h2><div class="cards">', *(_figure_card(f) for f in figures(report)), "</div>",
         "<h2>Charts</h2>", _charts(report),
         _errors_html(report),
+        _notices_html(report),
         _exceptions_html(report),
         _decisions_html(report),
         "<h2>Findings</h2>", _findings_html(report),

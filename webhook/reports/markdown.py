@@ -80,6 +80,10 @@ def render_markdown(report: AuditReport, style: Style = PLAIN_STYLE) -> str:
     ]
     for fig in figures(report):
         out.append(f"| {_md(fig.label)} | {_md(_figure_value(fig))} | {_md_items(fig.items)} |")
+    if report.notices:
+        out += ["", "## Not judged", "", "What the audit could not check (no finding either way):", ""]
+        out += [f"- **{_md(n.kind)} {_md(n.namespace + '/' if n.namespace else '')}{_md(n.name)}** "
+                f"({_md(n.source)}:{n.line}): {_md(n.text)}" for n in report.notices]
     if report.errors:
         out += ["", "## Unreadable documents", ""]
         out += [f"- {_md(e.source)}:{e.line}:{e.col}: {_md(e.message)}" for e in report.errors]

@@ -4,7 +4,8 @@ Under gunicorn with several workers, PROMETHEUS_MULTIPROC_DIR is set by the guni
 before the workers start, and /metrics aggregates every worker's files.
 
 Every label value comes from a finite set netguard defines, never from the request as sent:
-`kind` is one of the policy kinds or `other` (`kind_label`), `operation` and `verdict` are enums,
+`kind` is the name netguard gives a guarded kind (`NetworkPolicy.projectcalico.org` for Calico's, which would
+otherwise count as Kubernetes') or `other` (`kind_label`), `operation` and `verdict` are enums,
 `rule` a guardrail id of the loaded catalog (or a pseudo-rule), `status` an HTTP status netguard
 answers with. docs/operations.md lists each metric's label values.
 """
@@ -16,16 +17,18 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-from webhook.core.model import POLICY_KIND_NAMES
+from webhook import kinds
 
 CUT_PHASES = ("handshake", "head", "body", "idle_evicted")  # webhook/serve/worker.py
 CACHE_RESULTS = ("hit", "miss", "evict")  # webhook/core/verdict_cache.py
 CATALOG_FALLBACKS = ("last_good", "none")  # a worker's catalog load failed: it serves the last good one, or stops
 
 
-def kind_label(kind: str) -> str:
-    """A request's kind as a label: one of the guarded policy kinds, or `other` (a finite set)."""
-    return kind if kind in POLICY_KIND_NAMES else "other"
+def kind_label(group: str, kind: str) -> str:
+    """A request's kind as a label: the registered kind of that group and kind by its netguard name, or `other`
+    (a finite set). The group decides: Calico's NetworkPolicy is not Kubernetes'."""
+    known = kinds.lookup(group, kind)
+    return known.name if known is not None else "other"
 
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -430,8 +430,8 @@ def _safe_review(pipeline: Pipeline, metrics: Metrics, review: AdmissionRequest,
 
 
 def _record(metrics: Metrics, endpoint: str, review: AdmissionRequest, decision: Decision, elapsed: float) -> None:
-    metrics.requests.labels(endpoint=endpoint, kind=kind_label(review.kind.kind), operation=review.operation.value,
-                            verdict=decision.verdict.value).inc()
+    metrics.requests.labels(endpoint=endpoint, kind=kind_label(review.kind.group, review.kind.kind),
+                            operation=review.operation.value, verdict=decision.verdict.value).inc()
     metrics.latency.labels(endpoint=endpoint).observe(elapsed)
     if endpoint == "validate":
         for f in decision.findings:
