@@ -49,7 +49,8 @@ class DecisionStats:
                 "by_requester": {k: dict(v) for k, v in self.by_requester.items()}}
 
 
-def _timestamp(value: Any) -> datetime | None:
+def parse_timestamp(value: Any) -> datetime | None:
+    """An RFC 3339 time as logs write it ("Z" or an offset; Hubble's nanoseconds kept to microseconds), else None."""
     if not isinstance(value, str):
         return None
     try:
@@ -76,7 +77,7 @@ def read_decisions(lines: Iterable[str], since: datetime | None = None,
             continue
         if not isinstance(entry, dict) or entry.get("event") != DECISION_EVENT or entry.get("endpoint") == "mutate":
             continue
-        when = _timestamp(entry.get("timestamp"))
+        when = parse_timestamp(entry.get("timestamp"))
         if (since and when and when < since) or (until and when and when > until):
             continue
         if entry.get("authenticated") is not True and not include_unauthenticated:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, cast
 
+from webhook.offline.decisionlog import parse_timestamp
+
 MAX_LINE_BYTES = 1 << 20  # a flow is a few KB; a longer line is counted as malformed, never held whole
 GZIP_MAGIC = b"\x1f\x8b"
 L4_PROTOCOLS = ("TCP", "UDP", "SCTP")
@@ -85,15 +87,6 @@ class FlowStats:
         self.last = when if self.last is None or when > self.last else self.last
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:  # Hubble writes nanoseconds; fromisoformat keeps microseconds
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _labels(value: Any) -> dict[str, str]:
     """Hubble's `source:key=value` labels: Kubernetes ones (`k8s:`) by their key, others (`reserved:world`,
     `cidr:...`) keep their source in the key, so they never pass for a pod label."""
@@ -144,7 +137,7 @@ def parse_flow(record: Mapping[str, Any]) -> Flow | None:
     direction = str(flow.get("traffic_direction") or "")
     allowed = flow.get("egress_allowed_by" if direction == "EGRESS" else "ingress_allowed_by")
     return Flow(
-        time=_timestamp(flow.get("time") or record.get("time")), verdict=str(flow.get("verdict") or ""),
+        time=parse_timestamp(flow.get("time") or record.get("time")), verdict=str(flow.get("verdict") or ""),
         direction=direction if direction in ("INGRESS", "EGRESS") else "",
         source_ip=str(ip.get("source") or ""), destination_ip=str(ip.get("destination") or ""),
         protocol=protocol, destination_port=port,
