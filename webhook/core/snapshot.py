@@ -85,6 +85,11 @@ class NetworkSet:
         return f"NetworkSet {self.namespace}/{self.name}" if self.namespace else f"GlobalNetworkSet {self.name}"
 
 
+def is_cidr_group(obj: Mapping[str, Any]) -> bool:
+    """A cilium.io CiliumCIDRGroup manifest (any version)."""
+    return obj.get("kind") == CIDR_GROUP_KIND and str(obj.get("apiVersion") or "").startswith("cilium.io/")
+
+
 def is_network_set(obj: Mapping[str, Any]) -> bool:
     """A projectcalico.org NetworkSet or GlobalNetworkSet manifest."""
     return obj.get("kind") in NETWORK_SET_KINDS and str(obj.get("apiVersion") or "").startswith(f"{CALICO_GROUP}/")

@@ -12,7 +12,7 @@ from typing import Any
 
 from webhook import kinds
 from webhook.core.selectors import NAMESPACE_NAME_LABEL
-from webhook.core.snapshot import CIDR_GROUP_KIND, is_network_set
+from webhook.core.snapshot import is_cidr_group, is_network_set
 from webhook.offline.sources import Document, SourceError
 
 # Workload kinds whose pod template labels stand for their pods when auditing manifests.
@@ -91,7 +91,7 @@ def from_documents(documents: Sequence[Document], errors: Sequence[SourceError],
         assert isinstance(meta, dict)
         name = str(meta.get("name", ""))
         ns = str(meta.get("namespace") or default_namespace)
-        if _is_cidr_group(doc.obj) or is_network_set(doc.obj):
+        if is_cidr_group(doc.obj) or is_network_set(doc.obj):
             address_sets.append(doc.in_namespace(default_namespace).obj if kind == "NetworkSet" else doc.obj)
         elif kind == "Namespace":
             namespaces[name] = Namespace(name, {NAMESPACE_NAME_LABEL: name, **_labels(meta.get("labels"))})
@@ -108,12 +108,6 @@ def from_documents(documents: Sequence[Document], errors: Sequence[SourceError],
     return Inventory(source=source, namespaces=tuple(sorted(namespaces.values(), key=lambda n: n.name)),
                      policies=tuple(policies), workloads=tuple(workloads) if workloads else None,
                      errors=tuple(errors), address_sets=tuple(address_sets),
-                     cidr_groups_known=any(map(_is_cidr_group, address_sets)),
+                     cidr_groups_known=any(map(is_cidr_group, address_sets)),
                      network_sets_known=any(map(is_network_set, address_sets)))
-
-
-def _is_cidr_group(obj: Mapping[str, Any]) -> bool:
-    api_version = obj.get("apiVersion")
-    return (obj.get("kind") == CIDR_GROUP_KIND and isinstance(api_version, str)
-            and api_version.startswith("cilium.io/"))
 
