@@ -590,7 +590,10 @@ def test_kinds_of_crds_not_served_count_as_listed_and_empty(tmp_path: Path) -> N
             absent = sorted(e["resource"] for e in logs if e["event"] == "cluster.watch.not_installed")
             assert absent == sorted({*(k.resource for k in kinds.ALL if k.optional_crd), CIDR_GROUPS,
                                      *NETWORK_SETS})  # one each
-            assert not [e for e in logs if e.get("log_level") in ("warning", "error")]
+            # A CRD that is not served is no failure. A transport failure is another matter (CI once saw one TLS
+            # handshake to this loopback stand-in fail on a loaded machine, retried and recovered): not this test's.
+            assert not [e for e in logs if e.get("log_level") in ("warning", "error")
+                        and not str(e.get("error", "")).startswith("cannot reach the API server")]
             assert set(watcher.view.policies) == {("NetworkPolicy", "team-a", "web")}
             optional = {k.collection_path for k in kinds.ALL if k.optional_crd}
             assert optional and not [r for r in standin.requests if r.path in optional]  # discovery said: not there
