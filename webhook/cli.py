@@ -1,5 +1,6 @@
 # PYTHON_ARGCOMPLETE_OK
-"""The `netguard` command: serve, check, explain, audit, baseline, policies, exception, certs, doctor.
+"""The `netguard` command: serve, check, explain, audit, baseline, suggest, tighten, policies, exception, certs,
+doctor.
 
 Thin: parses arguments, calls the library, maps errors to exit codes (0 ok, 1 findings,
 2 usage or input error). `serve` validates configuration and policies in this process first,
@@ -12,12 +13,14 @@ help, completion and the kubectl plugin's flag mapping); each subcommand's work 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from webhook import config, reports
 from webhook.core import exceptions
@@ -132,6 +135,28 @@ def _parser() -> argparse.ArgumentParser:
     base.add_argument("--allow-dns", action="store_true", help="allow DNS to kube-dns (UDP/TCP 53)")
     base.add_argument("--allow-same-namespace", action="store_true", help="allow traffic inside the namespace")
 
+    sug = sub.add_parser("suggest", help="least-privilege policies for a namespace's workloads, from Hubble flows")
+    sug.add_argument("--flows", nargs="+", required=True, metavar="FILE",
+                     help="Hubble exports (hubble observe -o jsonpb, Exporter files; plain or gzip); - for stdin")
+    sug.add_argument("--namespace", "-n", required=True, metavar="NS")
+    sug.add_argument("--flavor", choices=["cilium", "kubernetes"], default="cilium",
+                     help="CiliumNetworkPolicy (default, with toFQDNs) or NetworkPolicy")
+    sug.add_argument("--since", help="only flows from this time (ISO 8601)")
+    sug.add_argument("--until", help="only flows up to this time (ISO 8601)")
+    sug.add_argument("--output", "-o", type=Path, help="write the policies to this file instead of stdout")
+
+    tig = sub.add_parser("tighten", help="narrow a policy to what Hubble flows show it carried, as a diff")
+    tig.add_argument("policy", metavar="POLICY",
+                     help="the NetworkPolicy or Cilium(Clusterwide)NetworkPolicy file; - for stdin")
+    tig.add_argument("--flows", nargs="+", required=True, metavar="FILE",
+                     help="Hubble exports (hubble observe -o jsonpb, Exporter files; plain or gzip)")
+    tig.add_argument("--since", help="only flows from this time (ISO 8601)")
+    tig.add_argument("--until", help="only flows up to this time (ISO 8601)")
+    tig.add_argument("--format", choices=["diff", "yaml"], default="diff",
+                     help="a unified diff (default) or the narrowed policy")
+    tig.add_argument("--output", "-o", type=Path,
+                     help="write the narrowed policy to this file (the diff still goes to stdout)")
+
     aud = sub.add_parser("audit", help="what is in a cluster (or in manifests) against the guardrails, with posture")
     aud.add_argument("--from", dest="from_paths", action="append", metavar="PATH",
                      help="read manifests instead of a cluster (repeatable; files or folders; - for stdin)")
@@ -143,8 +168,12 @@ def _parser() -> argparse.ArgumentParser:
                           "since they apply to it too)")
     aud.add_argument("--no-workloads", action="store_true", help="do not list pods")
     aud.add_argument("--decisions", type=Path, help="the webhook's decision log (JSON lines)")
-    aud.add_argument("--since", help="decision log period start (ISO 8601)")
-    aud.add_argument("--until", help="decision log period end (ISO 8601)")
+    aud.add_argument("--flows", nargs="+", action="extend", metavar="FILE",
+                     help="Hubble flow exports (hubble observe -o jsonpb, or Exporter files; plain or gzip; - for "
+                          "stdin): match every flow to every allow rule and report unused, broader-than-observed "
+                          "rules and dropped DNS (guardrails unused-rule, broader-than-observed, dropped-needed)")
+    aud.add_argument("--since", help="period start for the decision log and the flows (ISO 8601)")
+    aud.add_argument("--until", help="period end for the decision log and the flows (ISO 8601)")
     aud.add_argument("--include-unauthenticated", action="store_true",
                      help="also count decision log lines whose caller was not authenticated with a client "
                           "certificate (server.client_ca); anyone reaching the port can write those")
@@ -283,6 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _explain(args)
         if args.command == "baseline":
             return _baseline(args)
+        if args.command == "suggest":
+            return _suggest(args)
+        if args.command == "tighten":
+            return _tighten(args)
         if args.command == "audit":
             return _audit(args)
         if args.command == "doctor":
@@ -513,7 +546,9 @@ def _run_audit(args: argparse.Namespace) -> int:
     on_terminal = sys.stderr.isatty() and not args.quiet
     report = audit(pipeline, inventory, decisions=decisions, jobs=jobs,
                    progress=lambda docs: tqdm(docs, desc="auditing", unit="policy", disable=not on_terminal,
-                                              file=sys.stderr))
+                                              file=sys.stderr),
+                   flows=_flow_matcher(args.flows, _instant(args.since), _instant(args.until), on_terminal)
+                   if args.flows else None)
     text = reports.render_audit(args.format, report, _style(args))
     if args.output:
         args.output.write_text(text, encoding="utf-8")
@@ -523,6 +558,19 @@ def _run_audit(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+def _flow_matcher(paths: Sequence[str], since: Any, until: Any, show_progress: bool) -> Any:
+    """The audit's --flows: reads the exports (streamed) and matches them to the policies the audit models."""
+    from webhook.offline.flow_match import match_flows
+    from webhook.offline.flows import FlowStats, read_flows
+
+    def matcher(policies: Any, namespaces: Any) -> Any:
+        stats = FlowStats()
+        with _flow_streams(paths, show_progress) as streams:
+            return match_flows(policies, read_flows(streams, stats, since, until), namespaces, stats, since, until)
+
+    return matcher
 
 
 def _one_namespace(inventory: Any, namespace: str) -> Any:
@@ -569,12 +617,131 @@ def _instant(text: str | None) -> Any:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+@contextmanager
+def _flow_streams(paths: Sequence[str], show_progress: bool) -> Iterator[list[IO[bytes]]]:
+    """The Hubble exports named on the command line (- for stdin), opened as binary streams; with
+    `show_progress` each file shows a progress bar by bytes read on stderr (a 1 GB export takes a while)."""
+    from tqdm import tqdm
+
+    with ExitStack() as stack:
+        streams: list[IO[bytes]] = []
+        for path in paths:
+            if path == "-":
+                streams.append(sys.stdin.buffer)
+                continue
+            handle: IO[bytes] = stack.enter_context(open(path, "rb"))
+            if show_progress:
+                bar = stack.enter_context(tqdm(total=os.path.getsize(path), desc=Path(path).name, unit="B",
+                                               unit_scale=True, file=sys.stderr, leave=False))
+                handle = cast(IO[bytes], _Counted(handle, bar.update))
+            streams.append(handle)
+        yield streams
+
+
+class _Counted(io.RawIOBase):
+    """A binary file whose reads report their size (the flow reader buffers on top of it)."""
+
+    def __init__(self, raw: IO[bytes], report: Callable[[int], Any]) -> None:
+        super().__init__()
+        self._raw, self._report = raw, report
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[:len(data)] = data
+        self._report(len(data))
+        return len(data)
+
+
 def _baseline(args: argparse.Namespace) -> int:
     from webhook.offline.baseline import BaselineOptions, baseline_objects, render_yaml
 
     options = BaselineOptions(namespace=args.namespace, flavor=args.flavor, allow_dns=args.allow_dns,
                               allow_same_namespace=args.allow_same_namespace)
     sys.stdout.write(render_yaml(baseline_objects(options)))
+    return EXIT_OK
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from webhook.offline.flows import FlowStats, read_flows
+    from webhook.offline.suggest import check_namespace, observe, render_yaml, suggest
+
+    check_namespace(args.namespace)  # before reading what may be a gigabyte of flows
+    since, until = _instant(args.since), _instant(args.until)
+    stats = FlowStats()
+    with _flow_streams(args.flows, sys.stderr.isatty() and not args.quiet) as streams:
+        observation = observe(read_flows(streams, stats, since, until), args.namespace)
+    window = _flows_window(stats, since, until)
+    suggestion = suggest(observation, args.flavor, window)
+    text = render_yaml(suggestion, args.namespace, args.flavor, window, observation.left_out)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    skipped = f" ({stats.malformed} malformed lines skipped)" if stats.malformed else ""
+    _info(args, f"{len(suggestion.objects)} policies for namespace {args.namespace} from {observation.counted} of "
+                f"{stats.flows} flows read{skipped}")
+    return EXIT_OK
+
+
+def _flows_window(stats: Any, since: Any, until: Any) -> Any:
+    """The flows read, as the evidence names them (core/flow_evidence.Window)."""
+    from webhook.core.flow_evidence import Window
+
+    return Window(flows=stats.flows, first=stats.first, last=stats.last, since=since, until=until, lines=stats.lines,
+                  malformed=stats.malformed, outside_window=stats.outside_window)
+
+
+def _tighten(args: argparse.Namespace) -> int:
+    from webhook.core.facts import FactParams, enrich
+    from webhook.core.normalize import normalize
+    from webhook.core.shape import ShapeError
+    from webhook.core.snapshot import policy_key
+    from webhook.offline.flow_match import match_flows
+    from webhook.offline.flows import FlowStats, read_flows
+    from webhook.offline.sources import read_paths
+    from webhook.offline.suggest import FlowNames
+    from webhook.offline.tighten import check_supported, diff, learning_names, render, tighten
+
+    documents, errors = read_paths([args.policy], sys.stdin)
+    for err in errors:
+        print(f"{err.source}:{err.line}:{err.col}: error: {err.message}", file=sys.stderr)
+    if errors:
+        return EXIT_USAGE
+    if not documents:
+        raise ValueError(f"{args.policy}: no policy in it")
+    for doc in documents:
+        check_supported(doc.obj, f"{doc.source}:{doc.line}")
+    # Judged with its facts (the internet, every namespace), in the namespace kubectl would apply it to.
+    policies = []
+    for doc in documents:
+        try:
+            policies.append(enrich(normalize(doc.in_namespace().obj), FactParams()))
+        except ShapeError as exc:
+            line, col = doc.position(exc.path)
+            print(f"{doc.source}:{line}:{col}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    since, until = _instant(args.since), _instant(args.until)
+    stats, names = FlowStats(), FlowNames()
+    with _flow_streams(args.flows, sys.stderr.isatty() and not args.quiet) as streams:
+        evidence = match_flows(policies, learning_names(read_flows(streams, stats, since, until), names), {}, stats,
+                               since, until)
+    results = [tighten(doc.obj, policy, evidence.for_policy(policy_key(policy)), evidence.window, names)
+               for doc, policy in zip(documents, policies, strict=True)]
+    narrowed = render(r.narrowed for r in results)
+    if args.output:
+        args.output.write_text(narrowed, encoding="utf-8")
+    sys.stdout.write(narrowed if args.format == "yaml" and not args.output else diff(results, args.policy))
+    for policy, result in zip(policies, results, strict=True):
+        where = f"{policy.kind} {policy.namespace + '/' if policy.namespace else ''}{policy.name}"
+        if not result.observed:
+            _info(args, f"{where}: no pod it selects is in the flows ({evidence.window.describe()}): left as it is")
+        for change in result.changes:
+            _info(args, f"{where} {change.path}: {change.what}")
+        if result.observed and not result.changes:
+            _info(args, f"{where}: every judged rule carried what it allows; nothing to narrow")
     return EXIT_OK
 
 

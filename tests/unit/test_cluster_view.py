@@ -349,7 +349,7 @@ def test_an_untrusted_view_gives_no_default_deny_status() -> None:
     doc = stale.to_input("team-a", normalize(netpol("web", "team-a", WEB)), Operation.CREATE, {"team": "a"})
     assert doc == {"enabled": True, "synced": True, "stale": True, "age_seconds": 80.0, "namespace": "team-a",
                    "namespace_labels": {"team": "a"}, "default_deny": None, "default_deny_before": None,
-                   "baselines": [], "same_priority": []}
+                   "baselines": [], "same_priority": [], "flows": None}
     assert DISABLED.to_input("team-a", None, Operation.CREATE, {})["enabled"] is False
 
 

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from webhook import kinds, logs
-from webhook.core.model import GroupVersionKind
+from webhook.core.model import GroupVersionKind, PolicyKey
 from webhook.core.netpolicy import NormalizedPolicy
 from webhook.core.normalize import normalize
 from webhook.core.selectors import NAMESPACE_NAME_LABEL
@@ -47,7 +47,6 @@ from webhook.core.snapshot import (
     CidrGroup,
     ClusterSnapshot,
     NetworkSet,
-    PolicyKey,
     cidr_group,
     network_set,
     object_meta,

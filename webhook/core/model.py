@@ -52,6 +52,9 @@ POLICY_KINDS = tuple(k.gvk for k in kinds.ALL)
 POLICY_KIND_NAMES = kinds.NAMES  # the `kind` field alone: a first filter, never an identity (see webhook/kinds)
 
 
+PolicyKey = tuple[str, str, str]  # (kind, namespace, name); namespace "" for clusterwide policies
+
+
 @dataclass(frozen=True)
 class UserInfo:
     username: str = ""

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from webhook.core.model import Operation
+from webhook.core.flow_evidence import FlowEvidence
+from webhook.core.model import Operation, PolicyKey
 from webhook.core.netpolicy import NormalizedPolicy
 from webhook.core.normalize import normalize
 from webhook.core.posture import DIRECTIONS, baseline_subjects, default_deny, subject_covers_namespace
@@ -27,7 +28,6 @@ NETWORK_SET_KINDS = frozenset({"NetworkSet", "GlobalNetworkSet"})
 BASELINE_LABEL = "netguard.io/baseline"
 
 
-PolicyKey = tuple[str, str, str]  # (kind, namespace, name); namespace "" for clusterwide policies
 
 
 def policy_key(policy: NormalizedPolicy) -> PolicyKey:
@@ -148,6 +148,9 @@ class ClusterSnapshot:
     # snapshot that says nothing of them cannot tell a Calico peer's network sets from none.
     network_sets_by_key: Mapping[tuple[str, str], NetworkSet] = field(default_factory=dict)
     network_sets_known: bool = False
+    # What observed traffic (Hubble flows) says about each policy's rules: the audit's `--flows`, never the
+    # webhook's view (admission judges what a policy could allow; the flow guardrails stay silent without it).
+    flows: FlowEvidence | None = None
     # Per key of by_namespace, its policies that can be a default-deny baseline ("deny") and those labelled as a
     # baseline ("marked"), worked out on first use: default_deny and baselines look at these alone (the audit asks
     # about every policy of a namespace, and walking the whole namespace each time made that quadratic).
@@ -249,6 +252,8 @@ class ClusterSnapshot:
             "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 1),
             "namespace": namespace, "namespace_labels": dict(namespace_labels),
             "default_deny": None, "default_deny_before": None, "baselines": [], "same_priority": [],
+            "flows": self.flows.to_input(policy_key(policy)) if self.flows is not None and policy is not None
+            else None,
         }
         if not self.usable:
             return out

@@ -9,8 +9,8 @@ Posture figures read the normalized model and its facts, the very model the revi
 processes (fanout.py), each also working out its policies' share of the posture; the parent merges
 in input order, so the report does not depend on the number of processes.
 
-Size: just over 400 lines: the report's dataclasses and the posture figures, which read the reviews the audit
-already made.
+Size: about 500 lines: the report's dataclasses and the posture figures, which read the reviews the audit
+already made, and the models the flow evidence is matched against (--flows).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 from webhook import kinds
 from webhook.core import exceptions as exc_mod
+from webhook.core.flow_evidence import FlowEvidence
 from webhook.core.limits import check_limits
 from webhook.core.model import UserInfo, Verdict
 from webhook.core.mutate import ANNOTATION_LAST_MODIFIED_BY
@@ -188,6 +189,7 @@ class AuditReport:
     policies: int = 0
     rules: tuple[Any, ...] = field(default=())  # the guardrails (title, severity, remediation)
     notices: tuple[AuditNotice, ...] = ()
+    flows: FlowEvidence | None = None  # what observed traffic said about each policy's rules (--flows)
 
     def to_json(self) -> dict[str, Any]:
         by_mode = Counter(f.mode for f in self.findings)
@@ -201,6 +203,7 @@ class AuditReport:
             "posture": self.posture.to_json(),
             "findings": [f.to_json() for f in self.findings],
             "notices": [n.to_json() for n in self.notices],
+            "flows": None if self.flows is None else self.flows.to_json(),
             "decisions": self.decisions.to_json() if self.decisions else None,
             "errors": [{"source": e.source, "line": e.line, "column": e.col, "message": e.message}
                        for e in self.errors],
@@ -232,8 +235,10 @@ def requester_for(doc: Document, last_changed: LastChanged) -> UserInfo:
 def audit(pipeline: Pipeline, inventory: Inventory, *, decisions: DecisionStats | None = None,
           today: date | None = None, now: datetime | None = None,
           progress: Callable[[Iterable[Document]], Iterable[Document]] = lambda docs: docs,
-          jobs: int = 1) -> AuditReport:
-    """`jobs` > 1: the policies are reviewed in that many forked processes (webhook/offline/fanout.py); same report."""
+          jobs: int = 1, flows: FlowMatcher | None = None) -> AuditReport:
+    """`jobs` > 1: the policies are reviewed in that many forked processes (webhook/offline/fanout.py); same report.
+    `flows` (--flows): matches the observed traffic to the policies, before any review, so the flow guardrails
+    read it from the snapshot (`input.cluster.flows`) like any other fact about the cluster."""
     today = today or date.today()
     docs = inventory.policies
     if pipeline.engine.name != "regorus":
@@ -242,6 +247,8 @@ def audit(pipeline: Pipeline, inventory: Inventory, *, decisions: DecisionStats 
     shares: list[_PolicyPosture] = []
     last_changed = decisions.last_changed if decisions else {}
     snapshot = inventory_snapshot(inventory, pipeline.settings.namespace_labels)  # once: the workers inherit it
+    if flows is not None:
+        snapshot = replace(snapshot, flows=flows(_models(pipeline, docs, snapshot), snapshot.namespaces))
     with fanout.ordered(_review, (pipeline, docs, today, last_changed, snapshot), len(docs), jobs) as reviewed:
         for doc, (outcome, share) in zip(progress(docs), reviewed, strict=True):
             if isinstance(outcome, DocumentResult) and outcome.document == _GIVEN:  # a copy, from a worker
@@ -257,7 +264,27 @@ def audit(pipeline: Pipeline, inventory: Inventory, *, decisions: DecisionStats 
     return AuditReport(generated_at=now or datetime.now(UTC), source=inventory.source,
                        policy_revision=pipeline.revision, findings=findings, posture=posture, decisions=decisions,
                        errors=check.errors, policies=len(check.results), rules=pipeline.policies.guardrails,
-                       notices=notices)
+                       notices=notices, flows=snapshot.flows)
+
+
+FlowMatcher = Callable[[Sequence[NormalizedPolicy], Mapping[str, Mapping[str, str]]], FlowEvidence]
+
+
+def _models(pipeline: Pipeline, docs: Sequence[Document], snapshot: ClusterSnapshot) -> list[NormalizedPolicy]:
+    """The policies as the reviews will read them (CIDR groups resolved, facts attached), for matching flows;
+    those that cannot be read or are over a limit are left out, as their reviews judge no rule."""
+    out = []
+    for doc in docs:
+        if kinds.of(doc.obj) is None:
+            continue
+        obj = doc.in_namespace(None).obj
+        if check_limits(obj, pipeline.settings.limits) is not None:
+            continue
+        try:
+            out.append(pipeline.model(obj, snapshot)[0])
+        except ShapeError:
+            continue
+    return out
 
 
 def inventory_snapshot(inventory: Inventory,

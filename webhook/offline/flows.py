@@ -4,13 +4,16 @@
 Field names are Hubble's protojson with proto names (cilium/cilium api/v1/flow/flow.proto, observer.proto):
 `verdict`, `traffic_direction`, `IP.source`/`IP.destination`, `l4.TCP|UDP|SCTP.destination_port`,
 `l4.ICMPv4|ICMPv6`, `source`/`destination` (`namespace`, `labels` as `k8s:app=web`, `pod_name`, `identity`),
-`destination_names`, `l7.dns` (`query`, `ips`), `is_reply`, `ingress_allowed_by`/`egress_allowed_by` (policy
-`name`, `namespace`, `kind`) and `drop_reason_desc`.
+`destination_names`, `l7.dns` (`query`, `ips`), `is_reply`, `ingress_allowed_by`/`egress_allowed_by` and
+`ingress_denied_by`/`egress_denied_by` (policy `name`, `namespace`, `kind`) and `drop_reason_desc`. Checked against
+real lines (tests/flows/README.md): protojson omits zero values, so an absent `verdict` or `traffic_direction` is the
+UNKNOWN enum (or a field mask), and older agents wrote only the deprecated `reply`, `drop_reason` and policy labels.
 
 Read as a stream: one line at a time, never the whole file, so a 1 GB export runs in bounded memory. A line
-that is not a flow (malformed JSON, a lost-events record, over MAX_LINE_BYTES) is counted, not fatal: an export
-is evidence, not input to trust blindly. Only flows inside the [since, until] window are yielded; the window
-the flows actually cover is kept (`FlowStats`), so nothing is called unused outside it.
+that is not a flow (malformed JSON, over MAX_LINE_BYTES) is counted, not fatal: an export is evidence, not input
+to trust blindly. The Exporter also writes agent, debug and lost-events records: counted as events, not as
+malformed, with the flows a lost-events record says were lost summed. Only flows inside the [since, until] window
+are yielded; the window the flows actually cover is kept (`FlowStats`), so nothing is called unused outside it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,16 @@ MAX_LINE_BYTES = 1 << 20  # a flow is a few KB; a longer line is counted as malf
 GZIP_MAGIC = b"\x1f\x8b"
 L4_PROTOCOLS = ("TCP", "UDP", "SCTP")
 ICMP = ("ICMPv4", "ICMPv6")
+# The other members of observer.proto's ExportEvent/GetFlowsResponse `response_types` oneof: records, not flows.
+EVENTS = ("lost_events", "agent_event", "debug_event", "node_status")
+FLOW_FIELDS = ("verdict", "traffic_direction", "IP", "l4", "source", "destination")  # a bare (legacy `-o json`) flow
+# flow.proto DropReason numbers for the deprecated numeric `drop_reason`, all an agent older than `drop_reason_desc`
+# wrote: the policy ones by name.
+DROP_REASONS = {133: "POLICY_DENIED", 181: "POLICY_DENY", 189: "AUTH_REQUIRED"}
+# Policy labels Cilium derives Policy kind/name/namespace from (cilium/cilium pkg/k8s/apis/cilium.io/utils/utils.go,
+# GetPolicyFromLabels): for an agent that wrote only `labels`, before Policy.kind existed.
+POLICY_LABELS = {"k8s:io.cilium.k8s.policy.derived-from": "kind", "k8s:io.cilium.k8s.policy.name": "name",
+                 "k8s:io.cilium.k8s.policy.namespace": "namespace"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +56,7 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class PolicyRef:
-    """A policy Hubble says allowed the flow (it attributes flows to policies, never to rules)."""
+    """A policy Hubble says allowed or denied the flow (it attributes flows to policies, never to rules)."""
 
     kind: str
     namespace: str
@@ -53,7 +66,7 @@ class PolicyRef:
 @dataclass(frozen=True)
 class Flow:
     time: datetime | None
-    verdict: str  # FORWARDED, DROPPED, AUDIT, ...
+    verdict: str  # FORWARDED, DROPPED, AUDIT, REDIRECTED, ..., or "" (VERDICT_UNKNOWN or masked out)
     direction: str  # INGRESS, EGRESS, or "" when Hubble could not tell
     source_ip: str
     destination_ip: str
@@ -64,19 +77,23 @@ class Flow:
     destination_names: tuple[str, ...] = ()  # DNS names Cilium saw resolve to the destination
     dns_query: str = ""  # l7.dns.query, without the trailing dot
     dns_ips: tuple[str, ...] = ()
-    is_reply: bool = False
+    is_reply: bool = False  # False also when Hubble could not tell (is_reply absent)
     allowed_by: tuple[PolicyRef, ...] = ()  # ingress_allowed_by or egress_allowed_by, as the direction says
-    drop_reason: str = ""
+    drop_reason: str = ""  # the DropReason name: POLICY_DENIED (no allow), POLICY_DENY (a deny rule), ...
+    denied_by: tuple[PolicyRef, ...] = ()  # ingress_denied_by or egress_denied_by (deny rules; AUDIT flows too)
 
 
 @dataclass
 class FlowStats:
-    """What was read: lines, flows in the window, those left out, and the window the flows cover."""
+    """What was read: lines, flows in the window, those left out, and the window the flows cover. `lost`: flows
+    Hubble itself says it dropped from the export (lost-events records), so an absence is weaker evidence."""
 
     lines: int = 0
     flows: int = 0
     malformed: int = 0
     outside_window: int = 0
+    events: int = 0  # agent, debug, node-status and lost-events records: not flows, not malformed
+    lost: int = 0
     first: datetime | None = None
     last: datetime | None = None
 
@@ -104,7 +121,7 @@ def _labels(value: Any) -> dict[str, str]:
 
 
 def _endpoint(value: Any) -> Endpoint:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         return Endpoint()
     identity = value.get("identity")
     return Endpoint(namespace=str(value.get("namespace") or ""), pod_name=str(value.get("pod_name") or ""),
@@ -116,38 +133,90 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
+# JSON objects are dicts: checked as such (isinstance against the Mapping ABC costs a tenth of a flow's parse).
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _policies(value: Any) -> tuple[PolicyRef, ...]:
+    """flow.proto `Policy` entries; kind, name and namespace from the policy labels when the fields are absent."""
+    out: list[PolicyRef] = []
+    for p in value if isinstance(value, list) else ():
+        if not isinstance(p, dict):
+            continue
+        fields = {"kind": p.get("kind"), "name": p.get("name"), "namespace": p.get("namespace")}
+        for label in _strings(p.get("labels")):
+            key, _, val = label.partition("=")
+            if key in POLICY_LABELS and not fields[POLICY_LABELS[key]]:
+                fields[POLICY_LABELS[key]] = val
+        out.append(PolicyRef(*(str(fields[f] or "") for f in ("kind", "namespace", "name"))))
+    return tuple(out)
+
+
+def _by_direction(flow: Mapping[str, Any], what: str, direction: str) -> tuple[PolicyRef, ...]:
+    """`egress_<what>_by` or `ingress_<what>_by` as the direction says; both when Hubble could not tell."""
+    sides = {"EGRESS": ("egress",), "INGRESS": ("ingress",)}.get(direction, ("ingress", "egress"))
+    return tuple(p for side in sides for p in _policies(flow.get(f"{side}_{what}_by")))
+
+
+def _is_reply(flow: Mapping[str, Any]) -> bool:
+    """`is_reply` is a google.protobuf.BoolValue, a bare JSON bool when set (true or false); an agent older than it
+    wrote only the deprecated `reply`, present when true (flow.proto fields 26 and 16)."""
+    value = flow.get("is_reply")
+    return value if isinstance(value, bool) else flow.get("reply") is True
+
+
+def _drop_reason(flow: Mapping[str, Any]) -> str:
+    """`drop_reason_desc` (the DropReason name), else the deprecated numeric `drop_reason` by name when it is a
+    policy one, as its number otherwise."""
+    desc, code = flow.get("drop_reason_desc"), flow.get("drop_reason")
+    if isinstance(desc, str) and desc:
+        return desc
+    if isinstance(code, int) and not isinstance(code, bool) and code:
+        return DROP_REASONS.get(code, str(code))
+    return ""
+
+
+def _lost(record: Mapping[str, Any]) -> int:
+    """LostEvent.num_events_lost, a uint64, which protojson writes as a string."""
+    raw = _mapping(record.get("lost_events")).get("num_events_lost")
+    try:
+        return max(int(raw), 0) if isinstance(raw, int | str) and not isinstance(raw, bool) else 0
+    except ValueError:
+        return 0
 
 
 def parse_flow(record: Mapping[str, Any]) -> Flow | None:
-    """One decoded line -> a Flow, or None when it holds no flow (a lost-events or node-status record)."""
-    flow = record.get("flow") if isinstance(record.get("flow"), Mapping) else record
-    if not isinstance(flow, Mapping) or "verdict" not in flow:
+    """One decoded line -> a Flow, or None when it holds no flow (a lost-events, agent, debug or node-status record).
+    Fields as cilium/cilium api/v1/flow/flow.proto names them (protojson, UseProtoNames: api/v1/flow/flow.pb.json.go);
+    a record under `flow` is a flow even with no verdict: VERDICT_UNKNOWN is omitted like every zero value."""
+    if isinstance(record.get("flow"), dict):
+        flow: Mapping[str, Any] = record["flow"]
+    elif any(key in record for key in EVENTS) or not any(key in record for key in FLOW_FIELDS):
         return None
+    else:
+        flow = record
     ip, l4 = _mapping(flow.get("IP")), _mapping(flow.get("l4"))
     protocol, port = "", 0
     for name in (*L4_PROTOCOLS, *ICMP):
-        if isinstance(l4.get(name), Mapping):
+        if isinstance(l4.get(name), dict):
             protocol = name
             raw = l4[name].get("destination_port")
             port = raw if name in L4_PROTOCOLS and isinstance(raw, int) and not isinstance(raw, bool) else 0
             break
     dns = _mapping(_mapping(flow.get("l7")).get("dns"))
     direction = str(flow.get("traffic_direction") or "")
-    allowed = flow.get("egress_allowed_by" if direction == "EGRESS" else "ingress_allowed_by")
+    direction = direction if direction in ("INGRESS", "EGRESS") else ""
     return Flow(
         time=parse_timestamp(flow.get("time") or record.get("time")), verdict=str(flow.get("verdict") or ""),
-        direction=direction if direction in ("INGRESS", "EGRESS") else "",
+        direction=direction,
         source_ip=str(ip.get("source") or ""), destination_ip=str(ip.get("destination") or ""),
         protocol=protocol, destination_port=port,
         source=_endpoint(flow.get("source")), destination=_endpoint(flow.get("destination")),
         destination_names=_strings(flow.get("destination_names")),
         dns_query=str(dns.get("query") or "").rstrip("."), dns_ips=_strings(dns.get("ips")),
-        is_reply=flow.get("is_reply") is True,
-        allowed_by=tuple(PolicyRef(str(p.get("kind") or ""), str(p.get("namespace") or ""), str(p.get("name") or ""))
-                         for p in (allowed if isinstance(allowed, list) else ()) if isinstance(p, Mapping)),
-        drop_reason=str(flow.get("drop_reason_desc") or ""))
+        is_reply=_is_reply(flow), allowed_by=_by_direction(flow, "allowed", direction),
+        drop_reason=_drop_reason(flow), denied_by=_by_direction(flow, "denied", direction))
 
 
 def open_export(stream: IO[bytes]) -> IO[bytes]:
@@ -186,9 +255,12 @@ def read_flows(streams: Iterable[IO[bytes]], stats: FlowStats, since: datetime |
             except (ValueError, UnicodeDecodeError):
                 stats.malformed += 1
                 continue
-            flow = parse_flow(record) if isinstance(record, Mapping) else None
+            flow = parse_flow(record) if isinstance(record, dict) else None
             if flow is None:
-                if not (isinstance(record, Mapping) and "lost_events" in record):  # lost events: not a flow, fine
+                if isinstance(record, dict) and any(key in record for key in EVENTS):  # not a flow, fine
+                    stats.events += 1
+                    stats.lost += _lost(record)
+                else:
                     stats.malformed += 1
                 continue
             if flow.time is not None and ((since and flow.time < since) or (until and flow.time > until)):

@@ -12,20 +12,27 @@ how it arrives (defaults: CREATE by `alice`, groups [system:authenticated]):
       policies: [{...}, ...]            # network policies already in the cluster (any of the three kinds)
       stale: false                      # true: the view lost its watch (cluster-dependent rules must not guess)
       age_seconds: 0                    # how long ago the view was last current
+      flows: [{flow: {...}}, ...]       # Hubble flow records (`hubble observe -o jsonpb`): the audit's --flows
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from webhook.core.admission import parse_review
+from webhook.core.facts import FactParams, enrich
+from webhook.core.flow_evidence import FlowEvidence
 from webhook.core.guardrails import Guardrail
 from webhook.core.model import AdmissionRequest
+from webhook.core.normalize import normalize
 from webhook.core.reviews import make_review
 from webhook.core.snapshot import ClusterSnapshot
+from webhook.offline.flow_match import match_flows
+from webhook.offline.flows import FlowStats, parse_flow
 
 DEFAULT_USER = "alice"
 DEFAULT_GROUPS = ("system:authenticated",)
@@ -69,9 +76,26 @@ def sample_cluster(sample: Path) -> ClusterSnapshot | None:
     policies = spec.get("policies") or []
     if not isinstance(namespaces, dict) or not isinstance(policies, list):
         raise ValueError("cluster: namespaces must be a mapping and policies a list")
-    return ClusterSnapshot.from_objects(
-        {str(ns): {str(k): str(v) for k, v in (labels or {}).items()} for ns, labels in namespaces.items()},
-        policies, stale=bool(spec.get("stale", False)), age_seconds=float(spec.get("age_seconds", 0)))
+    labels = {str(ns): {str(k): str(v) for k, v in (ls or {}).items()} for ns, ls in namespaces.items()}
+    snapshot = ClusterSnapshot.from_objects(labels, policies, stale=bool(spec.get("stale", False)),
+                                            age_seconds=float(spec.get("age_seconds", 0)))
+    records = spec.get("flows")
+    if records is None:
+        return snapshot
+    if not isinstance(records, list):
+        raise ValueError("cluster: flows must be a list of Hubble flow records")
+    return replace(snapshot, flows=sample_flows(load_sample(sample)[0], records, labels))
+
+
+def sample_flows(obj: dict[str, Any], records: list[Any], namespaces: dict[str, dict[str, str]]) -> FlowEvidence:
+    """What the flow records say about the sample's own policy, as `netguard audit --flows` works it out."""
+    stats = FlowStats()
+    flows = [f for r in records if isinstance(r, dict) and (f := parse_flow(r)) is not None]
+    for f in flows:
+        stats.flows += 1
+        stats.saw(f.time)
+    stats.lines = len(records)
+    return match_flows([enrich(normalize(obj), FactParams())], flows, namespaces, stats)
 
 
 def sample_files(guardrail: Guardrail, which: str) -> tuple[Path, ...]:

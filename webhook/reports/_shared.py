@@ -1,5 +1,5 @@
 """What more than one format says the same way: a check finding's level, and the audit's posture figures,
-findings grouping and decision tables (Markdown and HTML both lay them out)."""
+findings grouping, decision tables and traffic evidence (Markdown and HTML both lay them out)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from webhook.core.model import Mode
+from webhook.core.flow_evidence import port_label
+from webhook.core.model import Mode, PolicyKey
 
 if TYPE_CHECKING:
+    from webhook.core.flow_evidence import FlowEvidence, MissingAllow, PolicyEvidence, RuleUsage, Window
     from webhook.offline.audit import AuditFinding, AuditReport, ExceptionInForce, PolicyRef, WorkloadGap
 
 # ---------------------------------------------------------------------------------------------- check
@@ -155,3 +157,61 @@ def window(since: datetime | None, until: datetime | None) -> str:
     if since is None and until is None:
         return "the whole log"
     return f"{since.isoformat() if since else 'the start of the log'} to {until.isoformat() if until else 'its end'}"
+
+
+# ---------------------------------------------------------------------------------------------- flows
+
+FLOW_SCOPE = ("A rule is judged on these flows alone: none is called unused for traffic outside this window, "
+              "nor in a policy whose pods never appeared in it. Uncertain: flows a rule may have carried (a flow "
+              "could not settle it: a named port, a service), which keep it from being called unused.")
+
+
+def _instant(when: datetime | None) -> str:
+    return when.isoformat().replace("+00:00", "Z") if when is not None else "never"
+
+
+def flow_window(w: Window) -> str:
+    """The flows read, for a sentence: the time they cover, the window asked for, the lines left out."""
+    asked = " ".join(f"{word} {_instant(when)}" for word, when in (("since", w.since), ("until", w.until)) if when)
+    return (f"{w.describe()}{f' (window asked: {asked})' if asked else ''}; "
+            f"{w.malformed} line{'s' if w.malformed != 1 else ''} malformed, {w.outside_window} outside the window")
+
+
+def policy_label(key: PolicyKey) -> str:
+    kind, namespace, name = key
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name} {CLUSTERWIDE}"
+
+
+def flow_policies(evidence: FlowEvidence) -> tuple[list[tuple[str, PolicyEvidence]], list[str]]:
+    """(label, evidence) of each policy whose pods the flows saw, and the labels of those they never saw."""
+    ordered = sorted(evidence.policies.items())
+    return ([(policy_label(k), e) for k, e in ordered if e.observed],
+            [policy_label(k) for k, e in ordered if not e.observed])
+
+
+def unused(rule: RuleUsage) -> bool:
+    """What the unused-rule guardrail calls unused: judged, and no flow carried (or may have carried) it."""
+    return rule.judged and not rule.flows and not rule.uncertain
+
+
+def rule_use(rule: RuleUsage) -> str:
+    """A rule's use in words: "6", "0, unused", "2 (+1 uncertain)", "0; not judged: <why>"."""
+    text = str(rule.flows) + (f" (+{rule.uncertain} uncertain)" if rule.uncertain else "")
+    if not rule.judged:
+        return f"{text}; not judged: {rule.not_judged or 'a flow cannot be matched to its peers'}"
+    return f"{text}, unused" if unused(rule) else text
+
+
+def flow_row(rule: RuleUsage) -> tuple[str, str, str, str, str]:
+    """What a rule allows, its use (rule_use), when it was last seen, and the peers and ports observed (capped:
+    "and more")."""
+    peers = ", ".join(sorted(p.describe() for p in rule.peers)) or "none"
+    ports = ", ".join(port_label(p) for p in rule.ports) or "none"
+    return (rule.allows, rule_use(rule), _instant(rule.last_seen), peers + (", and more" if rule.more_peers else ""),
+            ports + (", and more" if rule.more_ports else ""))
+
+
+def missing_allow(m: MissingAllow) -> str:
+    """Dropped flows one obvious allow would have passed (the dropped-needed finding has the rule to add)."""
+    return (f"{m.flows} dropped {m.direction} flows needed {m.what} (from {', '.join(m.sources) or 'its pods'}, "
+            f"last {_instant(m.last_seen)}), and no rule allows it")

@@ -1,4 +1,4 @@
-"""AuditReport -> one self-contained HTML page: summary cards, posture, inline SVG charts, findings by namespace.
+"""AuditReport -> one self-contained HTML page: summary cards, posture, SVG charts, flows, findings by namespace.
 
 Names, paths and messages come from manifests anyone with write access to a namespace can submit: every one
 is escaped, and the page's CSP forbids scripts besides.
@@ -15,16 +15,22 @@ from typing import TYPE_CHECKING, Any
 from webhook.reports import PLAIN_STYLE, Format, Style
 from webhook.reports._shared import (
     DECISION_TABLES,
+    FLOW_SCOPE,
     MODES,
     SEVERITY_RANK,
     Figure,
     exception_target,
     figures,
+    flow_policies,
+    flow_row,
+    flow_window,
     grouped,
     guardrails,
+    missing_allow,
     rule_remediation,
     rule_title,
     top,
+    unused,
     window,
 )
 
@@ -36,6 +42,7 @@ _e = html.escape  # quote=True: safe in text and in double-quoted attributes
 MODE_COLOURS = {"enforce": "#c62828", "warn": "#e08600", "audit": "#1e6fd9"}
 SEVERITY_COLOURS = {"critical": "#7b1fa2", "high": "#c62828", "medium": "#e08600", "low": "#1e6fd9"}
 OTHER_COLOUR = "#78909c"
+USE_W, USE_COLOURS = 160, {"flows": "#1e6fd9", "uncertain": "#9ec1f0"}  # a rule's use bar: px, the busiest rule
 
 # No network: a report is opened from disk or a mail attachment, and must render (and leak nothing) offline.
 # The CSP forbids every script and remote load, so a name the escaping somehow missed still cannot run.
@@ -255,6 +262,47 @@ def _findings_html(report: AuditReport) -> str:
     return "".join(out)
 
 
+def _use_bar(path: str, flows: int, uncertain: int, busiest: int, judged: bool) -> str:
+    """A rule's flows as a bar on a track, scaled to `busiest` (its policy's busiest rule); grey when not judged."""
+    parts = [f'<svg role="img" viewBox="0 0 {USE_W} 12" width="{USE_W}" height="12"><title>{_e(path)}: {flows} '
+             f'flows{f" (+{uncertain} uncertain)" if uncertain else ""}; its policy\'s busiest rule: {busiest}</title>'
+             f'<rect width="{USE_W}" height="12" fill="#eef0f3" stroke="#dde1e7" rx="2"/>']
+    x = 0.0
+    for name, value in (("flows", flows), ("uncertain", uncertain)):
+        if value > 0:
+            w, colour = max(USE_W * value / max(busiest, 1), 2.0), USE_COLOURS[name] if judged else OTHER_COLOUR
+            parts.append(f'<rect class="use-{name}" x="{x:.1f}" width="{w:.1f}" height="12" fill="{colour}" rx="2"/>')
+            x += w
+    return "".join(parts) + "</svg>"
+
+
+def _flows_html(report: AuditReport) -> str:
+    """Per observed policy, each allow rule's use as a bar scaled to the busiest rule of the same policy."""
+    if report.flows is None:
+        return ""
+    observed, unseen = flow_policies(report.flows)
+    out = ["<h2>Traffic evidence</h2>",
+           f'<p class="meta">From Hubble flows: {_e(flow_window(report.flows.window))}. {_e(FLOW_SCOPE)} Each bar '
+           "compares a rule's flows with the busiest rule of the same policy.</p>"]
+    for label, evidence in observed:
+        out.append(f'<details class="ns" open><summary>{_e(label)} <span class="muted">\u2014 '
+                   f"{evidence.subject_flows} flows of its pods</span></summary>")
+        busiest, rows = max((r.flows + r.uncertain for r in evidence.rules), default=0), []
+        for r in evidence.rules:
+            allows, use, seen, peers, ports = (_e(c) for c in flow_row(r))
+            use = f"0 {_badge('unused', MODE_COLOURS['warn'])}" if unused(r) else use
+            cells = (f"<code>{_e(r.path)}</code> {_e(r.direction)}", allows,
+                     _use_bar(r.path, r.flows, r.uncertain, busiest, r.judged) + use, seen, peers, ports)
+            rows.append(cells if r.judged else tuple(f'<span class="muted">{c}</span>' for c in cells))
+        out.append(_table(("Rule", "Allows", "Flows", "Last seen", "Peers observed", "Ports observed"), rows,
+                          widths=(13, 20, 21, 12, 22, 12)) if rows else "<p>No allow rule to match flows to.</p>")
+        out += [*(f"<p><code>{_e(m.path)}</code>: {_e(missing_allow(m))}.</p>" for m in evidence.missing), "</details>"]
+    if unseen:
+        out.append(f"<details><summary>No flow of their pods in the window (their rules are not judged): "
+                   f"{len(unseen)} policies</summary><ul>{''.join(f'<li>{_e(u)}</li>' for u in unseen)}</ul></details>")
+    return "".join(out)
+
+
 def _decisions_html(report: AuditReport) -> str:
     d = report.decisions
     if d is None:
@@ -336,6 +384,7 @@ def render_html(report: AuditReport, style: Style = PLAIN_STYLE) -> str:
         '<h2>Summary</h2><div class="cards">', *stats, "</div>",
         '<h2>Posture</h2><div class="cards">', *(_figure_card(f) for f in figures(report)), "</div>",
         "<h2>Charts</h2>", _charts(report),
+        _flows_html(report),
         _errors_html(report),
         _notices_html(report),
         _exceptions_html(report),

@@ -13,10 +13,15 @@ from typing import TYPE_CHECKING
 from webhook.reports import PLAIN_STYLE, Format, Style
 from webhook.reports._shared import (
     DECISION_TABLES,
+    FLOW_SCOPE,
     Figure,
     figures,
+    flow_policies,
+    flow_row,
+    flow_window,
     grouped,
     guardrails,
+    missing_allow,
     rule_remediation,
     rule_title,
     top,
@@ -59,6 +64,29 @@ def _figure_value(f: Figure) -> str:
     return f"{f.count} of {f.total}" if f.total is not None else str(f.count)
 
 
+def _flows_markdown(report: AuditReport) -> list[str]:
+    """The traffic evidence (--flows): the window, then per observed policy each allow rule's use."""
+    if report.flows is None:
+        return []
+    observed, unseen = flow_policies(report.flows)
+    out = ["", "## Traffic evidence", "", f"From Hubble flows: {_md(flow_window(report.flows.window))}. "
+           f"{_md(FLOW_SCOPE)}"]
+    for label, evidence in observed:
+        out += ["", f"### {_md(label)} ({evidence.subject_flows} flows of its pods)", ""]
+        if evidence.rules:
+            out += ["| Rule | Allows | Flows | Last seen | Peers observed | Ports observed |",
+                    "|---|---|---:|---|---|---|"]
+            out += [f"| {_md_code(r.path)} ({_md(r.direction)}) | " + " | ".join(_md(c) for c in flow_row(r)) + " |"
+                    for r in evidence.rules]
+        else:
+            out.append("No allow rule to match flows to.")
+        if evidence.missing:
+            out += ["", *(f"- At {_md_code(m.path)}: {_md(missing_allow(m))}." for m in evidence.missing)]
+    if unseen:
+        out += ["", f"No flow of their pods in the window (their rules are not judged): {_md_items(unseen)}."]
+    return out
+
+
 def render_markdown(report: AuditReport, style: Style = PLAIN_STYLE) -> str:
     by_mode = Counter(f.mode for f in report.findings)
     out = [
@@ -80,6 +108,7 @@ def render_markdown(report: AuditReport, style: Style = PLAIN_STYLE) -> str:
     ]
     for fig in figures(report):
         out.append(f"| {_md(fig.label)} | {_md(_figure_value(fig))} | {_md_items(fig.items)} |")
+    out += _flows_markdown(report)
     if report.notices:
         out += ["", "## Not judged", "", "What the audit could not check (no finding either way):", ""]
         out += [f"- **{_md(n.kind)} {_md(n.namespace + '/' if n.namespace else '')}{_md(n.name)}** "

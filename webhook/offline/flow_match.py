@@ -1,0 +1,271 @@
+"""Hubble flows matched to the allow rules that carried them (issue 15): netguard matches each flow itself,
+because Hubble attributes a flow to a policy, never to a rule.
+
+A flow is judged at the end whose policy governs it: an EGRESS flow against the egress rules of the policies
+selecting its source, an INGRESS flow against the ingress rules of those selecting its destination. Replies
+(`is_reply`) are carried by connection tracking, not by a rule, and are left out. FORWARDED flows are traffic a
+rule carried; a DROPPED flow with `POLICY_DENIED` (no rule allowed it) or an AUDIT flow (policy audit mode: it
+would have been dropped) is traffic no rule allowed, read for `dropped-needed`.
+
+Peers are matched with Cilium's semantics (offline/flow_rules.py). What a flow cannot settle counts as
+`uncertain`, never as a match or a miss: a rule with uncertain flows is never called unused or broad. Hubble's
+own attribution (`*_allowed_by`) is a second opinion: a flow it credits to a policy that none of the policy's
+rules matched here is a disagreement, and such a policy has no rule called unused.
+
+Work is per distinct flow shape (ends, port, verdict), cached, so a 1 GB export costs a dictionary lookup per
+line once its shapes are known; what is kept per rule is capped (MAX_KEPT peers and ports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from webhook.core.flow_evidence import (
+    FlowEvidence,
+    MissingAllow,
+    ObservedPeer,
+    PolicyEvidence,
+    RuleUsage,
+    Window,
+)
+from webhook.core.netpolicy import (
+    Action,
+    Direction,
+    NormalizedPolicy,
+    PeerType,
+    Rule,
+)
+from webhook.core.snapshot import policy_key
+from webhook.offline.flow_breadth import DNS_PORT, breadth, dns_rule
+from webhook.offline.flow_rules import Match, flow_end, observed_peer, rule_matches, selects
+from webhook.offline.flows import Endpoint, Flow, FlowStats
+
+MAX_KEPT = 32  # distinct peers and ports kept per rule; more is reported as "more", never as a small share
+_CACHE_SIZE = 1 << 14  # flow shapes kept; outside addresses make many, so it is emptied when full
+CARRIED = frozenset({"FORWARDED", "REDIRECTED"})  # REDIRECTED: allowed, and sent to the L7 proxy
+
+
+@dataclass
+class _Usage:
+    flows: int = 0
+    uncertain: int = 0
+    last: datetime | None = None
+    peers: dict[ObservedPeer, None] = field(default_factory=dict)
+    ports: dict[tuple[str, int], None] = field(default_factory=dict)
+    more_peers: bool = False
+    more_ports: bool = False
+
+    def add(self, when: datetime | None, peer: ObservedPeer, port: tuple[str, int]) -> None:
+        self.flows += 1
+        if when is not None and (self.last is None or when > self.last):
+            self.last = when
+        if peer not in self.peers:
+            if len(self.peers) < MAX_KEPT:
+                self.peers[peer] = None
+            else:
+                self.more_peers = True
+        if port not in self.ports:
+            if len(self.ports) < MAX_KEPT:
+                self.ports[port] = None
+            else:
+                self.more_ports = True
+
+
+@dataclass
+class _Missing:
+    flows: int = 0
+    last: datetime | None = None
+    sources: dict[str, None] = field(default_factory=dict)
+    destination: ObservedPeer | None = None
+
+
+@dataclass
+class _State:
+    policies: Sequence[NormalizedPolicy]
+    namespaces: Mapping[str, Mapping[str, str]]
+    by_namespace: dict[str, list[int]]
+    usage: dict[tuple[int, int], _Usage] = field(default_factory=dict)
+    observed: dict[int, int] = field(default_factory=dict)
+    missing: dict[tuple[int, str], _Missing] = field(default_factory=dict)
+    cache: dict[tuple[Any, ...], _Classified] = field(default_factory=dict)
+    by_key: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # Flows Hubble says a policy allowed (`*_allowed_by`) that none of its rules matched here: a second opinion
+    # from the datapath. Any disagreement means netguard's matching missed something for that policy.
+    disagreements: dict[int, int] = field(default_factory=dict)
+    selections: dict[tuple[str, frozenset[tuple[str, str]]], _Selection] = field(default_factory=dict)
+
+
+# (policies selecting the governed end, (policy, rule, match) per allow rule that may carry the flow, the policies
+# with such a rule, the policy a dropped DNS query is reported on
+# and the other end as evidence)
+_Classified = tuple[tuple[int, ...], tuple[tuple[int, int, Match], ...], frozenset[int], int | None, ObservedPeer]
+# A policy selecting a flow's end: its index, the subjects that select it, whether one of them isolates egress.
+_Selection = tuple[tuple[int, frozenset[int], bool], ...]
+
+
+def match_flows(policies: Sequence[NormalizedPolicy], flows: Iterable[Flow],
+                namespaces: Mapping[str, Mapping[str, str]], stats: FlowStats, since: datetime | None = None,
+                until: datetime | None = None) -> FlowEvidence:
+    """Every flow matched to every allow rule of `policies` (normalized, CIDR groups resolved): per rule the flows
+    it carried, and per policy the dropped DNS its pods needed. `stats` is filled as `flows` is read (read_flows);
+    `namespaces` gives namespace labels for namespace selectors (Hubble's own namespace labels are read too)."""
+    by_namespace: dict[str, list[int]] = {}
+    for i, policy in enumerate(policies):
+        by_namespace.setdefault("" if policy.clusterwide else policy.namespace, []).append(i)
+    state = _State(policies, namespaces, by_namespace)
+    state.by_key = {_hubble_key(p): i for i, p in enumerate(policies)}
+    for flow in flows:
+        _account(state, flow)
+    window = Window(flows=stats.flows, first=stats.first, last=stats.last, since=since, until=until,
+                    lines=stats.lines, malformed=stats.malformed, outside_window=stats.outside_window)
+    return FlowEvidence(window, {policy_key(p): _evidence(state, i, p) for i, p in enumerate(policies)})
+
+
+def _account(state: _State, flow: Flow) -> None:
+    if flow.is_reply or flow.direction not in ("INGRESS", "EGRESS"):
+        return
+    egress = flow.direction == "EGRESS"
+    carried = flow.verdict in CARRIED
+    denied = flow.verdict == "AUDIT" or (flow.verdict == "DROPPED" and flow.drop_reason == "POLICY_DENIED")
+    if not (carried or denied):
+        return
+    own, other = (flow.source, flow.destination) if egress else (flow.destination, flow.source)
+    own_ip, other_ip = (flow.source_ip, flow.destination_ip) if egress else (flow.destination_ip, flow.source_ip)
+    other_key = _end_key(other)
+    # A pod's address and DNS names decide nothing (CIDR and FQDN peers select outside the cluster): pods' flows
+    # share one shape whatever their addresses.
+    outside = not other.namespace
+    key = (egress, carried, _end_key(own), other_key, other_ip if outside else "",
+           flow.destination_names if outside and egress else (), flow.protocol, flow.destination_port)
+    found = state.cache.get(key)
+    if found is None:
+        if len(state.cache) >= _CACHE_SIZE:
+            state.cache.clear()
+        found = state.cache[key] = _classify(state, flow, egress, carried, own, other, own_ip, other_ip)
+    selecting, matches, matched, missing_in, peer = found
+    for i in selecting:
+        state.observed[i] = state.observed.get(i, 0) + 1
+    if carried:
+        for ref in flow.allowed_by:
+            pi = state.by_key.get((ref.kind, ref.namespace, ref.name))
+            if pi is not None and pi not in matched:
+                state.disagreements[pi] = state.disagreements.get(pi, 0) + 1
+    port = (flow.protocol, flow.destination_port)
+    for pi, ri, how in matches:
+        usage = state.usage.setdefault((pi, ri), _Usage())
+        if how is Match.YES:
+            usage.add(flow.time, peer, port)
+        else:
+            usage.uncertain += 1
+    if missing_in is not None:
+        entry = state.missing.setdefault((missing_in, "egress"), _Missing())
+        entry.flows += 1
+        if flow.time is not None and (entry.last is None or flow.time > entry.last):
+            entry.last = flow.time
+        if len(entry.sources) < MAX_KEPT:
+            entry.sources[observed_peer(own, own_ip, ()).describe()] = None
+        entry.destination = entry.destination or peer
+
+
+def _end_key(end: Endpoint) -> tuple[str, frozenset[tuple[str, str]]]:
+    return end.namespace, frozenset(end.labels.items())
+
+
+def _hubble_key(policy: NormalizedPolicy) -> tuple[str, str, str]:
+    """How Hubble names the policy in `*_allowed_by`: the kind Cilium derived the rule from (NetworkPolicy,
+    CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy), its namespace ("" when clusterwide) and name."""
+    return policy.kind, "" if policy.clusterwide else policy.namespace, policy.name
+
+
+def _classify(state: _State, flow: Flow, egress: bool, carried: bool, own: Endpoint, other: Endpoint, own_ip: str,
+              other_ip: str) -> _Classified:
+    direction = Direction.EGRESS if egress else Direction.INGRESS
+    names = flow.destination_names if egress else ()
+    observed = observed_peer(other, other_ip, names)
+    selection = _selection(state, own, own_ip)
+    if not selection:
+        return (), (), frozenset(), None, observed
+    peer = flow_end(other, other_ip, names, state.namespaces)
+    matches: list[tuple[int, int, Match]] = []
+    for pi, subjects, _ in selection if carried else ():
+        policy = state.policies[pi]
+        for ri, rule in enumerate(policy.rules):
+            if (rule.subject in subjects and rule.direction is direction and rule.action is Action.ALLOW
+                    and rule.effective and not rule.matches_nothing):
+                how = rule_matches(policy, rule, peer, flow.protocol, flow.destination_port)
+                if how is not Match.NO:
+                    matches.append((pi, ri, how))
+    missing = None
+    if not carried and egress and flow.protocol in ("UDP", "TCP") and flow.destination_port == DNS_PORT:
+        isolating = sorted((policy_key(state.policies[pi]), pi) for pi, _, isolates in selection if isolates)
+        missing = isolating[0][1] if isolating else None
+    return (tuple(pi for pi, _, _ in selection), tuple(matches), frozenset(pi for pi, _, _ in matches), missing,
+            observed)
+
+
+def _selection(state: _State, own: Endpoint, own_ip: str) -> _Selection:
+    """The policies whose subjects select this end (a pod), worked out once per distinct pod identity."""
+    key = _end_key(own)
+    found = state.selections.get(key)
+    if found is None:
+        if len(state.selections) >= _CACHE_SIZE:
+            state.selections.clear()
+        me = flow_end(own, own_ip, (), state.namespaces)
+        out = []
+        for pi in (*state.by_namespace.get(me.namespace, ()), *state.by_namespace.get("", ())) if me.is_pod else ():
+            policy = state.policies[pi]
+            subjects = [s for s in policy.subjects if selects(policy, s, me)]
+            if subjects:
+                out.append((pi, frozenset(s.index for s in subjects), any(s.isolates.get("egress") for s in subjects)))
+        found = state.selections[key] = tuple(out)
+    return found
+
+
+def _evidence(state: _State, pi: int, policy: NormalizedPolicy) -> PolicyEvidence:
+    seen = state.observed.get(pi, 0)
+    if not seen:
+        return PolicyEvidence(observed=False)
+    rules = tuple(_rule_usage(policy, rule, state.usage.get((pi, ri), _Usage()))
+                  for ri, rule in enumerate(policy.rules)
+                  if rule.action is Action.ALLOW and rule.effective and not rule.matches_nothing)
+    found = state.missing.get((pi, "egress"))
+    missing = (_missing_dns(policy, found),) if found is not None and found.destination is not None else ()
+    return PolicyEvidence(observed=True, subject_flows=seen, rules=rules, missing=missing,
+                          disagreements=state.disagreements.get(pi, 0))
+
+
+def _not_judged(rule: Rule) -> str:
+    if any(p.type is PeerType.SERVICE for p in rule.peers):
+        return "it names services, and a flow shows the backend pod, not the service"
+    return ""
+
+
+def _rule_usage(policy: NormalizedPolicy, rule: Rule, usage: _Usage) -> RuleUsage:
+    why = _not_judged(rule)
+    peers = tuple(sorted(usage.peers))
+    ports = tuple(sorted(usage.ports))
+    out = RuleUsage(path=rule.path, direction=rule.direction._value_, flows=usage.flows,
+                    uncertain=usage.uncertain, last_seen=usage.last, peers=peers, ports=ports,
+                    more_peers=usage.more_peers, more_ports=usage.more_ports, judged=not why, not_judged=why,
+                    allows=_allows(rule))
+    if why or not usage.flows or usage.uncertain:
+        return out
+    return replace(out, breadth=breadth(policy, rule, out))
+
+
+def _allows(rule: Rule) -> str:
+    who = "every peer" if rule.any_peer else ", ".join(p.describe() for p in rule.peers)
+    return f"{'to' if rule.direction is Direction.EGRESS else 'from'} {who} on {rule.ports_label()}"
+
+
+def _missing_dns(policy: NormalizedPolicy, found: _Missing) -> MissingAllow:
+    dest = found.destination
+    assert dest is not None
+    where = f"{policy.subjects[0].path}.egress" if policy.subjects else "spec.egress"
+    ports = "UDP/53 and TCP/53"
+    what = f"DNS to {dest.describe()} on {ports}"
+    return MissingAllow(path=where, direction="egress", what=what, flows=found.flows, last_seen=found.last,
+                        sources=tuple(found.sources), rule=dns_rule(policy, dest))

@@ -1,0 +1,236 @@
+"""Does an allow rule carry a flow: a flow's ends as Cilium sees them (labels with the namespace's folded in, the
+reserved identities), matched against a rule's peers and ports with Cilium's semantics, answering yes, no, or
+maybe when the flow cannot settle it (offline/flow_match.py counts the answers).
+
+A CIDR peer (toCIDR, ipBlock, networks) selects only addresses outside the cluster, never a pod or a node
+(Cilium documentation, "Layer 3 Examples / IP/CIDR based": CIDR rules do not apply to traffic where both sides
+are managed by Cilium or use a node's address); entities by the reserved labels Cilium gives each identity
+(core/identities.py). toServices, toGroups, selected nodes, named ports, ICMP types and Calico network sets not
+resolved are "maybe".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+
+from webhook.core.facts import INTERNET_ENTITIES
+from webhook.core.flow_evidence import ObservedPeer, workload_labels
+from webhook.core.fqdn import pattern_matches
+from webhook.core.identities import RESERVED_IDENTITIES
+from webhook.core.netpolicy import (
+    Flavor,
+    NamespaceScope,
+    NormalizedPolicy,
+    Peer,
+    PeerType,
+    PortRange,
+    Rule,
+    Scope,
+    Subject,
+)
+from webhook.core.selectors import CILIUM_NAMESPACE_LABEL, CILIUM_NAMESPACE_LABELS_PREFIX, NAMESPACE_NAME_LABEL
+from webhook.offline.flow_breadth import address
+from webhook.offline.flows import Endpoint
+
+
+class Match(Enum):
+    NO = 0
+    YES = 1
+    MAYBE = 2
+
+
+@dataclass(frozen=True)
+class FlowEnd:
+    """A flow's endpoint as matching reads it: labels with the namespace's folded in, Cilium's way."""
+
+    namespace: str
+    labels: Mapping[str, str]  # pod labels plus io.kubernetes.pod.namespace and namespace-label keys
+    namespace_labels: Mapping[str, str]
+    reserved: frozenset[str]  # entity names of the reserved labels (world, host, ...)
+    ip: str
+    names: tuple[str, ...]
+
+    @property
+    def is_pod(self) -> bool:
+        return bool(self.namespace) and not self.reserved
+
+    @property
+    def is_world(self) -> bool:
+        return "world" in self.reserved or (not self.namespace and not self.reserved)
+
+
+def flow_end(end: Endpoint, ip: str, names: tuple[str, ...], namespaces: Mapping[str, Mapping[str, str]]) -> FlowEnd:
+    reserved = frozenset(k.removeprefix("reserved:") for k in end.labels if k.startswith("reserved:"))
+    if not reserved and not end.namespace and not end.labels and end.identity in ENTITY_IDS:
+        reserved = frozenset({ENTITY_IDS[end.identity]})  # a record without labels: its numeric identity
+    ns_labels: dict[str, str] = {}
+    if end.namespace:
+        ns_labels = {NAMESPACE_NAME_LABEL: end.namespace, **namespaces.get(end.namespace, {})}
+        for key, value in end.labels.items():  # Cilium carries the namespace's labels on the pod's identity
+            if key.startswith(CILIUM_NAMESPACE_LABELS_PREFIX):
+                ns_labels.setdefault(key.removeprefix(CILIUM_NAMESPACE_LABELS_PREFIX), value)
+    labels = dict(end.labels)
+    if end.namespace:
+        labels[CILIUM_NAMESPACE_LABEL] = end.namespace
+        labels.update({CILIUM_NAMESPACE_LABELS_PREFIX + k: v for k, v in ns_labels.items()})
+    return FlowEnd(end.namespace, labels, ns_labels, reserved, ip, names)
+
+
+def _in_scope(scope: NamespaceScope, policy: NormalizedPolicy, end: FlowEnd) -> bool:
+    if scope.scope is Scope.OWN:
+        return end.namespace == policy.namespace
+    if scope.scope is Scope.NAMED:
+        return end.namespace in scope.names
+    if scope.scope is Scope.ALL:
+        return end.namespace not in scope.names
+    # A Cilium selector mixes pod and namespace keys; Kubernetes and Calico namespace selectors read namespace
+    # labels alone (a pod label must not satisfy them).
+    labels = end.labels if policy.flavor is Flavor.CILIUM else end.namespace_labels
+    return scope.selector.matches(labels)
+
+
+def selects(policy: NormalizedPolicy, subject: Subject, end: FlowEnd) -> bool:
+    if subject.selects != "pods" or not end.is_pod:
+        return False
+    return _in_scope(subject.namespaces, policy, end) and subject.selector.matches(end.labels)
+
+
+def rule_matches(policy: NormalizedPolicy, rule: Rule, peer: FlowEnd, protocol: str, port: int) -> Match:
+    by_port = _ports_match(rule, protocol, port)
+    if by_port is Match.NO:
+        return Match.NO
+    by_peer = Match.YES if rule.any_peer else _best(_peer_matches(policy, p, peer) for p in rule.peers)
+    if by_peer is Match.NO:
+        return Match.NO
+    return Match.YES if by_peer is Match.YES and by_port is Match.YES else Match.MAYBE
+
+
+def _best(matches: Iterable[Match]) -> Match:
+    best = Match.NO
+    for m in matches:
+        if m is Match.YES:
+            return m
+        if m is Match.MAYBE:
+            best = m
+    return best
+
+
+def _ports_match(rule: Rule, protocol: str, port: int) -> Match:
+    if rule.icmp:
+        if protocol.startswith("ICMP"):
+            return Match.MAYBE  # ICMP types are not read from the flow
+        if not rule.ports:
+            return Match.NO
+    if not rule.ports:
+        return Match.YES
+    return _best(_port_matches(p, protocol, port) for p in rule.ports)
+
+
+def _port_matches(entry: PortRange, protocol: str, port: int) -> Match:
+    if entry.protocol not in ("ANY", protocol):
+        return Match.NO
+    if entry.name:
+        return Match.MAYBE  # a named port is resolved per pod; the flow has only the number
+    if entry.start is None:
+        return Match.YES
+    return Match.YES if port and entry.covers(protocol, port) else Match.NO
+
+
+def _peer_matches(policy: NormalizedPolicy, peer: Peer, end: FlowEnd) -> Match:
+    if peer.raw.get("matches_nothing"):
+        return Match.NO
+    if peer.type is PeerType.PODS:
+        if not end.is_pod or peer.namespaces is None or not _in_scope(peer.namespaces, policy, end):
+            return Match.NO
+        return Match.YES if peer.pods is None or peer.pods.matches(end.labels) else Match.NO
+    if peer.type is PeerType.CIDR:
+        return Match.YES if end.is_world and _in_cidr(end.ip, peer.cidr, peer.excepts) else Match.NO
+    if peer.type is PeerType.ENTITY:
+        return _entity_matches(peer.entity, end)
+    if peer.type is PeerType.FQDN:
+        return Match.YES if end.is_world and _fqdn_matches(peer, end.names) else Match.NO
+    if peer.type is PeerType.NODES:
+        if not end.reserved & {"host", "remote-node"}:
+            return Match.NO
+        return Match.YES if peer.raw.get("all") else Match.MAYBE
+    if peer.type is PeerType.GROUP:  # cloud groups, unresolved Calico network sets: addresses outside the cluster
+        return Match.MAYBE if end.is_world else Match.NO
+    return Match.MAYBE  # toServices: the flow shows the backend, not the service
+
+
+def _entity_matches(entity: str, end: FlowEnd) -> Match:
+    if entity == "all":
+        return Match.YES
+    if entity == "cluster":
+        return Match.YES if not end.is_world else Match.NO
+    if entity in INTERNET_ENTITIES:
+        if not end.is_world:
+            return Match.NO
+        family = (6 if ":" in end.ip else 4) if end.ip else None  # no parse: the entity needs the family only
+        wants = INTERNET_ENTITIES[entity]
+        return Match.YES if family is None or wants[family == 6] else Match.NO
+    if entity in RESERVED_IDENTITIES:
+        return Match.YES if entity in end.reserved else Match.NO
+    return Match.MAYBE  # an entity this version does not know
+
+
+@lru_cache(maxsize=4096)
+def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None
+
+
+def _in_cidr(ip: str, cidr: str, excepts: tuple[str, ...]) -> bool:
+    found = address(ip)
+    if found is None:
+        return False
+    net = _network(cidr)
+    if net is None or found.version != net.version or found not in net:
+        return False
+    return not any((n := _network(e)) is not None and n.version == found.version and found in n for e in excepts)
+
+
+def _fqdn_matches(peer: Peer, names: tuple[str, ...]) -> bool:
+    wanted = peer.fqdn_name.rstrip(".").lower()
+    for name in names:
+        name = name.rstrip(".").lower()
+        if (wanted and name == wanted) or (peer.fqdn_pattern and pattern_matches(peer.fqdn_pattern, name)):
+            return True
+    return False
+
+
+# -- what the counts say ------------------------------------------------------------------------------------
+
+
+# Reserved identities by label, most specific first: the API server's address also carries reserved:host or
+# reserved:remote-node; world-ipv4/ipv6 are world split by family (dual-stack clusters).
+ENTITY_LABELS = ("kube-apiserver", "host", "remote-node", "health", "ingress", "init", "unmanaged",
+                 "world", "world-ipv4", "world-ipv6")
+# Cilium's numeric reserved identities (pkg/identity/numericidentity.go), for records without labels.
+ENTITY_IDS = {1: "host", 2: "world", 3: "unmanaged", 4: "health", 5: "init", 6: "remote-node",
+              7: "kube-apiserver", 8: "ingress", 9: "world", 10: "world"}
+
+
+def entity_of(endpoint: Endpoint) -> str:
+    """The reserved identity of a flow's end ("" for a pod): by its labels, else by its numeric identity."""
+    entity = next((e for e in ENTITY_LABELS if f"reserved:{e}" in endpoint.labels), "")
+    if not entity and not endpoint.namespace and not endpoint.labels:
+        entity = ENTITY_IDS.get(endpoint.identity, "")
+    return entity
+
+
+def observed_peer(endpoint: Endpoint, ip: str, names: tuple[str, ...] = ()) -> ObservedPeer:
+    """The other end of a flow as evidence: a reserved identity (entity or world), else a pod, else an address
+    outside the cluster (with the DNS names Cilium saw for it)."""
+    entity = entity_of(endpoint)
+    if entity.startswith("world") or (not entity and not endpoint.namespace):
+        return ObservedPeer("world", ip=ip, names=tuple(sorted(set(names))))
+    if entity:
+        return ObservedPeer("entity", ip=ip, entity=entity)
+    return ObservedPeer("pod", namespace=endpoint.namespace, labels=workload_labels(endpoint.labels))
