@@ -9,7 +9,7 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import pytest
 import yaml
@@ -143,3 +143,28 @@ def test_without_flows_the_flow_guardrails_say_nothing(folder: Path, capsys: pyt
 def test_a_missing_export_is_a_usage_error(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "--from", str(folder), "--flows", str(tmp_path / "nope.jsonl"), "--format", "json"]) == 2
     assert "nope.jsonl" in capsys.readouterr().err
+
+
+def test_on_a_terminal_reading_an_export_shows_a_progress_bar(folder: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    flows = export(tmp_path / "flows.jsonl", FLOWS[:4])
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["audit", "--from", str(folder), "--flows", str(flows), "--format", "json", "--jobs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "flows.jsonl:" in err and "B/s" in err  # a bar by bytes read, per export
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert main(["audit", "--from", str(folder), "--flows", str(flows), "--format", "json", "--jobs", "1"]) == 0
+    assert "flows.jsonl" not in capsys.readouterr().err
+
+
+def test_the_bar_counts_every_byte_the_reader_takes(tmp_path: Path) -> None:
+    from webhook.cli import _Counted
+    from webhook.offline.flows import FlowStats, read_flows
+
+    data = gzip.compress(lines(FLOWS))
+    seen: list[int] = []
+    stats = FlowStats()
+    counted = cast(IO[bytes], _Counted(io.BytesIO(data), seen.append))
+    assert len(list(read_flows([counted], stats))) == len(FLOWS)
+    assert sum(seen) == len(data)
