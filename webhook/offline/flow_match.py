@@ -35,6 +35,7 @@ from webhook.core.netpolicy import (
     Action,
     Direction,
     NormalizedPolicy,
+    Peer,
     PeerType,
     Rule,
 )
@@ -257,8 +258,18 @@ def _rule_usage(policy: NormalizedPolicy, rule: Rule, usage: _Usage) -> RuleUsag
 
 
 def _allows(rule: Rule) -> str:
-    who = "every peer" if rule.any_peer else ", ".join(p.describe() for p in rule.peers)
+    who = "every peer" if rule.any_peer else ", ".join(_peer_words(p) for p in rule.peers)
     return f"{'to' if rule.direction is Direction.EGRESS else 'from'} {who} on {rule.ports_label()}"
+
+
+def _peer_words(peer: Peer) -> str:
+    """A peer for a report row: pods with their selector (app=db), which Peer.describe leaves out."""
+    text = peer.describe()
+    if peer.type is not PeerType.PODS or peer.pods is None or peer.pods.empty:
+        return text
+    words = {"In": "{k}={v}", "NotIn": "{k}!={v}", "Exists": "{k}", "DoesNotExist": "!{k}"}
+    labels = ",".join(words[r.operator].format(k=r.key, v="|".join(r.values)) for r in peer.pods.requirements)
+    return f"{text} labelled {labels}"
 
 
 def _missing_dns(policy: NormalizedPolicy, found: _Missing) -> MissingAllow:
