@@ -185,3 +185,17 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path: Path, capsys: pytest.C
     assert "namespace must be a DNS-1123 label" in capsys.readouterr().err
     assert main(["suggest", "--flows", str(flows), "--namespace", "team-a", "--since", "yesterday"]) == 2
     assert "is not an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_a_workload_seen_with_more_peers_than_a_policy_can_list_is_capped_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from webhook.offline import suggest as suggest_module
+
+    monkeypatch.setattr(suggest_module, "MAX_SEEN", 5)
+    web = endpoint("team-a", "web-1", 1001, app="web")
+    records = [flow(source=web, dst=f"198.51.100.{i}", port=443) for i in range(1, 21)]
+    path = tmp_path / "flows.jsonl"
+    path.write_bytes(lines(records))
+    assert main(["suggest", "--flows", str(path), "--namespace", "team-a", "--flavor", "kubernetes"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("/32") == 5 and "15 flows left out" in out

@@ -124,3 +124,10 @@ def test_exporter_events_are_counted_and_lost_flows_summed() -> None:
                      b'"num_events_lost": "42"}}\n', b'{"node_status": {}}\n', lines([flow()])])
     read, stats = _read(data)
     assert len(read) == 1 and (stats.events, stats.lost, stats.malformed) == (4, 42, 0)
+
+
+def test_nesting_deeper_than_any_flow_is_a_bad_line_not_a_crash() -> None:
+    stats = FlowStats()
+    data = b"[" * 200_000 + b"\n" + b'{"a":' * 100_000 + b"\n" + lines([flow()])
+    assert len(list(read_flows([io.BytesIO(data)], stats))) == 1
+    assert stats.malformed == 2

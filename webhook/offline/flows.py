@@ -252,7 +252,7 @@ def read_flows(streams: Iterable[IO[bytes]], stats: FlowStats, since: datetime |
             stats.lines += 1
             try:
                 record = json.loads(line)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting deeper than any flow
                 stats.malformed += 1
                 continue
             flow = parse_flow(record) if isinstance(record, dict) else None

@@ -51,6 +51,10 @@ DNS_LABELS: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
 DNS_PORTS = frozenset({("UDP", 53), ("TCP", 53)})
 # no-sensitive-entities' default `entities`: egress to them is the platform team's to grant.
 SENSITIVE_ENTITIES = frozenset({"host", "remote-node", "kube-apiserver", "health", "init"})
+# What one workload's policy can list before it stops meaning least privilege (and before a capture of a busy
+# internet client grows without bound): further peer and port pairs are left out, and counted.
+MAX_SEEN = 2000
+MAX_ANSWERS = 200_000  # DNS answers kept for naming addresses
 CILIUM_MAX_PORTS = 40  # ports of one toPorts entry (rule_validation.go, maxPorts)
 _FQDN = re.compile(r"[a-z0-9_]([-a-z0-9_]*[a-z0-9_])?(\.[a-z0-9_]([-a-z0-9_]*[a-z0-9_])?)*")
 _DNS_1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -103,9 +107,14 @@ def observe(flows: Iterable[Flow], namespace: str) -> Observation:
         if reason:
             left_out[reason] += 1
             continue
-        counted += 1
         peer = observed_peer(other, other_ip)
-        traffic.setdefault(workload, set()).add((flow.direction.lower(), peer, (flow.protocol, flow.destination_port)))
+        seen = traffic.setdefault(workload, set())
+        item = (flow.direction.lower(), peer, (flow.protocol, flow.destination_port))
+        if item not in seen and len(seen) >= MAX_SEEN:
+            left_out["over the cap"] += 1
+            continue
+        counted += 1
+        seen.add(item)
         if egress and peer.kind == "world":
             names.seen.setdefault((workload, peer.ip), set()).update(flow.destination_names)
     named = {w: frozenset((d, names.name(p, w), port) for d, p, port in seen) for w, seen in traffic.items()}
@@ -132,8 +141,9 @@ class FlowNames:
     answers: dict[tuple[Workload | None, str], set[str]] = field(default_factory=dict)
 
     def learn(self, flow: Flow, namespace: str | None) -> None:
-        """The answers of a DNS record, for the workload of `namespace` that asked (None: for anyone only)."""
-        if not (flow.dns_query and flow.dns_ips):
+        """The answers of a DNS record, for the workload of `namespace` that asked (None: for anyone only); at most
+        MAX_ANSWERS addresses are kept, so a capture's memory does not grow with the DNS traffic in it."""
+        if not (flow.dns_query and flow.dns_ips) or len(self.answers) >= MAX_ANSWERS:
             return
         asker = next((e for e in (flow.source, flow.destination) if namespace and e.namespace == namespace), None)
         workload = workload_labels(asker.labels) if asker is not None else ()
@@ -262,6 +272,10 @@ def suggest(observation: Observation, flavor: str, window: Window) -> Suggestion
     counts = observation.left_out
     if counts.get("portless"):
         notes.append(f"{counts['portless']} ICMP or L3-only flows left out: the record has no port or ICMP type")
+    if counts.get("over the cap"):
+        notes.append(f"{counts['over the cap']} flows left out: their workload had already been seen with {MAX_SEEN} "
+                     "distinct peer and port pairs, more than a least-privilege policy can list (write those rules "
+                     "by hand, e.g. toFQDNs patterns)")
     if counts.get("unlabelled"):
         notes.append(f"{counts['unlabelled']} flows of pods without a workload label left out: no selector picks "
                      "those pods alone")
