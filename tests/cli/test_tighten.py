@@ -302,3 +302,27 @@ def test_other_kinds_and_missing_files_exit_2(tmp_path: Path, capsys: pytest.Cap
     (tmp_path / "policy.yaml").write_text(K8S.replace("port: 443}", "port: 443, endPort: 1}"), encoding="utf-8")
     assert main(["tighten", str(tmp_path / "policy.yaml"), "--flows", str(tmp_path / "flows.jsonl")]) == 2
     assert "policy.yaml:13:42: error: spec.egress[0].ports[0].endPort must be" in capsys.readouterr().err
+
+
+def test_narrowing_to_fqdns_warns_when_no_dns_proxy_rule_makes_them_work(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    world = """\
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web-out, namespace: team-a}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  egress:
+  - toEntities: [world]
+    toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+"""
+    records = [flow(source=WEB, destination=WORLD, dst="140.82.112.3", port=443, names=["github.com"])]
+    code, _, err = run(tmp_path, capsys, world, records)
+    assert code == 0 and "toFQDNs allows only names resolved through Cilium's DNS proxy" in err
+    with_dns = world + """\
+  - toEndpoints: [{matchLabels: {"k8s:io.kubernetes.pod.namespace": kube-system, k8s-app: kube-dns}}]
+    toPorts: [{ports: [{port: "53", protocol: UDP}], rules: {dns: [{matchPattern: "*"}]}}]
+"""
+    records.append(flow(source=WEB, destination=KUBE_DNS, dst="10.0.0.10", protocol="UDP", port=53))
+    code, _, err = run(tmp_path, capsys, with_dns, records)
+    assert code == 0 and "DNS proxy" not in err

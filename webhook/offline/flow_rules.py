@@ -148,7 +148,7 @@ def _peer_matches(policy: NormalizedPolicy, peer: Peer, end: FlowEnd) -> Match:
             return Match.NO
         return Match.YES if peer.pods is None or peer.pods.matches(end.labels) else Match.NO
     if peer.type is PeerType.CIDR:
-        return Match.YES if end.is_world and _in_cidr(end.ip, peer.cidr, peer.excepts) else Match.NO
+        return Match.YES if end.is_world and in_cidr(end.ip, peer.cidr, peer.excepts) else Match.NO
     if peer.type is PeerType.ENTITY:
         return _entity_matches(peer.entity, end)
     if peer.type is PeerType.FQDN:
@@ -186,7 +186,7 @@ def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
         return None
 
 
-def _in_cidr(ip: str, cidr: str, excepts: tuple[str, ...]) -> bool:
+def in_cidr(ip: str, cidr: str, excepts: tuple[str, ...]) -> bool:
     found = address(ip)
     if found is None:
         return False

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -38,6 +37,7 @@ from webhook.core.fqdn import pattern_matches
 from webhook.core.netpolicy import Flavor, NormalizedPolicy, Peer, PeerType, Rule, Scope
 from webhook.core.selectors import CILIUM_NAMESPACE_LABEL, NAMESPACE_NAME_LABEL, Selector, strip_source
 from webhook.offline.flow_breadth import host_cidr
+from webhook.offline.flow_rules import in_cidr
 from webhook.offline.flows import Flow
 from webhook.offline.suggest import (
     FlowNames,
@@ -128,6 +128,11 @@ def tighten(obj: Mapping[str, Any], policy: NormalizedPolicy, evidence: PolicyEv
                 rest = {k: spec.pop(k) for k in list(spec) if k != "podSelector"}
                 spec.update({"policyTypes": types, **rest})
             spec["policyTypes"] = types
+    if _mentions(narrowed, "toFQDNs") and not _mentions(obj, "toFQDNs") and not _mentions(narrowed, "dns"):
+        # toFQDNs learns addresses only from lookups through Cilium's DNS proxy (an L7 `rules.dns` rule).
+        changes.append(Change("spec", "note: toFQDNs allows only names resolved through Cilium's DNS proxy: a policy "
+                                      "selecting these pods needs a DNS rule with toPorts rules.dns (`netguard "
+                                      "baseline --flavor cilium --allow-dns` writes one)"))
     if changes:
         meta = narrowed.setdefault("metadata", {})
         note = f"netguard tighten, from {window_text(window)}"
@@ -202,7 +207,7 @@ def _inside(observed: ObservedPeer, peer: Peer, direction: str, flavor: str, pol
             return list(peer_entries(observed, direction, flavor, policy.namespace))
         return _inside_pods(observed, peer, flavor, policy, obj, f"{to}Endpoints")
     address = host_cidr(observed.ip)
-    if peer.type is PeerType.CIDR and address and _in_cidr(observed.ip, peer.cidr, peer.excepts):
+    if peer.type is PeerType.CIDR and address and in_cidr(observed.ip, peer.cidr, peer.excepts):
         return [("peer", {"ipBlock": {"cidr": address}}) if flavor == "kubernetes" else (f"{to}CIDR", address)]
     if peer.type is not PeerType.ENTITY and peer.type is not PeerType.FQDN:
         return []
@@ -244,6 +249,13 @@ def _inside_pods(observed: ObservedPeer, peer: Peer, flavor: str, policy: Normal
     return [(field_name, _conjoin(raw, {**where, **labels}))]
 
 
+def _mentions(node: Any, key: str) -> bool:
+    """Whether `key` is a field anywhere in a raw object."""
+    if isinstance(node, Mapping):
+        return key in node or any(_mentions(v, key) for v in node.values())
+    return isinstance(node, list) and any(_mentions(v, key) for v in node)
+
+
 def _compatible(selector: Selector, labels: Mapping[str, str]) -> bool:
     """No requirement on a key of `labels` rules them out (keys not given could be anything)."""
     for r in selector.requirements:
@@ -274,16 +286,6 @@ def _narrow_ports(observed: Iterable[Port], rule: Rule) -> list[Port] | None:
     inside = all(port and (not rule.ports or any(p.covers(protocol, port) for p in rule.ports))
                  for protocol, port in ports)
     return ports if inside else None
-
-
-def _in_cidr(ip: str, cidr: str, excepts: Iterable[str]) -> bool:
-    try:
-        address = ipaddress.ip_address(ip)
-        nets = [ipaddress.ip_network(c, strict=False) for c in (cidr, *excepts)]
-    except ValueError:
-        return False
-    inside = address.version == nets[0].version and address in nets[0]
-    return inside and not any(n.version == address.version and address in n for n in nets[1:])
 
 
 def _at(obj: Mapping[str, Any], path: str) -> dict[str, Any]:
