@@ -256,3 +256,46 @@ def test_the_result_does_not_depend_on_the_shape_cache(monkeypatch: pytest.Monke
     cached = evidence([CNP], records)
     monkeypatch.setattr(flow_match, "_CACHE_SIZE", 2)
     assert evidence([CNP], records) == cached
+
+
+def test_namespace_labels_nobody_gave_leave_a_selector_on_them_uncertain_never_unused() -> None:
+    np = policy("""
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-in, namespace: team-a}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+  - from: [{namespaceSelector: {matchLabels: {team: b}}}]
+  - from: [{namespaceSelector: {matchExpressions: [{key: team, operator: DoesNotExist}]}}]
+""")
+    key = ("NetworkPolicy", "team-a", "web-in")
+    incoming = flow(direction="INGRESS", source=DB, destination=WEB, src="10.0.2.7", dst="10.0.1.5", port=8080)
+    unknown = evidence([np], [incoming], {"team-a": {}})  # team-b's labels: neither listed nor on the identity
+    assert [(r.flows, r.uncertain) for r in unknown.for_policy(key).rules] == [(0, 1), (0, 1)]
+    known = evidence([np], [incoming], {"team-b": {"team": "b"}})
+    # an open selector (DoesNotExist) is not every namespace: team-b carries the label it excludes
+    assert [(r.flows, r.uncertain) for r in known.for_policy(key).rules] == [(1, 0), (0, 0)]
+
+
+def test_a_clusterwide_subject_chosen_by_unknown_namespace_labels_is_not_observed() -> None:
+    ccnp = policy("""
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: teams}
+spec:
+  endpointSelector: {matchLabels: {"io.cilium.k8s.namespace.labels.tier": prod}}
+  egress: [{toEntities: [world]}]
+""")
+    found = evidence([ccnp], [flow(dst="1.2.3.4")])
+    policy_evidence = found.for_policy(("CiliumClusterwideNetworkPolicy", "", "teams"))
+    assert not policy_evidence.observed  # whether it selects web depends on labels nobody gave
+    labelled = endpoint("team-a", "web-1", 1001, app="web", **{"io.cilium.k8s.namespace.labels.tier": "prod"})
+    seen = evidence([ccnp], [flow(source=labelled, dst="1.2.3.4")])
+    assert usage(seen, ("CiliumClusterwideNetworkPolicy", "", "teams"), "spec.egress[0]").flows == 1
+
+
+def test_dual_stack_world_labels_are_the_world() -> None:
+    dual = {"identity": 9, "labels": ["reserved:world-ipv4"]}
+    found = evidence([CNP], [flow(dst="1.2.3.4", destination=dual)])
+    assert usage(found, CNP_KEY, "spec.egress[0]").flows == 1

@@ -103,8 +103,9 @@ class _State:
 # with such a rule, the policy a dropped DNS query is reported on
 # and the other end as evidence)
 _Classified = tuple[tuple[int, ...], tuple[tuple[int, int, Match], ...], frozenset[int], int | None, ObservedPeer]
-# A policy selecting a flow's end: its index, the subjects that select it, whether one of them isolates egress.
-_Selection = tuple[tuple[int, frozenset[int], bool], ...]
+# A policy that may select a flow's end: its index, the subjects that select it and those that may (their
+# namespace's labels are not known), whether a subject that selects it isolates egress.
+_Selection = tuple[tuple[int, frozenset[int], frozenset[int], bool], ...]
 
 
 def match_flows(policies: Sequence[NormalizedPolicy], flows: Iterable[Flow],
@@ -191,20 +192,20 @@ def _classify(state: _State, flow: Flow, egress: bool, carried: bool, own: Endpo
         return (), (), frozenset(), None, observed
     peer = flow_end(other, other_ip, names, state.namespaces)
     matches: list[tuple[int, int, Match]] = []
-    for pi, subjects, _ in selection if carried else ():
+    for pi, certain, possible, _ in selection if carried else ():
         policy = state.policies[pi]
         for ri, rule in enumerate(policy.rules):
-            if (rule.subject in subjects and rule.direction is direction and rule.action is Action.ALLOW
+            if (rule.subject in certain | possible and rule.direction is direction and rule.action is Action.ALLOW
                     and rule.effective and not rule.matches_nothing):
                 how = rule_matches(policy, rule, peer, flow.protocol, flow.destination_port)
                 if how is not Match.NO:
-                    matches.append((pi, ri, how))
+                    matches.append((pi, ri, how if rule.subject in certain else Match.MAYBE))
     missing = None
     if not carried and egress and flow.protocol in ("UDP", "TCP") and flow.destination_port == DNS_PORT:
-        isolating = sorted((policy_key(state.policies[pi]), pi) for pi, _, isolates in selection if isolates)
+        isolating = sorted((policy_key(state.policies[pi]), pi) for pi, _, _, isolates in selection if isolates)
         missing = isolating[0][1] if isolating else None
-    return (tuple(pi for pi, _, _ in selection), tuple(matches), frozenset(pi for pi, _, _ in matches), missing,
-            observed)
+    return (tuple(pi for pi, certain, _, _ in selection if certain), tuple(matches),
+            frozenset(pi for pi, _, _ in matches), missing, observed)
 
 
 def _selection(state: _State, own: Endpoint, own_ip: str) -> _Selection:
@@ -218,9 +219,12 @@ def _selection(state: _State, own: Endpoint, own_ip: str) -> _Selection:
         out = []
         for pi in (*state.by_namespace.get(me.namespace, ()), *state.by_namespace.get("", ())) if me.is_pod else ():
             policy = state.policies[pi]
-            subjects = [s for s in policy.subjects if selects(policy, s, me)]
-            if subjects:
-                out.append((pi, frozenset(s.index for s in subjects), any(s.isolates.get("egress") for s in subjects)))
+            how = {s.index: selects(policy, s, me) for s in policy.subjects}
+            certain = frozenset(i for i, m in how.items() if m is Match.YES)
+            possible = frozenset(i for i, m in how.items() if m is Match.MAYBE)
+            if certain or possible:
+                isolates = any(s.isolates.get("egress") for s in policy.subjects if s.index in certain)
+                out.append((pi, certain, possible, isolates))
         found = state.selections[key] = tuple(out)
     return found
 

@@ -5,8 +5,11 @@ maybe when the flow cannot settle it (offline/flow_match.py counts the answers).
 A CIDR peer (toCIDR, ipBlock, networks) selects only addresses outside the cluster, never a pod or a node
 (Cilium documentation, "Layer 3 Examples / IP/CIDR based": CIDR rules do not apply to traffic where both sides
 are managed by Cilium or use a node's address); entities by the reserved labels Cilium gives each identity
-(core/identities.py). toServices, toGroups, selected nodes, named ports, ICMP types and Calico network sets not
-resolved are "maybe".
+(core/identities.py; dual-stack clusters label outside addresses world-ipv4 or world-ipv6 alone). toServices,
+toGroups, selected nodes, named ports, ICMP types, Calico network sets not resolved, a namespace selector on
+labels nobody gave (the namespace is neither in the inventory nor labelled on the identity), an IPv4-mapped
+CIDR (Cilium versions read it differently) and the host entity against a remote node (an old Cilium setting)
+are "maybe". tests/oracle/test_flow_match_oracle.py checks the answers against an independent evaluator.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ class FlowEnd:
     reserved: frozenset[str]  # entity names of the reserved labels (world, host, ...)
     ip: str
     names: tuple[str, ...]
+    # The namespace's labels are known (the inventory lists the namespace, or Cilium carried them on the identity):
+    # otherwise a selector on them cannot be settled.
+    namespace_known: bool = True
 
     @property
     def is_pod(self) -> bool:
@@ -60,7 +66,8 @@ class FlowEnd:
 
     @property
     def is_world(self) -> bool:
-        return "world" in self.reserved or (not self.namespace and not self.reserved)
+        # Dual-stack clusters give outside addresses reserved:world-ipv4 or world-ipv6 only (pkg/labels/cidr.go).
+        return any(r.startswith("world") for r in self.reserved) or (not self.namespace and not self.reserved)
 
 
 def flow_end(end: Endpoint, ip: str, names: tuple[str, ...], namespaces: Mapping[str, Mapping[str, str]]) -> FlowEnd:
@@ -77,26 +84,43 @@ def flow_end(end: Endpoint, ip: str, names: tuple[str, ...], namespaces: Mapping
     if end.namespace:
         labels[CILIUM_NAMESPACE_LABEL] = end.namespace
         labels.update({CILIUM_NAMESPACE_LABELS_PREFIX + k: v for k, v in ns_labels.items()})
-    return FlowEnd(end.namespace, labels, ns_labels, reserved, ip, names)
+    known = not end.namespace or end.namespace in namespaces or any(
+        k.startswith(CILIUM_NAMESPACE_LABELS_PREFIX) for k in end.labels)
+    return FlowEnd(end.namespace, labels, ns_labels, reserved, ip, names, known)
 
 
-def _in_scope(scope: NamespaceScope, policy: NormalizedPolicy, end: FlowEnd) -> bool:
+_NAME_KEYS = frozenset({NAMESPACE_NAME_LABEL, CILIUM_NAMESPACE_LABEL,
+                        CILIUM_NAMESPACE_LABELS_PREFIX + NAMESPACE_NAME_LABEL})
+
+
+def _in_scope(scope: NamespaceScope, policy: NormalizedPolicy, end: FlowEnd) -> Match:
     if scope.scope is Scope.OWN:
-        return end.namespace == policy.namespace
+        return _yes(end.namespace == policy.namespace)
     if scope.scope is Scope.NAMED:
-        return end.namespace in scope.names
-    if scope.scope is Scope.ALL:
-        return end.namespace not in scope.names
-    # A Cilium selector mixes pod and namespace keys; Kubernetes and Calico namespace selectors read namespace
-    # labels alone (a pod label must not satisfy them).
-    labels = end.labels if policy.flavor is Flavor.CILIUM else end.namespace_labels
-    return scope.selector.matches(labels)
+        return _yes(end.namespace in scope.names)
+    if scope.scope is Scope.ALL and end.namespace in scope.names:
+        return Match.NO
+    # ALL keeps its selector: an open one (only NotIn, DoesNotExist) still rules out the namespaces it names by
+    # label. A Cilium selector mixes pod and namespace keys; Kubernetes and Calico namespace selectors read
+    # namespace labels alone (a pod label must not satisfy them).
+    cilium = policy.flavor is Flavor.CILIUM
+    labels = end.labels if cilium else end.namespace_labels
+    if not end.namespace_known and any(
+            r.key not in _NAME_KEYS and (not cilium or r.key.startswith(CILIUM_NAMESPACE_LABELS_PREFIX))
+            for r in scope.selector.requirements):
+        return Match.MAYBE  # it reads namespace labels nobody gave
+    return _yes(scope.selector.matches(labels))
 
 
-def selects(policy: NormalizedPolicy, subject: Subject, end: FlowEnd) -> bool:
-    if subject.selects != "pods" or not end.is_pod:
-        return False
-    return _in_scope(subject.namespaces, policy, end) and subject.selector.matches(end.labels)
+def _yes(value: bool) -> Match:
+    return Match.YES if value else Match.NO
+
+
+def selects(policy: NormalizedPolicy, subject: Subject, end: FlowEnd) -> Match:
+    """Whether the subject selects the pod: MAYBE when that depends on namespace labels not known."""
+    if subject.selects != "pods" or not end.is_pod or not subject.selector.matches(end.labels):
+        return Match.NO
+    return _in_scope(subject.namespaces, policy, end)
 
 
 def rule_matches(policy: NormalizedPolicy, rule: Rule, peer: FlowEnd, protocol: str, port: int) -> Match:
@@ -144,11 +168,17 @@ def _peer_matches(policy: NormalizedPolicy, peer: Peer, end: FlowEnd) -> Match:
     if peer.raw.get("matches_nothing"):
         return Match.NO
     if peer.type is PeerType.PODS:
-        if not end.is_pod or peer.namespaces is None or not _in_scope(peer.namespaces, policy, end):
+        if not end.is_pod or peer.namespaces is None or (peer.pods is not None and not peer.pods.matches(end.labels)):
             return Match.NO
-        return Match.YES if peer.pods is None or peer.pods.matches(end.labels) else Match.NO
+        return _in_scope(peer.namespaces, policy, end)
     if peer.type is PeerType.CIDR:
-        return Match.YES if end.is_world and in_cidr(end.ip, peer.cidr, peer.excepts) else Match.NO
+        if not end.is_world:
+            return Match.NO
+        if in_cidr(end.ip, peer.cidr, peer.excepts):
+            return Match.YES
+        # An IPv4-mapped IPv6 CIDR (::ffff:0:0/96): older Cilium read it as IPv4 (Go's net.ParseCIDR), newer keeps
+        # it IPv6; which one runs is not in the flow.
+        return Match.MAYBE if _mapped_in(end.ip, peer.cidr) else Match.NO
     if peer.type is PeerType.ENTITY:
         return _entity_matches(peer.entity, end)
     if peer.type is PeerType.FQDN:
@@ -174,7 +204,11 @@ def _entity_matches(entity: str, end: FlowEnd) -> Match:
         wants = INTERNET_ENTITIES[entity]
         return Match.YES if family is None or wants[family == 6] else Match.NO
     if entity in RESERVED_IDENTITIES:
-        return Match.YES if entity in end.reserved else Match.NO
+        if entity in end.reserved:
+            return Match.YES
+        # `host` also covers the other nodes where Cilium runs without a remote-node identity (treatRemoteNodeAsHost,
+        # an old opt-out): a setting the flow does not show.
+        return Match.MAYBE if entity == "host" and "remote-node" in end.reserved else Match.NO
     return Match.MAYBE  # an entity this version does not know
 
 
@@ -194,6 +228,18 @@ def in_cidr(ip: str, cidr: str, excepts: tuple[str, ...]) -> bool:
     if net is None or found.version != net.version or found not in net:
         return False
     return not any((n := _network(e)) is not None and n.version == found.version and found in n for e in excepts)
+
+
+_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+
+
+def _mapped_in(ip: str, cidr: str) -> bool:
+    """An IPv4 address whose IPv4-mapped IPv6 form is in an IPv6 CIDR of the mapped range."""
+    found, net = address(ip), _network(cidr)
+    if found is None or found.version != 4 or net is None or net.version != 6:
+        return False
+    mapped = ipaddress.IPv6Address(int(_MAPPED.network_address) + int(found))
+    return net.prefixlen >= _MAPPED.prefixlen and mapped in net  # inside ::ffff:0:0/96
 
 
 def _fqdn_matches(peer: Peer, names: tuple[str, ...]) -> bool:
