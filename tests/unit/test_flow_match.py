@@ -299,3 +299,18 @@ def test_dual_stack_world_labels_are_the_world() -> None:
     dual = {"identity": 9, "labels": ["reserved:world-ipv4"]}
     found = evidence([CNP], [flow(dst="1.2.3.4", destination=dual)])
     assert usage(found, CNP_KEY, "spec.egress[0]").flows == 1
+
+
+def test_flows_of_one_shape_to_other_addresses_are_still_checked_address_by_address() -> None:
+    cnp = policy("""
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web, namespace: team-a}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  egress:
+  - toCIDRSet: [{cidr: 203.0.113.0/24, except: [203.0.113.128/25]}]
+""")
+    records = [flow(dst=f"203.0.113.{last}", names=["api.example.com"]) for last in (7, 200, 9, 130)]
+    rule = usage(evidence([cnp], records), CNP_KEY, "spec.egress[0]")
+    assert rule.flows == 2 and sorted(p.ip for p in rule.peers) == ["203.0.113.7", "203.0.113.9"]

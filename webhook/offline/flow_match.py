@@ -41,7 +41,7 @@ from webhook.core.netpolicy import (
 )
 from webhook.core.snapshot import policy_key
 from webhook.offline.flow_breadth import DNS_PORT, breadth, dns_rule
-from webhook.offline.flow_rules import Match, flow_end, observed_peer, rule_matches, selects
+from webhook.offline.flow_rules import Match, Partial, flow_end, observed_peer, rule_matches_but_addresses, selects
 from webhook.offline.flows import Endpoint, Flow, FlowStats
 
 MAX_KEPT = 32  # distinct peers and ports kept per rule; more is reported as "more", never as a small share
@@ -99,10 +99,10 @@ class _State:
     selections: dict[tuple[str, frozenset[tuple[str, str]]], _Selection] = field(default_factory=dict)
 
 
-# (policies selecting the governed end, (policy, rule, match) per allow rule that may carry the flow, the policies
-# with such a rule, the policy a dropped DNS query is reported on
-# and the other end as evidence)
-_Classified = tuple[tuple[int, ...], tuple[tuple[int, int, Match], ...], frozenset[int], int | None, ObservedPeer]
+# (policies selecting the governed end, (policy, rule, its answer but the address, whether a subject certainly
+# selects the end) per allow rule that may carry the flow, the policy a dropped DNS query is reported on, and the
+# other end as evidence)
+_Classified = tuple[tuple[int, ...], tuple[tuple[int, int, Partial, bool], ...], int | None, ObservedPeer]
 # A policy that may select a flow's end: its index, the subjects that select it and those that may (their
 # namespace's labels are not known), whether a subject that selects it isolates egress.
 _Selection = tuple[tuple[int, frozenset[int], frozenset[int], bool], ...]
@@ -136,18 +136,25 @@ def _account(state: _State, flow: Flow) -> None:
         return
     own, other = (flow.source, flow.destination) if egress else (flow.destination, flow.source)
     own_ip, other_ip = (flow.source_ip, flow.destination_ip) if egress else (flow.destination_ip, flow.source_ip)
-    other_key = _end_key(other)
-    # A pod's address and DNS names decide nothing (CIDR and FQDN peers select outside the cluster): pods' flows
-    # share one shape whatever their addresses.
+    # The shape of a flow leaves out the other end's address: only CIDR peers read it, and they are checked per
+    # flow (Partial.with_address), so flows to a thousand addresses of one service share one shape. A pod's DNS
+    # names decide nothing (FQDN peers select outside the cluster); an outside address's family does (world-ipv4).
     outside = not other.namespace
-    key = (egress, carried, _end_key(own), other_key, other_ip if outside else "",
+    family = (6 if ":" in other_ip else 4) if outside and other_ip else 0
+    key = (egress, carried, _end_key(own), _end_key(other), family,
            flow.destination_names if outside and egress else (), flow.protocol, flow.destination_port)
     found = state.cache.get(key)
     if found is None:
         if len(state.cache) >= _CACHE_SIZE:
             state.cache.clear()
         found = state.cache[key] = _classify(state, flow, egress, carried, own, other, own_ip, other_ip)
-    selecting, matches, matched, missing_in, peer = found
+    selecting, partials, missing_in, peer = found
+    if outside:
+        peer = observed_peer(other, other_ip, flow.destination_names if egress else ())
+    matches = [(pi, ri, how) for pi, ri, partial, certain in partials
+               if (how := _final(partial.with_address(other_ip, True) if outside else partial.others, certain))
+               is not Match.NO]
+    matched = {pi for pi, _, _ in matches}
     for i in selecting:
         state.observed[i] = state.observed.get(i, 0) + 1
     if carried:
@@ -189,23 +196,27 @@ def _classify(state: _State, flow: Flow, egress: bool, carried: bool, own: Endpo
     observed = observed_peer(other, other_ip, names)
     selection = _selection(state, own, own_ip)
     if not selection:
-        return (), (), frozenset(), None, observed
+        return (), (), None, observed
     peer = flow_end(other, other_ip, names, state.namespaces)
-    matches: list[tuple[int, int, Match]] = []
+    partials: list[tuple[int, int, Partial, bool]] = []
     for pi, certain, possible, _ in selection if carried else ():
         policy = state.policies[pi]
         for ri, rule in enumerate(policy.rules):
             if (rule.subject in certain | possible and rule.direction is direction and rule.action is Action.ALLOW
                     and rule.effective and not rule.matches_nothing):
-                how = rule_matches(policy, rule, peer, flow.protocol, flow.destination_port)
-                if how is not Match.NO:
-                    matches.append((pi, ri, how if rule.subject in certain else Match.MAYBE))
+                partial = rule_matches_but_addresses(policy, rule, peer, flow.protocol, flow.destination_port)
+                if partial.others is not Match.NO or partial.cidrs:
+                    partials.append((pi, ri, partial, rule.subject in certain))
     missing = None
     if not carried and egress and flow.protocol in ("UDP", "TCP") and flow.destination_port == DNS_PORT:
         isolating = sorted((policy_key(state.policies[pi]), pi) for pi, _, _, isolates in selection if isolates)
         missing = isolating[0][1] if isolating else None
-    return (tuple(pi for pi, certain, _, _ in selection if certain), tuple(matches),
-            frozenset(pi for pi, _, _ in matches), missing, observed)
+    return tuple(pi for pi, certain, _, _ in selection if certain), tuple(partials), missing, observed
+
+
+def _final(how: Match, certain_subject: bool) -> Match:
+    """A rule's match, uncertain when whether its subject selects the pod is (unknown namespace labels)."""
+    return how if certain_subject or how is Match.NO else Match.MAYBE
 
 
 def _selection(state: _State, own: Endpoint, own_ip: str) -> _Selection:

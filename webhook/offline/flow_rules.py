@@ -123,14 +123,38 @@ def selects(policy: NormalizedPolicy, subject: Subject, end: FlowEnd) -> Match:
     return _in_scope(subject.namespaces, policy, end)
 
 
-def rule_matches(policy: NormalizedPolicy, rule: Rule, peer: FlowEnd, protocol: str, port: int) -> Match:
+@dataclass(frozen=True)
+class Partial:
+    """A rule's answer for a flow before its outside address is known: what the other peers and the ports say,
+    and the CIDR peers left to check against the address (flows to many addresses share everything else)."""
+
+    others: Match  # the peers that are not CIDRs, with the ports
+    ports: Match
+    cidrs: tuple[Peer, ...] = ()
+
+    def with_address(self, ip: str, outside: bool) -> Match:
+        if self.others is Match.YES or not self.cidrs or not outside or self.ports is Match.NO:
+            return self.others
+        by_cidr = _best(_cidr_matches(p, ip) for p in self.cidrs)
+        if by_cidr is Match.NO:
+            return self.others
+        return Match.YES if by_cidr is Match.YES and self.ports is Match.YES else Match.MAYBE
+
+
+_NO = Partial(Match.NO, Match.NO)
+
+
+def rule_matches_but_addresses(policy: NormalizedPolicy, rule: Rule, peer: FlowEnd, protocol: str,
+                               port: int) -> Partial:
     by_port = _ports_match(rule, protocol, port)
     if by_port is Match.NO:
-        return Match.NO
-    by_peer = Match.YES if rule.any_peer else _best(_peer_matches(policy, p, peer) for p in rule.peers)
-    if by_peer is Match.NO:
-        return Match.NO
-    return Match.YES if by_peer is Match.YES and by_port is Match.YES else Match.MAYBE
+        return _NO
+    cidrs = tuple(p for p in rule.peers if p.type is PeerType.CIDR and not p.raw.get("matches_nothing"))
+    by_peer = Match.YES if rule.any_peer else _best(_peer_matches(policy, p, peer) for p in rule.peers
+                                                    if p.type is not PeerType.CIDR)
+    others = Match.NO if by_peer is Match.NO else (
+        Match.YES if by_peer is Match.YES and by_port is Match.YES else Match.MAYBE)
+    return Partial(others, by_port, cidrs if peer.is_world else ())
 
 
 def _best(matches: Iterable[Match]) -> Match:
@@ -172,13 +196,7 @@ def _peer_matches(policy: NormalizedPolicy, peer: Peer, end: FlowEnd) -> Match:
             return Match.NO
         return _in_scope(peer.namespaces, policy, end)
     if peer.type is PeerType.CIDR:
-        if not end.is_world:
-            return Match.NO
-        if in_cidr(end.ip, peer.cidr, peer.excepts):
-            return Match.YES
-        # An IPv4-mapped IPv6 CIDR (::ffff:0:0/96): older Cilium read it as IPv4 (Go's net.ParseCIDR), newer keeps
-        # it IPv6; which one runs is not in the flow.
-        return Match.MAYBE if _mapped_in(end.ip, peer.cidr) else Match.NO
+        return _cidr_matches(peer, end.ip) if end.is_world else Match.NO
     if peer.type is PeerType.ENTITY:
         return _entity_matches(peer.entity, end)
     if peer.type is PeerType.FQDN:
@@ -228,6 +246,14 @@ def in_cidr(ip: str, cidr: str, excepts: tuple[str, ...]) -> bool:
     if net is None or found.version != net.version or found not in net:
         return False
     return not any((n := _network(e)) is not None and n.version == found.version and found in n for e in excepts)
+
+
+def _cidr_matches(peer: Peer, ip: str) -> Match:
+    if in_cidr(ip, peer.cidr, peer.excepts):
+        return Match.YES
+    # An IPv4-mapped IPv6 CIDR (::ffff:0:0/96): older Cilium read it as IPv4 (Go's net.ParseCIDR), newer keeps
+    # it IPv6; which one runs is not in the flow.
+    return Match.MAYBE if _mapped_in(ip, peer.cidr) else Match.NO
 
 
 _MAPPED = ipaddress.ip_network("::ffff:0:0/96")
