@@ -168,3 +168,22 @@ def test_the_bar_counts_every_byte_the_reader_takes(tmp_path: Path) -> None:
     counted = cast(IO[bytes], _Counted(io.BytesIO(data), seen.append))
     assert len(list(read_flows([counted], stats))) == len(FLOWS)
     assert sum(seen) == len(data)
+
+
+def test_against_a_cluster_namespace_selectors_read_the_cluster_s_namespace_labels(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The cluster is the API-server stand-in (tests/kube_standin.py: a live API server cannot run here). Its
+    team-a/web allows ingress from namespaces labelled team=b; Hubble's records carry no namespace labels, so
+    only the cluster's own make the flow from team-b a certain match."""
+    from tests.kube_standin import KubeStandIn
+
+    web = endpoint("team-a", "web-1", 1001, app="web")
+    front = endpoint("team-b", "front-1", 2001, app="front")
+    records = [flow(direction="INGRESS", source=front, destination=web, src="10.0.2.4", dst="10.0.1.5", port=8080)]
+    flows = export(tmp_path / "flows.jsonl", records)
+    with KubeStandIn(tmp_path / "cluster") as standin:
+        report = audit(capsys, "--kubeconfig", str(standin.kubeconfig), "--flows", str(flows))
+    web_policy = next(p for p in report["flows"]["policies"] if (p["namespace"], p["name"]) == ("team-a", "web"))
+    assert [(r["path"], r["flows"], r["uncertain"]) for r in web_policy["rules"]] == [
+        ("spec.ingress[0]", 1, 0), ("spec.egress[0]", 0, 0)]
+    assert [f["path"] for f in findings(report, "unused-rule") if f["name"] == "web"] == ["spec.egress[0]"]

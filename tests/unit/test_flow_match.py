@@ -314,3 +314,17 @@ spec:
     records = [flow(dst=f"203.0.113.{last}", names=["api.example.com"]) for last in (7, 200, 9, 130)]
     rule = usage(evidence([cnp], records), CNP_KEY, "spec.egress[0]")
     assert rule.flows == 2 and sorted(p.ip for p in rule.peers) == ["203.0.113.7", "203.0.113.9"]
+
+
+def test_what_cannot_be_a_kubernetes_label_is_not_kept_as_evidence() -> None:
+    huge = endpoint("team-b", "db-0", 1002, app="db", junk="x" * 100_000)
+    rule = usage(evidence([CNP], [flow(destination=huge, dst="10.0.2.7", port=5432)]), CNP_KEY, "spec.egress[1]")
+    assert rule.flows == 1 and [p.describe() for p in rule.peers] == ["team-b/app=db"]
+    nameless = endpoint("team-b", "x-0", 1003, **{f"k{i}": "v" for i in range(100)}, big="y" * 64)
+    from webhook.core.flow_evidence import workload_labels
+    from webhook.offline.flows import parse_flow
+
+    parsed = parse_flow(flow(destination=nameless))
+    assert parsed is not None
+    kept = workload_labels(parsed.destination.labels)
+    assert len(kept) == 32 and all(len(v) <= 63 for _, v in kept)

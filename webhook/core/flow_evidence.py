@@ -63,13 +63,19 @@ _BOOKKEEPING = ("pod-template-hash", "controller-revision-hash", "pod-template-g
 _BOOKKEEPING_PREFIXES = ("io.kubernetes.", "io.cilium.", "reserved:", "cidr:", "fqdn:")
 
 
+# Kubernetes label limits (a key: 253-character prefix, "/", 63-character name; a value: 63 characters): what
+# exceeds them is no pod label, whatever an export says, and is not kept (evidence is held per rule).
+_MAX_KEY, _MAX_VALUE, _MAX_LABELS = 317, 63, 32
+
+
 def workload_labels(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """The labels that identify a pod's workload (sorted pairs); () for an endpoint with no pod labels."""
+    valid = {k: v for k, v in labels.items() if len(k) <= _MAX_KEY and len(v) <= _MAX_VALUE}
     for key in WORKLOAD_KEYS:
-        if key in labels:
-            return ((key, labels[key]),)
-    return tuple(sorted((k, v) for k, v in labels.items()
-                        if k not in _BOOKKEEPING and not k.startswith(_BOOKKEEPING_PREFIXES)))
+        if key in valid:
+            return ((key, valid[key]),)
+    return tuple(sorted((k, v) for k, v in valid.items()
+                        if k not in _BOOKKEEPING and not k.startswith(_BOOKKEEPING_PREFIXES)))[:_MAX_LABELS]
 
 
 @dataclass(frozen=True, order=True)

@@ -46,6 +46,9 @@ from webhook.offline.flows import Endpoint, Flow, FlowStats
 
 MAX_KEPT = 32  # distinct peers and ports kept per rule; more is reported as "more", never as a small share
 _CACHE_SIZE = 1 << 14  # flow shapes kept; outside addresses make many, so it is emptied when full
+# ... and the characters of the labels and names their keys hold: an export's label values are not limited as the
+# API server limits them (a forged or broken one may carry 1 MiB lines), so the caches are bounded by weight too.
+_CACHE_CHARS = 1 << 25
 CARRIED = frozenset({"FORWARDED", "REDIRECTED"})  # REDIRECTED: allowed, and sent to the L7 proxy
 
 
@@ -97,6 +100,8 @@ class _State:
     # from the datapath. Any disagreement means netguard's matching missed something for that policy.
     disagreements: dict[int, int] = field(default_factory=dict)
     selections: dict[tuple[str, frozenset[tuple[str, str]]], _Selection] = field(default_factory=dict)
+    cache_chars: int = 0
+    selection_chars: int = 0
 
 
 # (policies selecting the governed end, (policy, rule, its answer but the address, whether a subject certainly
@@ -145,8 +150,10 @@ def _account(state: _State, flow: Flow) -> None:
            flow.destination_names if outside and egress else (), flow.protocol, flow.destination_port)
     found = state.cache.get(key)
     if found is None:
-        if len(state.cache) >= _CACHE_SIZE:
+        state.cache_chars += _weight(own) + _weight(other) + sum(map(len, key[5]))
+        if len(state.cache) >= _CACHE_SIZE or state.cache_chars > _CACHE_CHARS:
             state.cache.clear()
+            state.cache_chars = 0
         found = state.cache[key] = _classify(state, flow, egress, carried, own, other, own_ip, other_ip)
     selecting, partials, missing_in, peer = found
     if outside:
@@ -177,6 +184,10 @@ def _account(state: _State, flow: Flow) -> None:
         if len(entry.sources) < MAX_KEPT:
             entry.sources[observed_peer(own, own_ip, ()).describe()] = None
         entry.destination = entry.destination or peer
+
+
+def _weight(end: Endpoint) -> int:
+    return sum(len(k) + len(v) for k, v in end.labels.items())
 
 
 def _end_key(end: Endpoint) -> tuple[str, frozenset[tuple[str, str]]]:
@@ -224,8 +235,10 @@ def _selection(state: _State, own: Endpoint, own_ip: str) -> _Selection:
     key = _end_key(own)
     found = state.selections.get(key)
     if found is None:
-        if len(state.selections) >= _CACHE_SIZE:
+        state.selection_chars += _weight(own)
+        if len(state.selections) >= _CACHE_SIZE or state.selection_chars > _CACHE_CHARS:
             state.selections.clear()
+            state.selection_chars = 0
         me = flow_end(own, own_ip, (), state.namespaces)
         out = []
         for pi in (*state.by_namespace.get(me.namespace, ()), *state.by_namespace.get("", ())) if me.is_pod else ():
