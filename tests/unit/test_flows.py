@@ -131,3 +131,12 @@ def test_nesting_deeper_than_any_flow_is_a_bad_line_not_a_crash() -> None:
     data = b"[" * 200_000 + b"\n" + b'{"a":' * 100_000 + b"\n" + lines([flow()])
     assert len(list(read_flows([io.BytesIO(data)], stats))) == 1
     assert stats.malformed == 2
+
+
+def test_endpoint_fields_of_the_wrong_type_read_as_absent() -> None:
+    record = {"flow": {"verdict": "FORWARDED", "traffic_direction": "EGRESS",
+                       "source": {"identity": {"a": 1}, "labels": [{"x": 1}], "namespace": [1], "pod_name": 7},
+                       "destination": {"identity": [1], "labels": "k8s:app=web"}}}
+    stats = FlowStats()
+    (read,) = read_flows([io.BytesIO(json.dumps(record).encode() + b"\n")], stats)
+    assert read.source == Endpoint() and read.destination == Endpoint()

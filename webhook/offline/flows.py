@@ -120,13 +120,31 @@ def _labels(value: Any) -> dict[str, str]:
     return out
 
 
+_NO_ENDPOINT = Endpoint()
+_SEEN_ENDPOINTS: dict[tuple[Any, ...], Endpoint] = {}  # a pod's every flow carries the same endpoint: read it once
+_SEEN_MAX, _SEEN_KEY_CHARS = 1 << 12, 4096
+
+
 def _endpoint(value: Any) -> Endpoint:
     if not isinstance(value, dict):
-        return Endpoint()
-    identity = value.get("identity")
-    return Endpoint(namespace=str(value.get("namespace") or ""), pod_name=str(value.get("pod_name") or ""),
-                    identity=identity if isinstance(identity, int) and not isinstance(identity, bool) else 0,
-                    labels=_labels(value.get("labels")))
+        return _NO_ENDPOINT
+    labels, namespace, pod, identity = (value.get(k) for k in ("labels", "namespace", "pod_name", "identity"))
+    key: tuple[Any, ...] | None = None
+    if (isinstance(labels, list) and all(isinstance(x, str) for x in labels) and sum(map(len, labels)) < _SEEN_KEY_CHARS
+            and all(isinstance(x, str | int | None) for x in (namespace, pod, identity))):
+        key = (namespace, pod, identity, *labels)  # hashable, and small: the cache stays bounded whatever the input
+        found = _SEEN_ENDPOINTS.get(key)
+        if found is not None:
+            return found
+    found = Endpoint(namespace=namespace if isinstance(namespace, str) else "",
+                     pod_name=pod if isinstance(pod, str) else "",
+                     identity=identity if isinstance(identity, int) and not isinstance(identity, bool) else 0,
+                     labels=_labels(labels))
+    if key is not None:
+        if len(_SEEN_ENDPOINTS) >= _SEEN_MAX:
+            _SEEN_ENDPOINTS.clear()
+        _SEEN_ENDPOINTS[key] = found
+    return found
 
 
 def _strings(value: Any) -> tuple[str, ...]:
