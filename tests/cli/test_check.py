@@ -230,3 +230,21 @@ def test_a_port_go_would_not_parse_is_a_located_input_error_and_the_other_docume
     assert code == 2 and report["summary"]["policies"] == 1
     (error,) = report["errors"]
     assert (error["line"], error["column"]) == (11, 20) and "port" in error["message"]
+
+
+def test_the_summary_counts_every_note_line_notices_included(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "group.yaml"
+    path.write_text("""\
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: g, namespace: team-a}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  egress:
+  - toCIDRSet: [{cidrGroupRef: partners}]
+    toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+""", encoding="utf-8")
+    assert main(["check", str(path), "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("note[netguard]") == 1 and out.rstrip().endswith("0 errors, 0 warnings, 1 note in 1 policy")

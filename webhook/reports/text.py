@@ -38,8 +38,10 @@ def render_text(report: CheckReport, style: Style = PLAIN_STYLE) -> str:
     if style.quiet:
         return "\n".join(out) + "\n" if out else ""
     errors, warnings = report.count(Mode.ENFORCE), report.count(Mode.WARN)
+    # Every `note` line above: audit-mode findings and what could not be judged (notices).
+    notes = report.count(Mode.AUDIT) + sum(len(r.decision.notices) for r in report.results)
     out.append(f"{_count(paint.error, errors, 'error')}, {_count(paint.warning, warnings, 'warning')}, "
-               f"{_n(report.count(Mode.AUDIT), 'note')} in "
+               f"{_n(notes, 'note')} in "
                f"{_n(len(report.results), 'policy', 'policies')}"
                + (f"; {paint.error(_n(len(report.errors), 'unreadable document'))}" if report.errors else "")
                + (f"; {report.skipped} other document(s) skipped" if report.skipped else ""))
