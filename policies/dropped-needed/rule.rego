@@ -3,9 +3,9 @@ package guardrails.dropped_needed
 import rego.v1
 
 # Evidence from observed traffic, computed in Python (offline/flow_match.py) into
-# input.cluster.flows.missing: DNS queries of this policy's pods dropped for want of an allow,
-# with the rule that would have passed them (rule_text: JSON in the policy's own kind, "" when
-# the kind has no obvious spelling).
+# input.cluster.flows.missing: flows of this policy's pods dropped for want of an allow (DNS, or
+# what the other end's policy allows on its side), with the rule that would have passed them
+# (rule_text: JSON in the policy's own kind, "" when the kind has no obvious spelling).
 
 flows := f if {
 	f := input.cluster.flows

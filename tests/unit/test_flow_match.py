@@ -328,3 +328,58 @@ def test_what_cannot_be_a_kubernetes_label_is_not_kept_as_evidence() -> None:
     assert parsed is not None
     kept = workload_labels(parsed.destination.labels)
     assert len(kept) == 32 and all(len(v) <= 63 for _, v in kept)
+
+
+def test_a_drop_the_other_side_s_policy_allows_names_the_allow_this_side_forgot() -> None:
+    web_out = policy("""
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-out, namespace: team-a}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+  egress: [{to: [{podSelector: {matchLabels: {app: cache}}}], ports: [{port: 6379}]}]
+""")
+    db_in = policy("""
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-in, namespace: team-b}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: team-a}},
+             podSelector: {matchLabels: {app: web}}}]
+    ports: [{port: 5432}]
+""")
+    dropped = flow(verdict="DROPPED", drop_reason="POLICY_DENIED", destination=DB, dst="10.0.2.7", port=5432)
+    elsewhere = flow(verdict="DROPPED", drop_reason="POLICY_DENIED", destination=DB, dst="10.0.2.7", port=22)
+    found = evidence([web_out, db_in], [dropped, dropped, elsewhere])
+    (missing,) = found.for_policy(("NetworkPolicy", "team-a", "web-out")).missing  # port 22: db-in does not allow it
+    assert (missing.path, missing.direction, missing.flows) == ("spec.egress", "egress", 2)
+    assert missing.what == "TCP/5432 to team-b/app=db, which NetworkPolicy team-b/db-in allows on its side"
+    assert missing.rule == {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-b"}},
+                                    "podSelector": {"matchLabels": {"app": "db"}}}],
+                            "ports": [{"protocol": "TCP", "port": 5432}]}
+    # and the other way round: dropped at db's ingress while web's egress allows it
+    web_all = policy("""
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-all, namespace: team-a}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+  egress: [{to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: team-b}}}], ports: [{port: 5432}]}]
+""")
+    db_closed = policy("""
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-closed, namespace: team-b}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress]
+""")
+    at_db = flow(direction="INGRESS", verdict="DROPPED", drop_reason="POLICY_DENIED", source=WEB, destination=DB,
+                 src="10.0.1.5", dst="10.0.2.7", port=5432)
+    (back,) = evidence([web_all, db_closed], [at_db]).for_policy(("NetworkPolicy", "team-b", "db-closed")).missing
+    assert back.path == "spec.ingress" and back.rule["from"][0]["podSelector"] == {"matchLabels": {"app": "web"}}

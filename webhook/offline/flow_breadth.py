@@ -73,34 +73,55 @@ def _narrower_world(flavor: Flavor, world: Sequence[ObservedPeer]) -> str:
 
 
 def dns_rule(policy: NormalizedPolicy, dest: ObservedPeer) -> dict[str, Any]:
-    """The egress rule that allows DNS to `dest`, in the policy's own kind; empty for the network-policy-api
-    kinds, whose rules carry a name and an action the platform team chooses."""
+    """The egress rule that allows DNS to `dest` (UDP and TCP 53), in the policy's own kind."""
+    return allow_rule(policy, "egress", dest, (("UDP", DNS_PORT), ("TCP", DNS_PORT)))
+
+
+def allow_rule(policy: NormalizedPolicy, direction: str, peer: ObservedPeer,
+               ports: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    """The rule that allows `peer` on `ports` in `direction`, in the policy's own kind; empty where there is no
+    obvious spelling: the network-policy-api kinds (their rules carry a name and an action the platform team
+    chooses), a Calico rule over several protocols (one protocol per rule), a peer without labels or address."""
     flavor = policy.flavor
     if flavor is Flavor.KUBERNETES and policy.kind != "NetworkPolicy":
         return {}
-    if dest.kind == "pod":
-        pod_labels = dict(dest.labels)
+    egress = direction == "egress"
+    if flavor is Flavor.CALICO:
+        return _calico_rule(egress, peer, ports)
+    if peer.kind == "pod":
+        pod_labels = dict(peer.labels)
         if flavor is Flavor.CILIUM:
             selector = {f"k8s:{k}": v for k, v in pod_labels.items()}
-            selector["k8s:io.kubernetes.pod.namespace"] = dest.namespace
-            return {"toEndpoints": [{"matchLabels": selector}],
-                    "toPorts": [{"ports": [{"port": "53", "protocol": "UDP"}, {"port": "53", "protocol": "TCP"}]}]}
-        if flavor is Flavor.CALICO:
-            expression = " && ".join(f"{k} == '{v}'" for k, v in pod_labels.items()) or "all()"
-            return {"action": "Allow", "protocol": "UDP",
-                    "destination": {"selector": expression,
-                                    "namespaceSelector": f"{NAMESPACE_NAME_LABEL} == '{dest.namespace}'",
-                                    "ports": [DNS_PORT]}}
-        return {"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: dest.namespace}},
-                        "podSelector": {"matchLabels": pod_labels}}],
-                "ports": [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}]}
-    cidr = host_cidr(dest.ip)
+            selector["k8s:io.kubernetes.pod.namespace"] = peer.namespace
+            return {"toEndpoints" if egress else "fromEndpoints": [{"matchLabels": selector}],
+                    "toPorts": [{"ports": [{"port": str(n), "protocol": p} for p, n in ports]}]}
+        item = {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: peer.namespace}},
+                "podSelector": {"matchLabels": pod_labels}}
+        return {"to" if egress else "from": [item], "ports": [{"protocol": p, "port": n} for p, n in ports]}
+    cidr = host_cidr(peer.ip)
     if not cidr:
         return {}
     if flavor is Flavor.CILIUM:
-        return {"toCIDR": [cidr],
-                "toPorts": [{"ports": [{"port": "53", "protocol": "UDP"}, {"port": "53", "protocol": "TCP"}]}]}
-    if flavor is Flavor.CALICO:
-        return {"action": "Allow", "protocol": "UDP", "destination": {"nets": [cidr], "ports": [DNS_PORT]}}
-    return {"to": [{"ipBlock": {"cidr": cidr}}],
-            "ports": [{"protocol": "UDP", "port": DNS_PORT}, {"protocol": "TCP", "port": DNS_PORT}]}
+        return {"toCIDR" if egress else "fromCIDR": [cidr],
+                "toPorts": [{"ports": [{"port": str(n), "protocol": p} for p, n in ports]}]}
+    return {"to" if egress else "from": [{"ipBlock": {"cidr": cidr}}],
+            "ports": [{"protocol": p, "port": n} for p, n in ports]}
+
+
+def _calico_rule(egress: bool, peer: ObservedPeer, ports: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    protocols = {p for p, _ in ports}
+    if len(protocols) != 1:
+        return {}
+    if peer.kind == "pod":
+        expression = " && ".join(f"{k} == '{v}'" for k, v in peer.labels) or "all()"
+        where: dict[str, Any] = {"selector": expression,
+                                 "namespaceSelector": f"{NAMESPACE_NAME_LABEL} == '{peer.namespace}'"}
+    elif host_cidr(peer.ip):
+        where = {"nets": [host_cidr(peer.ip)]}
+    else:
+        return {}
+    # Calico: the destination carries the ports in both directions (the service's side).
+    ports_at = {"ports": sorted({n for _, n in ports})}
+    if egress:
+        return {"action": "Allow", "protocol": protocols.pop(), "destination": {**where, **ports_at}}
+    return {"action": "Allow", "protocol": protocols.pop(), "source": where, "destination": ports_at}

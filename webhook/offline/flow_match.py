@@ -30,6 +30,7 @@ from webhook.core.flow_evidence import (
     PolicyEvidence,
     RuleUsage,
     Window,
+    port_label,
 )
 from webhook.core.netpolicy import (
     Action,
@@ -40,7 +41,7 @@ from webhook.core.netpolicy import (
     Rule,
 )
 from webhook.core.snapshot import policy_key
-from webhook.offline.flow_breadth import DNS_PORT, breadth, dns_rule
+from webhook.offline.flow_breadth import DNS_PORT, allow_rule, breadth, dns_rule
 from webhook.offline.flow_rules import Match, Partial, flow_end, observed_peer, rule_matches_but_addresses, selects
 from webhook.offline.flows import Endpoint, Flow, FlowStats
 
@@ -84,6 +85,11 @@ class _Missing:
     last: datetime | None = None
     sources: dict[str, None] = field(default_factory=dict)
     destination: ObservedPeer | None = None
+    ports: dict[tuple[str, int], None] = field(default_factory=dict)
+
+
+# Why dropped flows need an allow: DNS (to anyone, on 53), or the other side's policy allows them (its index).
+DNS = -1
 
 
 @dataclass
@@ -93,7 +99,8 @@ class _State:
     by_namespace: dict[str, list[int]]
     usage: dict[tuple[int, int], _Usage] = field(default_factory=dict)
     observed: dict[int, int] = field(default_factory=dict)
-    missing: dict[tuple[int, str], _Missing] = field(default_factory=dict)
+    # (policy, direction, DNS or the index of the other side's policy that allows it, the peer for the latter)
+    missing: dict[tuple[int, str, int, ObservedPeer | None], _Missing] = field(default_factory=dict)
     cache: dict[tuple[Any, ...], _Classified] = field(default_factory=dict)
     by_key: dict[tuple[str, str, str], int] = field(default_factory=dict)
     # Flows Hubble says a policy allowed (`*_allowed_by`) that none of its rules matched here: a second opinion
@@ -107,10 +114,11 @@ class _State:
 # (policies selecting the governed end, (policy, rule, its answer but the address, whether a subject certainly
 # selects the end) per allow rule that may carry the flow, the policy a dropped DNS query is reported on, and the
 # other end as evidence)
-_Classified = tuple[tuple[int, ...], tuple[tuple[int, int, Partial, bool], ...], int | None, ObservedPeer]
+_Classified = tuple[tuple[int, ...], tuple[tuple[int, int, Partial, bool], ...], tuple[int, int] | None,
+                    ObservedPeer]
 # A policy that may select a flow's end: its index, the subjects that select it and those that may (their
-# namespace's labels are not known), whether a subject that selects it isolates egress.
-_Selection = tuple[tuple[int, frozenset[int], frozenset[int], bool], ...]
+# namespace's labels are not known), the directions a subject that selects it isolates.
+_Selection = tuple[tuple[int, frozenset[int], frozenset[int], frozenset[str]], ...]
 
 
 def match_flows(policies: Sequence[NormalizedPolicy], flows: Iterable[Flow],
@@ -177,13 +185,19 @@ def _account(state: _State, flow: Flow) -> None:
         else:
             usage.uncertain += 1
     if missing_in is not None:
-        entry = state.missing.setdefault((missing_in, "egress"), _Missing())
-        entry.flows += 1
-        if flow.time is not None and (entry.last is None or flow.time > entry.last):
-            entry.last = flow.time
-        if len(entry.sources) < MAX_KEPT:
-            entry.sources[observed_peer(own, own_ip, ()).describe()] = None
-        entry.destination = entry.destination or peer
+        target, why = missing_in
+        key4 = (target, flow.direction.lower(), why, None if why == DNS else peer)
+        entry = state.missing.get(key4)
+        if entry is None and sum(1 for k in state.missing if k[0] == target) < MAX_KEPT:
+            entry = state.missing[key4] = _Missing()
+        if entry is not None:
+            entry.flows += 1
+            if flow.time is not None and (entry.last is None or flow.time > entry.last):
+                entry.last = flow.time
+            if len(entry.sources) < MAX_KEPT:
+                entry.sources[observed_peer(own, own_ip, ()).describe()] = None
+            entry.destination = entry.destination or peer
+            entry.ports[port] = None
 
 
 def _weight(end: Endpoint) -> int:
@@ -218,11 +232,34 @@ def _classify(state: _State, flow: Flow, egress: bool, carried: bool, own: Endpo
                 partial = rule_matches_but_addresses(policy, rule, peer, flow.protocol, flow.destination_port)
                 if partial.others is not Match.NO or partial.cidrs:
                     partials.append((pi, ri, partial, rule.subject in certain))
-    missing = None
-    if not carried and egress and flow.protocol in ("UDP", "TCP") and flow.destination_port == DNS_PORT:
-        isolating = sorted((policy_key(state.policies[pi]), pi) for pi, _, _, isolates in selection if isolates)
-        missing = isolating[0][1] if isolating else None
-    return tuple(pi for pi, certain, _, _ in selection if certain), tuple(partials), missing, observed
+    return (tuple(pi for pi, certain, _, _ in selection if certain), tuple(partials),
+            None if carried else _missing(state, flow, direction, selection, own, other, own_ip, other_ip), observed)
+
+
+def _missing(state: _State, flow: Flow, direction: Direction, selection: _Selection, own: Endpoint, other: Endpoint,
+             own_ip: str, other_ip: str) -> tuple[int, int] | None:
+    """For a flow no rule allowed: (the policy to report it on, DNS or the other side's policy that allows it), when
+    one obvious allow would have passed it; the first policy, by kind and name, that isolates the pod there."""
+    isolating = sorted((policy_key(state.policies[pi]), pi) for pi, _, _, isolates in selection
+                       if direction._value_ in isolates)
+    if not isolating:
+        return None
+    target = isolating[0][1]
+    if direction is Direction.EGRESS and flow.protocol in ("UDP", "TCP") and flow.destination_port == DNS_PORT:
+        return target, DNS
+    if not other.namespace or not flow.destination_port:
+        return None
+    # The other end's own policy allows this very flow on its side: the team there opened it, this side forgot.
+    me = flow_end(own, own_ip, (), state.namespaces)
+    opposite = Direction.INGRESS if direction is Direction.EGRESS else Direction.EGRESS
+    for pi, certain, _, _ in _selection(state, other, other_ip):
+        policy = state.policies[pi]
+        for rule in policy.rules:
+            if (rule.subject in certain and rule.direction is opposite and rule.action is Action.ALLOW
+                    and rule.effective and not rule.matches_nothing and rule_matches_but_addresses(
+                        policy, rule, me, flow.protocol, flow.destination_port).others is Match.YES):
+                return target, pi
+    return None
 
 
 def _final(how: Match, certain_subject: bool) -> Match:
@@ -247,7 +284,8 @@ def _selection(state: _State, own: Endpoint, own_ip: str) -> _Selection:
             certain = frozenset(i for i, m in how.items() if m is Match.YES)
             possible = frozenset(i for i, m in how.items() if m is Match.MAYBE)
             if certain or possible:
-                isolates = any(s.isolates.get("egress") for s in policy.subjects if s.index in certain)
+                isolates = frozenset(d for s in policy.subjects if s.index in certain
+                                     for d, on in s.isolates.items() if on)
                 out.append((pi, certain, possible, isolates))
         found = state.selections[key] = tuple(out)
     return found
@@ -260,8 +298,9 @@ def _evidence(state: _State, pi: int, policy: NormalizedPolicy) -> PolicyEvidenc
     rules = tuple(_rule_usage(policy, rule, state.usage.get((pi, ri), _Usage()))
                   for ri, rule in enumerate(policy.rules)
                   if rule.action is Action.ALLOW and rule.effective and not rule.matches_nothing)
-    found = state.missing.get((pi, "egress"))
-    missing = (_missing_dns(policy, found),) if found is not None and found.destination is not None else ()
+    missing = tuple(_missing_allow(state, policy, direction, why, found)
+                    for (target, direction, why, _), found in sorted(state.missing.items(), key=_missing_order)
+                    if target == pi and found.destination is not None)
     return PolicyEvidence(observed=True, subject_flows=seen, rules=rules, missing=missing,
                           disagreements=state.disagreements.get(pi, 0))
 
@@ -300,11 +339,24 @@ def _peer_words(peer: Peer) -> str:
     return f"{text} labelled {labels}"
 
 
-def _missing_dns(policy: NormalizedPolicy, found: _Missing) -> MissingAllow:
+def _missing_order(item: tuple[tuple[int, str, int, ObservedPeer | None], _Missing]) -> tuple[Any, ...]:
+    (_, direction, why, peer), _ = item
+    return direction, why != DNS, peer.describe() if peer else ""
+
+
+def _missing_allow(state: _State, policy: NormalizedPolicy, direction: str, why: int,
+                   found: _Missing) -> MissingAllow:
     dest = found.destination
     assert dest is not None
-    where = f"{policy.subjects[0].path}.egress" if policy.subjects else "spec.egress"
-    ports = "UDP/53 and TCP/53"
-    what = f"DNS to {dest.describe()} on {ports}"
-    return MissingAllow(path=where, direction="egress", what=what, flows=found.flows, last_seen=found.last,
-                        sources=tuple(found.sources), rule=dns_rule(policy, dest))
+    where = f"{policy.subjects[0].path if policy.subjects else 'spec'}.{direction}"
+    if why == DNS:
+        return MissingAllow(path=where, direction=direction, what=f"DNS to {dest.describe()} on UDP/53 and TCP/53",
+                            flows=found.flows, last_seen=found.last, sources=tuple(found.sources),
+                            rule=dns_rule(policy, dest))
+    ports = sorted(found.ports)
+    other = state.policies[why]
+    side = f"{other.kind} {other.namespace + '/' if other.namespace else ''}{other.name}"
+    what = (f"{', '.join(port_label(p) for p in ports)} {'to' if direction == 'egress' else 'from'} "
+            f"{dest.describe()}, which {side} allows on its side")
+    return MissingAllow(path=where, direction=direction, what=what, flows=found.flows, last_seen=found.last,
+                        sources=tuple(found.sources), rule=allow_rule(policy, direction, dest, ports))

@@ -28,6 +28,7 @@ from webhook.core.facts import FactParams, enrich
 from webhook.core.flow_evidence import FlowEvidence
 from webhook.core.guardrails import Guardrail
 from webhook.core.model import AdmissionRequest
+from webhook.core.netpolicy import NormalizedPolicy
 from webhook.core.normalize import normalize
 from webhook.core.reviews import make_review
 from webhook.core.snapshot import ClusterSnapshot
@@ -84,18 +85,21 @@ def sample_cluster(sample: Path) -> ClusterSnapshot | None:
         return snapshot
     if not isinstance(records, list):
         raise ValueError("cluster: flows must be a list of Hubble flow records")
-    return replace(snapshot, flows=sample_flows(load_sample(sample)[0], records, labels))
+    others = [enrich(p, FactParams()) for p in snapshot.policies.values()]
+    return replace(snapshot, flows=sample_flows(load_sample(sample)[0], records, labels, others))
 
 
-def sample_flows(obj: dict[str, Any], records: list[Any], namespaces: dict[str, dict[str, str]]) -> FlowEvidence:
-    """What the flow records say about the sample's own policy, as `netguard audit --flows` works it out."""
+def sample_flows(obj: dict[str, Any], records: list[Any], namespaces: dict[str, dict[str, str]],
+                 others: list[NormalizedPolicy]) -> FlowEvidence:
+    """What the flow records say about the sample's own policy, among the cluster's `others`, as `netguard audit
+    --flows` works it out."""
     stats = FlowStats()
     flows = [f for r in records if isinstance(r, dict) and (f := parse_flow(r)) is not None]
     for f in flows:
         stats.flows += 1
         stats.saw(f.time)
     stats.lines = len(records)
-    return match_flows([enrich(normalize(obj), FactParams())], flows, namespaces, stats)
+    return match_flows([enrich(normalize(obj), FactParams()), *others], flows, namespaces, stats)
 
 
 def sample_files(guardrail: Guardrail, which: str) -> tuple[Path, ...]:
