@@ -40,3 +40,8 @@ test_a_policy_hubble_disagrees_on_is_not_judged if {
 	disagreeing := {"request": {"operation": "CREATE"}, "cluster": {"flows": {"window": window, "observed": true, "subject_flows": 12, "disagreements": 3, "rules": [rule(0, 0, true)], "missing": []}}}
 	count(unused_rule.violation) == 0 with input as disagreeing
 }
+
+test_too_few_flows_of_its_pods_say_nothing_when_the_parameter_asks_for_more if {
+	count(unused_rule.violation) == 1 with input as object.union(evidence([rule(0, 0, true)], true), {"parameters": {"unused-rule": {"min_subject_flows": 12}}})
+	count(unused_rule.violation) == 0 with input as object.union(evidence([rule(0, 0, true)], true), {"parameters": {"unused-rule": {"min_subject_flows": 13}}})
+}

@@ -187,3 +187,13 @@ def test_against_a_cluster_namespace_selectors_read_the_cluster_s_namespace_labe
     assert [(r["path"], r["flows"], r["uncertain"]) for r in web_policy["rules"]] == [
         ("spec.ingress[0]", 1, 0), ("spec.egress[0]", 0, 0)]
     assert [f["path"] for f in findings(report, "unused-rule") if f["name"] == "web"] == ["spec.egress[0]"]
+
+
+def test_the_evidence_a_rule_needs_before_it_is_called_unused_is_a_parameter(
+        folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "netguard.yaml"
+    config.write_text("rules:\n  unused-rule: {parameters: {min_subject_flows: 100}}\n", encoding="utf-8")
+    flows = export(tmp_path / "flows.jsonl", FLOWS[:4])
+    report = audit(capsys, "--from", str(folder), "--flows", str(flows), "--config", str(config))
+    assert findings(report, "unused-rule") == []  # 4 flows of web's pods: not enough evidence for 100
+    assert findings(report, "broader-than-observed")  # the others keep theirs

@@ -6,9 +6,15 @@ import rego.v1
 # input.cluster.flows: null unless `netguard audit --flows` read a Hubble export, and `observed`
 # only when some flow of the window involved this policy's pods.
 
+# How many flows of the policy's pods the window must hold before a rule of it is called unused.
+min_subject_flows := m if {
+	m := input.parameters["unused-rule"].min_subject_flows
+} else := 1
+
 flows := f if {
 	f := input.cluster.flows
 	f.observed == true
+	f.subject_flows >= min_subject_flows
 	f.disagreements == 0 # Hubble says a rule of it carried flows netguard matched to none: not judged
 }
 
