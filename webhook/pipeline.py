@@ -157,6 +157,8 @@ class Pipeline:
         old_policy = self._old_policy(request, snapshot)
         ctx, labels = self._context(request, policy, today, snapshot)
         rules = self._rules_to_run(request.operation, policy.kind, ctx)
+        if snapshot.flows is None and self.policies.needs_flows:  # no traffic evidence: nothing for them to read
+            rules = [r for r in rules if r not in self.policies.needs_flows]
         ctx = replace(ctx, notices=ctx.notices + group_notices + self._cluster_notices(snapshot, rules))
         context = snapshot.to_input(policy.namespace or request.namespace, policy, request.operation, labels)
         try:

@@ -383,3 +383,45 @@ spec:
                  src="10.0.1.5", dst="10.0.2.7", port=5432)
     (back,) = evidence([web_all, db_closed], [at_db]).for_policy(("NetworkPolicy", "team-b", "db-closed")).missing
     assert back.path == "spec.ingress" and back.rule["from"][0]["podSelector"] == {"matchLabels": {"app": "web"}}
+
+
+def test_without_flows_the_flow_guardrails_are_not_evaluated_at_all() -> None:
+    """The webhook never has flows: the three guardrails would cost every admission request an evaluation."""
+    from dataclasses import replace
+    from typing import cast
+
+    from webhook import config
+    from webhook.core.model import UserInfo
+    from webhook.core.reviews import synthetic_create
+    from webhook.core.snapshot import ClusterSnapshot
+    from webhook.engine.engines import Engine
+    from webhook.pipeline import build_pipeline
+
+    pipeline = build_pipeline(config.load())
+    asked: list[list[str]] = []
+    real = pipeline.engine
+
+    class Recording:
+        name = real.name
+
+        def __getattr__(self, attr: str) -> Any:
+            return getattr(real, attr)
+
+        def evaluate(self, document: dict[str, Any], deadline: float | None = None) -> Any:
+            asked.append(list(document["rules"]))
+            return real.evaluate(document, deadline)
+
+    pipeline = replace(pipeline, engine=cast(Engine, Recording()), cache=None)
+    obj = yaml.safe_load("""
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: team-a}
+spec: {podSelector: {}, policyTypes: [Egress]}
+""")
+    request = synthetic_create(obj, user=UserInfo("alice"), namespace="team-a")
+    pipeline.review(request)
+    flow_rules = {"unused_rule", "broader_than_observed", "dropped_needed"}
+    assert asked and not flow_rules & set(asked[-1]) and "no_allow_all_egress" in asked[-1]
+    with_flows = replace(ClusterSnapshot.from_objects({}, []), flows=evidence([], []))
+    pipeline.review(request, with_flows)
+    assert flow_rules <= set(asked[-1])

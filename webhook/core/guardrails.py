@@ -47,6 +47,9 @@ class Guardrail:
     # Decides from the cluster view: what the requester is told is unknown while the view cannot be trusted.
     cluster_view: str = ""
     facts: Mapping[str, str] = field(default_factory=dict)  # FactParams field -> this guardrail's parameter
+    # What the guardrail decides from besides the object: "flows" (observed traffic, `audit --flows`); without it
+    # the guardrail is not evaluated at all (the webhook never has flows).
+    evidence: str = ""
 
 
     @cached_property
@@ -75,6 +78,11 @@ class PolicySet:
     @cached_property
     def by_package(self) -> Mapping[str, Guardrail]:
         return MappingProxyType({g.package_name: g for g in self.guardrails})  # read on every review: built once
+
+    @cached_property
+    def needs_flows(self) -> frozenset[str]:
+        """Packages of the guardrails that decide from observed traffic (`evidence: flows`)."""
+        return frozenset(g.package_name for g in self.guardrails if g.evidence == "flows")
 
     @cached_property
     def reads_raw_object(self) -> bool:

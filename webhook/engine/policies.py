@@ -131,7 +131,7 @@ def _load_guardrail(folder: Path, validator: jsonschema.Draft202012Validator) ->
         tests=_read_module(folder / "rule_test.rego", f"{package}_test"),
         parameters=meta.get("parameters", {}) or {}, metadata=meta,
         grandfather=bool(meta.get("grandfather", True)), cluster_view=str(meta.get("cluster_view", "")),
-        facts=dict(meta.get("facts") or {}),
+        facts=dict(meta.get("facts") or {}), evidence=str(meta.get("evidence", "")),
     )
 
 
