@@ -101,6 +101,7 @@ class _State:
     observed: dict[int, int] = field(default_factory=dict)
     # (policy, direction, DNS or the index of the other side's policy that allows it, the peer for the latter)
     missing: dict[tuple[int, str, int, ObservedPeer | None], _Missing] = field(default_factory=dict)
+    missing_per_policy: dict[int, int] = field(default_factory=dict)  # at most MAX_KEPT each
     cache: dict[tuple[Any, ...], _Classified] = field(default_factory=dict)
     by_key: dict[tuple[str, str, str], int] = field(default_factory=dict)
     # Flows Hubble says a policy allowed (`*_allowed_by`) that none of its rules matched here: a second opinion
@@ -112,8 +113,8 @@ class _State:
 
 
 # (policies selecting the governed end, (policy, rule, its answer but the address, whether a subject certainly
-# selects the end) per allow rule that may carry the flow, the policy a dropped DNS query is reported on, and the
-# other end as evidence)
+# selects the end) per allow rule that may carry the flow, for a denied flow the policy to report the missing allow
+# on and why (DNS, or the other side's policy that allows it), and the other end as evidence)
 _Classified = tuple[tuple[int, ...], tuple[tuple[int, int, Partial, bool], ...], tuple[int, int] | None,
                     ObservedPeer]
 # A policy that may select a flow's end: its index, the subjects that select it and those that may (their
@@ -125,8 +126,8 @@ def match_flows(policies: Sequence[NormalizedPolicy], flows: Iterable[Flow],
                 namespaces: Mapping[str, Mapping[str, str]], stats: FlowStats, since: datetime | None = None,
                 until: datetime | None = None) -> FlowEvidence:
     """Every flow matched to every allow rule of `policies` (normalized, CIDR groups resolved): per rule the flows
-    it carried, and per policy the dropped DNS its pods needed. `stats` is filled as `flows` is read (read_flows);
-    `namespaces` gives namespace labels for namespace selectors (Hubble's own namespace labels are read too)."""
+    it carried, and per policy the denied flows one obvious allow would have passed. `stats` is filled as `flows`
+    is read (read_flows); `namespaces` gives namespace labels for namespace selectors (Hubble's own are read too)."""
     by_namespace: dict[str, list[int]] = {}
     for i, policy in enumerate(policies):
         by_namespace.setdefault("" if policy.clusterwide else policy.namespace, []).append(i)
@@ -188,8 +189,9 @@ def _account(state: _State, flow: Flow) -> None:
         target, why = missing_in
         key4 = (target, flow.direction.lower(), why, None if why == DNS else peer)
         entry = state.missing.get(key4)
-        if entry is None and sum(1 for k in state.missing if k[0] == target) < MAX_KEPT:
+        if entry is None and state.missing_per_policy.get(target, 0) < MAX_KEPT:
             entry = state.missing[key4] = _Missing()
+            state.missing_per_policy[target] = state.missing_per_policy.get(target, 0) + 1
         if entry is not None:
             entry.flows += 1
             if flow.time is not None and (entry.last is None or flow.time > entry.last):
@@ -197,7 +199,8 @@ def _account(state: _State, flow: Flow) -> None:
             if len(entry.sources) < MAX_KEPT:
                 entry.sources[observed_peer(own, own_ip, ()).describe()] = None
             entry.destination = entry.destination or peer
-            entry.ports[port] = None
+            if len(entry.ports) < MAX_KEPT:
+                entry.ports[port] = None
 
 
 def _weight(end: Endpoint) -> int:
