@@ -6,7 +6,7 @@ line and json.loads it) in the same run.
     .venv/bin/python bench/flows_bench.py --lines 100000 300000 --gzip
 
 The export is generated (tests/flowgen.py's fields): 20 namespaces x 10 workloads talking to each other, to
-kube-dns and to 50,000 distinct internet addresses, a share of it dropped; the policies are one NetworkPolicy and
+kube-dns and to random internet addresses under --names distinct names, a share of it dropped; the policies are one NetworkPolicy and
 one CiliumNetworkPolicy per workload. Each measurement runs in a fresh process; peak memory is that process's
 maximum resident set size (getrusage).
 """
@@ -68,7 +68,7 @@ def policies() -> list[dict[str, object]]:
     return out
 
 
-def write_export(path: Path, count: int, compress: bool) -> int:
+def write_export(path: Path, count: int, compress: bool, names: int = 50_000) -> int:
     rng = random.Random(15)
     dns = endpoint("kube-system", "coredns-1", 3000, **{"k8s-app": "kube-dns"})
     opener = gzip.open if compress else open
@@ -84,7 +84,7 @@ def write_export(path: Path, count: int, compress: bool) -> int:
             elif kind < 0.8:
                 ip = f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
                 record = flow(time=when, source=src, destination=WORLD, dst=ip, port=443,
-                              names=[f"svc{rng.randrange(50_000)}.example.com"])
+                              names=[f"svc{rng.randrange(names)}.example.com"])
             elif kind < 0.95:
                 record = flow(time=when, source=src, destination=dns, dst="10.96.0.10", protocol="UDP", port=53,
                               verdict="DROPPED", drop_reason="POLICY_DENIED")
@@ -118,6 +118,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--gzip", action="store_true", help="write the exports gzip-compressed")
+    parser.add_argument("--names", type=int, default=50_000,
+                        help="distinct internet names (default 50,000: nearly every internet flow a new shape, the "
+                             "worst case; real traffic repeats a few hundred)")
     args = parser.parse_args()
     python = sys.executable
     netguard = [python, "-m", "webhook.cli"] if not (Path(python).parent / "netguard").exists() else [
@@ -129,7 +132,7 @@ def main() -> int:
         (folder / "all.yaml").write_text(yaml.safe_dump_all(policies()), encoding="utf-8")
         for count in args.lines:
             export = Path(tmp) / f"flows-{count}.jsonl{'.gz' if args.gzip else ''}"
-            size = write_export(export, count, args.gzip)
+            size = write_export(export, count, args.gzip, args.names)
             # Each measurement in its own child; RUSAGE_CHILDREN's maxrss is the largest child so far, so the runs
             # go from the smallest to the largest and the baseline is read from its own output.
             took_base, out = measure([python, "-c", BASELINE, str(export)])
