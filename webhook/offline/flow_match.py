@@ -208,7 +208,7 @@ def _weight(end: Endpoint) -> int:
 
 
 def _end_key(end: Endpoint) -> tuple[str, frozenset[tuple[str, str]]]:
-    return end.namespace, frozenset(end.labels.items())
+    return end.shape
 
 
 def _hubble_key(policy: NormalizedPolicy) -> tuple[str, str, str]:

@@ -53,6 +53,16 @@ class Endpoint:
     identity: int = 0
     labels: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def shape(self) -> tuple[str, frozenset[tuple[str, str]]]:
+        """The endpoint as a hashable key (namespace, labels), for caches keyed by who a flow is between; built
+        once per object (the reader hands the same object to every flow of a pod). Kept in the instance's
+        __dict__: functools.cached_property takes a lock per read on Python 3.11."""
+        found: tuple[str, frozenset[tuple[str, str]]] | None = self.__dict__.get("_shape")
+        if found is None:
+            found = self.__dict__["_shape"] = (self.namespace, frozenset(self.labels.items()))
+        return found
+
 
 @dataclass(frozen=True)
 class PolicyRef:
