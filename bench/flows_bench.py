@@ -6,9 +6,9 @@ line and json.loads it) in the same run.
     .venv/bin/python bench/flows_bench.py --lines 100000 300000 --gzip
 
 The export is generated (tests/flowgen.py's fields): 20 namespaces x 10 workloads talking to each other, to
-kube-dns and to random internet addresses under --names distinct names, a share of it dropped; the policies are one NetworkPolicy and
-one CiliumNetworkPolicy per workload. Each measurement runs in a fresh process; peak memory is that process's
-maximum resident set size (getrusage).
+kube-dns and to random internet addresses under --names distinct names, a share of it dropped; the policies
+are one NetworkPolicy and one CiliumNetworkPolicy per workload. Each measurement runs in a fresh process; peak
+memory is that process's maximum resident set size (getrusage).
 """
 
 from __future__ import annotations
