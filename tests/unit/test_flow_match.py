@@ -29,6 +29,20 @@ def policy(text: str) -> Any:
     return enrich(normalize(yaml.safe_load(text)), FactParams())
 
 
+def cilium(name: str, egress: str, selector: str = "{matchLabels: {app: web}}") -> Any:
+    """A CiliumNetworkPolicy of team-a with these egress rules (YAML list items, indented two spaces)."""
+    return policy(f"apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
+                  f"metadata: {{name: {name}, namespace: team-a}}\n"
+                  f"spec:\n  endpointSelector: {selector}\n  egress:\n{egress}")
+
+
+def kubernetes(name: str, spec: str, namespace: str = "team-a", pods: str = "{matchLabels: {app: web}}") -> Any:
+    """A NetworkPolicy with this pod selector and the rest of its spec (YAML, indented two spaces)."""
+    return policy(f"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+                  f"metadata: {{name: {name}, namespace: {namespace}}}\n"
+                  f"spec:\n  podSelector: {pods}\n{spec}")
+
+
 def evidence(policies: Sequence[Any], records: Sequence[Mapping[str, Any]],
              namespaces: Mapping[str, Mapping[str, str]] | None = None) -> FlowEvidence:
     stats = FlowStats()
@@ -39,14 +53,7 @@ def usage(found: FlowEvidence, key: tuple[str, str, str], path: str) -> RuleUsag
     return next(r for r in found.for_policy(key).rules if r.path == path)
 
 
-CNP = policy("""
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: web, namespace: team-a}
-spec:
-  endpointSelector: {matchLabels: {app: web}}
-  egress:
-  - toEntities: [world]
+CNP = cilium("web", """  - toEntities: [world]
     toPorts: [{ports: [{port: "443", protocol: TCP}]}]
   - toEndpoints: [{matchLabels: {"k8s:io.kubernetes.pod.namespace": team-b, app: db}}]
     toPorts: [{ports: [{port: "5432", protocol: TCP}]}]
@@ -111,13 +118,7 @@ def test_a_policy_whose_pods_never_appear_is_not_observed() -> None:
 
 
 def test_ingress_flows_are_judged_at_their_destination_with_namespace_labels() -> None:
-    np = policy("""
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web-in, namespace: team-a}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress:
+    np = kubernetes("web-in", """  ingress:
   - from: [{namespaceSelector: {matchLabels: {team: b}}}]
 """)
     key = ("NetworkPolicy", "team-a", "web-in")
@@ -165,23 +166,11 @@ spec:
 
 
 def test_dropped_dns_is_reported_once_on_the_first_isolating_policy_with_the_rule_to_add() -> None:
-    np = policy("""
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web, namespace: team-a}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  policyTypes: [Egress]
+    np = kubernetes("web", """  policyTypes: [Egress]
   egress: [{to: [{podSelector: {}}], ports: [{port: 8080}]}]
 """)
-    ingress_only = policy("""
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: a-ingress, namespace: team-a}
-spec:
-  podSelector: {}
-  policyTypes: [Ingress]
-""")
+    ingress_only = kubernetes("a-ingress", """  policyTypes: [Ingress]
+""", pods="{}")
     dropped = flow(verdict="DROPPED", drop_reason="POLICY_DENIED", destination=DNS, dst="10.96.0.10",
                    protocol="UDP", port=53)
     audited = flow(verdict="AUDIT", destination=DNS, dst="10.96.0.10", protocol="TCP", port=53)
@@ -206,14 +195,7 @@ spec:
 
 
 def test_hubble_crediting_a_policy_with_a_flow_no_rule_matched_is_a_disagreement() -> None:
-    cnp = policy("""
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: web, namespace: team-a}
-spec:
-  endpointSelector: {matchLabels: {app: web}}
-  egress:
-  - toEntities: [world]
+    cnp = cilium("web", """  - toEntities: [world]
     toPorts: [{ports: [{port: "443", protocol: TCP}]}]
 """)
     credited = {"kind": "CiliumNetworkPolicy", "namespace": "team-a", "name": "web"}
@@ -223,13 +205,7 @@ spec:
 
 
 def test_broader_than_observed_names_the_narrower_peers_and_ports() -> None:
-    np = policy("""
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: api-in, namespace: team-a}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress: [{from: [{namespaceSelector: {}}]}]
+    np = kubernetes("api-in", """  ingress: [{from: [{namespaceSelector: {}}]}]
 """)
     records = [flow(direction="INGRESS", source=endpoint(ns, "fe", 7, app="fe"), destination=WEB, src="10.0.5.5",
                     dst="10.0.1.5", port=port) for ns, port in (("team-b", 8080), ("team-c", 8443))]
@@ -259,13 +235,7 @@ def test_the_result_does_not_depend_on_the_shape_cache(monkeypatch: pytest.Monke
 
 
 def test_namespace_labels_nobody_gave_leave_a_selector_on_them_uncertain_never_unused() -> None:
-    np = policy("""
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web-in, namespace: team-a}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  ingress:
+    np = kubernetes("web-in", """  ingress:
   - from: [{namespaceSelector: {matchLabels: {team: b}}}]
   - from: [{namespaceSelector: {matchExpressions: [{key: team, operator: DoesNotExist}]}}]
 """)
@@ -302,14 +272,7 @@ def test_dual_stack_world_labels_are_the_world() -> None:
 
 
 def test_flows_of_one_shape_to_other_addresses_are_still_checked_address_by_address() -> None:
-    cnp = policy("""
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: web, namespace: team-a}
-spec:
-  endpointSelector: {matchLabels: {app: web}}
-  egress:
-  - toCIDRSet: [{cidr: 203.0.113.0/24, except: [203.0.113.128/25]}]
+    cnp = cilium("web", """  - toCIDRSet: [{cidr: 203.0.113.0/24, except: [203.0.113.128/25]}]
 """)
     records = [flow(dst=f"203.0.113.{last}", names=["api.example.com"]) for last in (7, 200, 9, 130)]
     rule = usage(evidence([cnp], records), CNP_KEY, "spec.egress[0]")
@@ -331,27 +294,15 @@ def test_what_cannot_be_a_kubernetes_label_is_not_kept_as_evidence() -> None:
 
 
 def test_a_drop_the_other_side_s_policy_allows_names_the_allow_this_side_forgot() -> None:
-    web_out = policy("""
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web-out, namespace: team-a}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  policyTypes: [Egress]
+    web_out = kubernetes("web-out", """  policyTypes: [Egress]
   egress: [{to: [{podSelector: {matchLabels: {app: cache}}}], ports: [{port: 6379}]}]
 """)
-    db_in = policy("""
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: db-in, namespace: team-b}
-spec:
-  podSelector: {matchLabels: {app: db}}
-  policyTypes: [Ingress]
+    db_in = kubernetes("db-in", """  policyTypes: [Ingress]
   ingress:
   - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: team-a}},
              podSelector: {matchLabels: {app: web}}}]
     ports: [{port: 5432}]
-""")
+""", namespace="team-b", pods="{matchLabels: {app: db}}")
     dropped = flow(verdict="DROPPED", drop_reason="POLICY_DENIED", destination=DB, dst="10.0.2.7", port=5432)
     elsewhere = flow(verdict="DROPPED", drop_reason="POLICY_DENIED", destination=DB, dst="10.0.2.7", port=22)
     found = evidence([web_out, db_in], [dropped, dropped, elsewhere])
@@ -362,23 +313,11 @@ spec:
                                     "podSelector": {"matchLabels": {"app": "db"}}}],
                             "ports": [{"protocol": "TCP", "port": 5432}]}
     # and the other way round: dropped at db's ingress while web's egress allows it
-    web_all = policy("""
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: web-all, namespace: team-a}
-spec:
-  podSelector: {matchLabels: {app: web}}
-  policyTypes: [Egress]
+    web_all = kubernetes("web-all", """  policyTypes: [Egress]
   egress: [{to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: team-b}}}], ports: [{port: 5432}]}]
 """)
-    db_closed = policy("""
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: db-closed, namespace: team-b}
-spec:
-  podSelector: {matchLabels: {app: db}}
-  policyTypes: [Ingress]
-""")
+    db_closed = kubernetes("db-closed", """  policyTypes: [Ingress]
+""", namespace="team-b", pods="{matchLabels: {app: db}}")
     at_db = flow(direction="INGRESS", verdict="DROPPED", drop_reason="POLICY_DENIED", source=WEB, destination=DB,
                  src="10.0.1.5", dst="10.0.2.7", port=5432)
     (back,) = evidence([web_all, db_closed], [at_db]).for_policy(("NetworkPolicy", "team-b", "db-closed")).missing
