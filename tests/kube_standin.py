@@ -105,7 +105,7 @@ import jsonpatch
 import jsonpointer
 import yaml
 from flask import Flask, Response, request
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from webhook import kinds
 from webhook.core.reviews import make_review
@@ -356,6 +356,35 @@ def _decode_continue(token: str) -> str | None:
     return start if isinstance(start, str) else None
 
 
+class _TLSPerConnection(ThreadedWSGIServer):
+    """werkzeug's threaded server, with each TLS handshake done in its connection's own thread. werkzeug wraps the
+    listening socket, so every handshake runs in the one accepting thread: a client that connects and stalls
+    holds up every other connection. CI once saw a client's handshake fail while watchers were starting (many
+    connections at once); the API server does not serialize handshakes either."""
+
+    HANDSHAKE_SECONDS = 10.0
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        context = self.ssl_context
+        assert isinstance(context, ssl.SSLContext)
+        request.settimeout(self.HANDSHAKE_SECONDS)  # a client that never finishes its hello frees the thread
+        try:
+            tls = context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError):
+            return  # a failed handshake is the client's to report
+        tls.settimeout(None)  # then blocking, as werkzeug expects (watch streams are long)
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                tls.shutdown(socket.SHUT_RDWR)
+            tls.close()
+
+    def shutdown_request(self, request: Any) -> None:
+        with contextlib.suppress(OSError):  # the plain socket was handed to TLS (detached) when the handshake ran
+            super().shutdown_request(request)
+
+
 class _QuietHandler(WSGIRequestHandler):
     """No access log lines in the test output."""
 
@@ -423,8 +452,8 @@ class KubeStandIn:
         self.ca_pem = pki.ca_cert.read_bytes()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(pki.cert, pki.key)
-        self._server = make_server("127.0.0.1", 0, self._app(), threaded=True, request_handler=_QuietHandler,
-                                   ssl_context=context)
+        self._server = _TLSPerConnection("127.0.0.1", 0, self._app(), handler=_QuietHandler)
+        self._server.ssl_context = context  # werkzeug reads it for wsgi.url_scheme; the handshakes are ours
         self.url = f"https://127.0.0.1:{self._server.server_port}"
         self.kubeconfig = write_kubeconfig(directory / "kubeconfig", self.url, self.ca_pem)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
