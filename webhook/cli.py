@@ -673,7 +673,7 @@ def _suggest(args: argparse.Namespace) -> int:
     stats = FlowStats()
     with _flow_streams(args.flows, sys.stderr.isatty() and not args.quiet) as streams:
         observation = observe(read_flows(streams, stats, since, until), args.namespace)
-    window = _flows_window(stats, since, until)
+    window = stats.window(since, until)
     suggestion = suggest(observation, args.flavor, window)
     text = render_yaml(suggestion, args.namespace, args.flavor, window, observation.left_out)
     if args.output:
@@ -686,24 +686,15 @@ def _suggest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _flows_window(stats: Any, since: Any, until: Any) -> Any:
-    """The flows read, as the evidence names them (core/flow_evidence.Window)."""
-    from webhook.core.flow_evidence import Window
-
-    return Window(flows=stats.flows, first=stats.first, last=stats.last, since=since, until=until, lines=stats.lines,
-                  malformed=stats.malformed, outside_window=stats.outside_window)
-
-
 def _tighten(args: argparse.Namespace) -> int:
-    from webhook.core.facts import FactParams, enrich
-    from webhook.core.normalize import normalize
     from webhook.core.shape import ShapeError
-    from webhook.core.snapshot import policy_key
+    from webhook.core.snapshot import DISABLED, policy_key
     from webhook.offline.flow_match import match_flows
     from webhook.offline.flows import FlowStats, read_flows
     from webhook.offline.sources import read_paths
     from webhook.offline.suggest import FlowNames
     from webhook.offline.tighten import check_supported, diff, learning_names, render, tighten
+    from webhook.pipeline import build_pipeline
 
     documents, errors = read_paths([args.policy], sys.stdin)
     for err in errors:
@@ -714,11 +705,13 @@ def _tighten(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.policy}: no policy in it")
     for doc in documents:
         check_supported(doc.obj, f"{doc.source}:{doc.line}")
-    # Judged with its facts (the internet, every namespace), in the namespace kubectl would apply it to.
+    # The model the audit matches flows to (Pipeline.model: the configured fact parameters decide what counts as
+    # the internet or every port), in the namespace kubectl would apply it to.
+    pipeline = build_pipeline(_settings(args))
     policies = []
     for doc in documents:
         try:
-            policies.append(enrich(normalize(doc.in_namespace().obj), FactParams()))
+            policies.append(pipeline.model(doc.in_namespace().obj, DISABLED)[0])
         except ShapeError as exc:
             line, col = doc.position(exc.path)
             print(f"{doc.source}:{line}:{col}: error: {exc}", file=sys.stderr)

@@ -72,7 +72,7 @@ class Pipeline:
     cache: VerdictCache | None = field(default=None, compare=False)
     # The guardrails to run by (operation, kind) while no override makes a mode depend on the namespace; per
     # instance (init=False: a copy made with replace() starts empty, as its settings may differ).
-    _rules_by_request_kind: dict[tuple[Operation, str], tuple[str, ...]] = field(
+    _rules_by_request_kind: dict[tuple[Operation, str, bool], tuple[str, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
 
     @property
@@ -156,9 +156,7 @@ class Pipeline:
                today: date, snapshot: ClusterSnapshot, expires: float) -> Decision:
         old_policy = self._old_policy(request, snapshot)
         ctx, labels = self._context(request, policy, today, snapshot)
-        rules = self._rules_to_run(request.operation, policy.kind, ctx)
-        if snapshot.flows is None and self.policies.needs_flows:  # no traffic evidence: nothing for them to read
-            rules = [r for r in rules if r not in self.policies.needs_flows]
+        rules = self._rules_to_run(request.operation, policy.kind, ctx, flows=snapshot.flows is not None)
         ctx = replace(ctx, notices=ctx.notices + group_notices + self._cluster_notices(snapshot, rules))
         context = snapshot.to_input(policy.namespace or request.namespace, policy, request.operation, labels)
         try:
@@ -266,19 +264,21 @@ class Pipeline:
         return tuple(f"[{g.id}] {snapshot.status()}: {g.cluster_view}" for g in self.policies.guardrails
                      if g.cluster_view and g.package_name in rules)
 
-    def _rules_to_run(self, operation: Operation, kind: str, ctx: decisions.ModeContext) -> list[str]:
+    def _rules_to_run(self, operation: Operation, kind: str, ctx: decisions.ModeContext, *, flows: bool) -> list[str]:
         if self.settings.overrides:  # a mode may depend on the namespace and its labels
-            return self._select_rules(operation, kind, ctx)
-        key = (operation, kind)  # the request's kind: a handful of values (skip_reason filters the rest)
+            return self._select_rules(operation, kind, ctx, flows)
+        key = (operation, kind, flows)  # the request's kind: a handful of values (skip_reason filters the rest)
         found = self._rules_by_request_kind.get(key)
         if found is None:
-            found = self._rules_by_request_kind[key] = tuple(self._select_rules(operation, kind, ctx))
+            found = self._rules_by_request_kind[key] = tuple(self._select_rules(operation, kind, ctx, flows))
         return list(found)
 
-    def _select_rules(self, operation: Operation, kind: str, ctx: decisions.ModeContext) -> list[str]:
+    def _select_rules(self, operation: Operation, kind: str, ctx: decisions.ModeContext, flows: bool) -> list[str]:
+        """The guardrails that apply; those deciding from observed traffic (`evidence: flows`) only with flows (the
+        webhook never has them: they would cost every request an evaluation that finds nothing)."""
         return [g.package_name for g in self.policies.guardrails
                 if decisions.rule_mode(g, self.settings, ctx)[0] is not Mode.OFF
-                and kind in g.kinds and operation in g.operations]
+                and kind in g.kinds and operation in g.operations and (flows or g.evidence != "flows")]
 
     def _may_be_lenient(self, findings: list[Finding], ctx: decisions.ModeContext) -> bool:
         if self.settings.existing_violations != "warn":

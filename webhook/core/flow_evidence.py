@@ -21,7 +21,8 @@ def port_label(port: tuple[str, int]) -> str:
     return f"{port[0]}/{port[1]}" if port[1] else port[0]
 
 
-def _iso(when: datetime | None) -> str | None:
+def iso(when: datetime | None) -> str | None:
+    """A time as the reports and the engine input write it (UTC as Z)."""
     return when.isoformat().replace("+00:00", "Z") if when is not None else None
 
 
@@ -42,14 +43,14 @@ class Window:
         """When the flows were observed, for a sentence: "from <first> to <last>"."""
         if self.first is None or self.last is None:
             return "in the export (its flows carry no time)"
-        return f"from {_iso(self.first)} to {_iso(self.last)}"
+        return f"from {iso(self.first)} to {iso(self.last)}"
 
     def describe(self) -> str:
         return f"{self.flows} flows {self.period()}"
 
     def to_input(self) -> dict[str, Any]:
-        return {"flows": self.flows, "first": _iso(self.first), "last": _iso(self.last),
-                "since": _iso(self.since), "until": _iso(self.until), "period": self.period(),
+        return {"flows": self.flows, "first": iso(self.first), "last": iso(self.last),
+                "since": iso(self.since), "until": iso(self.until), "period": self.period(),
                 "description": self.describe(),
                 "lines": self.lines, "malformed": self.malformed, "outside_window": self.outside_window}
 
@@ -102,7 +103,7 @@ class ObservedPeer:
 
 @dataclass(frozen=True)
 class Breadth:
-    """One way an allow rule is broader than what it carried: `aspect` is internet, namespaces, pods or ports;
+    """One way an allow rule is broader than what it carried: `aspect` is internet, namespaces or ports;
     `allowed` says what the rule allows, `observed` what went through (capped, `more` when cut), `narrower` the
     peers or ports that would have carried every observed flow."""
 
@@ -119,8 +120,9 @@ class Breadth:
 
 @dataclass(frozen=True)
 class RuleUsage:
-    """The flows one allow rule matched. `judged` is false for a rule whose peers a flow cannot be matched to
-    (toServices, toGroups, node selectors, Calico service accounts): it is never called unused or broad."""
+    """The flows one allow rule matched. `judged` is false for a rule whose peers a flow can never settle
+    (toServices: a flow shows the backend pod, not the service); flows that only may match it (named ports,
+    toGroups, selected nodes, ...) are `uncertain`. Neither is ever called unused or broad."""
 
     path: str
     direction: str
@@ -138,7 +140,7 @@ class RuleUsage:
 
     def to_input(self) -> dict[str, Any]:
         return {"path": self.path, "direction": self.direction, "flows": self.flows, "uncertain": self.uncertain,
-                "last_seen": _iso(self.last_seen), "peers": sorted(p.describe() for p in self.peers),
+                "last_seen": iso(self.last_seen), "peers": sorted(p.describe() for p in self.peers),
                 "ports": [port_label(p) for p in self.ports],
                 "more_peers": self.more_peers, "more_ports": self.more_ports, "judged": self.judged,
                 "not_judged": self.not_judged, "allows": self.allows,
@@ -147,8 +149,8 @@ class RuleUsage:
 
 @dataclass(frozen=True)
 class MissingAllow:
-    """Dropped flows that one obvious allow would have passed (DNS to kube-dns), with that allow as a rule of
-    the policy's own kind (`rule`, ready to paste under `path`)."""
+    """Dropped flows that one obvious allow would have passed (DNS, or what the other end's own policy allows on
+    its side), with that allow as a rule of the policy's own kind (`rule`, ready to paste under `path`)."""
 
     path: str  # where the rule goes: spec.egress
     direction: str
@@ -160,7 +162,7 @@ class MissingAllow:
 
     def to_input(self) -> dict[str, Any]:
         return {"path": self.path, "direction": self.direction, "what": self.what, "flows": self.flows,
-                "last_seen": _iso(self.last_seen), "sources": list(self.sources), "rule": dict(self.rule),
+                "last_seen": iso(self.last_seen), "sources": list(self.sources), "rule": dict(self.rule),
                 "rule_text": json.dumps(self.rule) if self.rule else ""}
 
 
@@ -177,10 +179,12 @@ class PolicyEvidence:
     # matching missed something, so no rule of it is called unused.
     disagreements: int = 0
 
-    def to_input(self, window: Window) -> dict[str, Any]:
-        return {"window": window.to_input(), "observed": self.observed, "subject_flows": self.subject_flows,
-                "disagreements": self.disagreements,
+    def to_json(self) -> dict[str, Any]:
+        return {"observed": self.observed, "subject_flows": self.subject_flows, "disagreements": self.disagreements,
                 "rules": [r.to_input() for r in self.rules], "missing": [m.to_input() for m in self.missing]}
+
+    def to_input(self, window: Window) -> dict[str, Any]:
+        return {"window": window.to_input(), **self.to_json()}
 
 
 NOT_OBSERVED = PolicyEvidence(observed=False)
@@ -201,6 +205,5 @@ class FlowEvidence:
     def to_json(self) -> dict[str, Any]:
         """For a report: the window, and per policy its rules' use and the drops it explains."""
         return {"window": self.window.to_input(),
-                "policies": [{"kind": k[0], "namespace": k[1], "name": k[2],
-                              **{key: value for key, value in e.to_input(self.window).items() if key != "window"}}
+                "policies": [{"kind": k[0], "namespace": k[1], "name": k[2], **e.to_json()}
                              for k, e in sorted(self.policies.items())]}

@@ -80,11 +80,6 @@ class PolicySet:
         return MappingProxyType({g.package_name: g for g in self.guardrails})  # read on every review: built once
 
     @cached_property
-    def needs_flows(self) -> frozenset[str]:
-        """Packages of the guardrails that decide from observed traffic (`evidence: flows`)."""
-        return frozenset(g.package_name for g in self.guardrails if g.evidence == "flows")
-
-    @cached_property
     def reads_raw_object(self) -> bool:
         """Does any production module read the raw object (input.object / input.old_object)? Only then
         does the engine input carry it beside the normalized model (for a big Cilium policy it was half of

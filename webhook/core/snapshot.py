@@ -28,8 +28,6 @@ NETWORK_SET_KINDS = frozenset({"NetworkSet", "GlobalNetworkSet"})
 BASELINE_LABEL = "netguard.io/baseline"
 
 
-
-
 def policy_key(policy: NormalizedPolicy) -> PolicyKey:
     return (policy.kind, policy.namespace, policy.name)
 

@@ -26,11 +26,6 @@ def address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def ip_family(ip: str) -> int | None:
-    found = address(ip)
-    return found.version if found is not None else None
-
-
 def host_cidr(ip: str) -> str:
     """The /32 (/128) of an address, "" when it is not one."""
     found = address(ip)

@@ -29,7 +29,6 @@ from webhook.core.flow_evidence import (
     ObservedPeer,
     PolicyEvidence,
     RuleUsage,
-    Window,
     port_label,
 )
 from webhook.core.netpolicy import (
@@ -97,6 +96,7 @@ class _State:
     policies: Sequence[NormalizedPolicy]
     namespaces: Mapping[str, Mapping[str, str]]
     by_namespace: dict[str, list[int]]
+    allow: list[dict[Direction, tuple[tuple[int, Rule], ...]]]
     usage: dict[tuple[int, int], _Usage] = field(default_factory=dict)
     observed: dict[int, int] = field(default_factory=dict)
     # (policy, direction, DNS or the index of the other side's policy that allows it, the peer for the latter)
@@ -131,13 +131,17 @@ def match_flows(policies: Sequence[NormalizedPolicy], flows: Iterable[Flow],
     by_namespace: dict[str, list[int]] = {}
     for i, policy in enumerate(policies):
         by_namespace.setdefault("" if policy.clusterwide else policy.namespace, []).append(i)
-    state = _State(policies, namespaces, by_namespace)
-    state.by_key = {_hubble_key(p): i for i, p in enumerate(policies)}
+    # Each policy's allow rules that can carry traffic, per direction: (index in policy.rules, rule), found once.
+    allow = [{d: tuple((ri, r) for ri, r in enumerate(p.rules) if r.direction is d and r.action is Action.ALLOW
+                       and r.effective and not r.matches_nothing) for d in Direction} for p in policies]
+    state = _State(policies, namespaces, by_namespace, allow)
+    # Hubble names a policy in `*_allowed_by` by the kind Cilium derived its rules from, its namespace ("" when
+    # clusterwide) and its name: its policy_key.
+    state.by_key = {policy_key(p): i for i, p in enumerate(policies)}
     for flow in flows:
         _account(state, flow)
-    window = Window(flows=stats.flows, first=stats.first, last=stats.last, since=since, until=until,
-                    lines=stats.lines, malformed=stats.malformed, outside_window=stats.outside_window)
-    return FlowEvidence(window, {policy_key(p): _evidence(state, i, p) for i, p in enumerate(policies)})
+    return FlowEvidence(stats.window(since, until),
+                        {policy_key(p): _evidence(state, i, p) for i, p in enumerate(policies)})
 
 
 def _account(state: _State, flow: Flow) -> None:
@@ -155,7 +159,7 @@ def _account(state: _State, flow: Flow) -> None:
     # names decide nothing (FQDN peers select outside the cluster); an outside address's family does (world-ipv4).
     outside = not other.namespace
     family = (6 if ":" in other_ip else 4) if outside and other_ip else 0
-    key = (egress, carried, _end_key(own), _end_key(other), family,
+    key = (egress, carried, own.shape, other.shape, family,
            flow.destination_names if outside and egress else (), flow.protocol, flow.destination_port)
     found = state.cache.get(key)
     if found is None:
@@ -207,16 +211,6 @@ def _weight(end: Endpoint) -> int:
     return sum(len(k) + len(v) for k, v in end.labels.items())
 
 
-def _end_key(end: Endpoint) -> tuple[str, frozenset[tuple[str, str]]]:
-    return end.shape
-
-
-def _hubble_key(policy: NormalizedPolicy) -> tuple[str, str, str]:
-    """How Hubble names the policy in `*_allowed_by`: the kind Cilium derived the rule from (NetworkPolicy,
-    CiliumNetworkPolicy, CiliumClusterwideNetworkPolicy), its namespace ("" when clusterwide) and name."""
-    return policy.kind, "" if policy.clusterwide else policy.namespace, policy.name
-
-
 def _classify(state: _State, flow: Flow, egress: bool, carried: bool, own: Endpoint, other: Endpoint, own_ip: str,
               other_ip: str) -> _Classified:
     direction = Direction.EGRESS if egress else Direction.INGRESS
@@ -229,9 +223,8 @@ def _classify(state: _State, flow: Flow, egress: bool, carried: bool, own: Endpo
     partials: list[tuple[int, int, Partial, bool]] = []
     for pi, certain, possible, _ in selection if carried else ():
         policy = state.policies[pi]
-        for ri, rule in enumerate(policy.rules):
-            if (rule.subject in certain | possible and rule.direction is direction and rule.action is Action.ALLOW
-                    and rule.effective and not rule.matches_nothing):
+        for ri, rule in state.allow[pi][direction]:
+            if rule.subject in certain or rule.subject in possible:
                 partial = rule_matches_but_addresses(policy, rule, peer, flow.protocol, flow.destination_port)
                 if partial.others is not Match.NO or partial.cidrs:
                     partials.append((pi, ri, partial, rule.subject in certain))
@@ -257,10 +250,9 @@ def _missing(state: _State, flow: Flow, direction: Direction, selection: _Select
     opposite = Direction.INGRESS if direction is Direction.EGRESS else Direction.EGRESS
     for pi, certain, _, _ in _selection(state, other, other_ip):
         policy = state.policies[pi]
-        for rule in policy.rules:
-            if (rule.subject in certain and rule.direction is opposite and rule.action is Action.ALLOW
-                    and rule.effective and not rule.matches_nothing and rule_matches_but_addresses(
-                        policy, rule, me, flow.protocol, flow.destination_port).others is Match.YES):
+        for _, rule in state.allow[pi][opposite]:
+            if rule.subject in certain and rule_matches_but_addresses(
+                    policy, rule, me, flow.protocol, flow.destination_port).others is Match.YES:
                 return target, pi
     return None
 
@@ -272,7 +264,7 @@ def _final(how: Match, certain_subject: bool) -> Match:
 
 def _selection(state: _State, own: Endpoint, own_ip: str) -> _Selection:
     """The policies whose subjects select this end (a pod), worked out once per distinct pod identity."""
-    key = _end_key(own)
+    key = own.shape
     found = state.selections.get(key)
     if found is None:
         state.selection_chars += _weight(own)
@@ -299,8 +291,7 @@ def _evidence(state: _State, pi: int, policy: NormalizedPolicy) -> PolicyEvidenc
     if not seen:
         return PolicyEvidence(observed=False)
     rules = tuple(_rule_usage(policy, rule, state.usage.get((pi, ri), _Usage()))
-                  for ri, rule in enumerate(policy.rules)
-                  if rule.action is Action.ALLOW and rule.effective and not rule.matches_nothing)
+                  for ri, rule in sorted(r for by_direction in state.allow[pi].values() for r in by_direction))
     missing = tuple(_missing_allow(state, policy, direction, why, found)
                     for (target, direction, why, _), found in sorted(state.missing.items(), key=_missing_order)
                     if target == pi and found.destination is not None)

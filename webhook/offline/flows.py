@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, cast
 
+from webhook.core.flow_evidence import Window
 from webhook.offline.decisionlog import parse_timestamp
 
 MAX_LINE_BYTES = 1 << 20  # a flow is a few KB; a longer line is counted as malformed, never held whole
@@ -106,6 +107,11 @@ class FlowStats:
     lost: int = 0
     first: datetime | None = None
     last: datetime | None = None
+
+    def window(self, since: datetime | None = None, until: datetime | None = None) -> Window:
+        """What was read, as the evidence states it, with the window asked for."""
+        return Window(flows=self.flows, first=self.first, last=self.last, since=since, until=until, lines=self.lines,
+                      malformed=self.malformed, outside_window=self.outside_window)
 
     def saw(self, when: datetime | None) -> None:
         if when is None:

@@ -17,6 +17,8 @@ how it arrives (defaults: CREATE by `alice`, groups [system:authenticated]):
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from webhook.core.normalize import normalize
 from webhook.core.reviews import make_review
 from webhook.core.snapshot import ClusterSnapshot
 from webhook.offline.flow_match import match_flows
-from webhook.offline.flows import FlowStats, parse_flow
+from webhook.offline.flows import FlowStats, read_flows
 
 DEFAULT_USER = "alice"
 DEFAULT_GROUPS = ("system:authenticated",)
@@ -94,11 +96,8 @@ def sample_flows(obj: dict[str, Any], records: list[Any], namespaces: dict[str, 
     """What the flow records say about the sample's own policy, among the cluster's `others`, as `netguard audit
     --flows` works it out."""
     stats = FlowStats()
-    flows = [f for r in records if isinstance(r, dict) and (f := parse_flow(r)) is not None]
-    for f in flows:
-        stats.flows += 1
-        stats.saw(f.time)
-    stats.lines = len(records)
+    export = io.BytesIO(b"".join(json.dumps(r).encode() + b"\n" for r in records))  # read as an export is
+    flows = read_flows([export], stats)
     return match_flows([enrich(normalize(obj), FactParams()), *others], flows, namespaces, stats)
 
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from webhook.core.flow_evidence import port_label
+from webhook.core.flow_evidence import iso, port_label
 from webhook.core.model import Mode, PolicyKey
 
 if TYPE_CHECKING:
-    from webhook.core.flow_evidence import FlowEvidence, MissingAllow, PolicyEvidence, RuleUsage, Window
+    from webhook.core.flow_evidence import MissingAllow, PolicyEvidence, RuleUsage, Window
     from webhook.offline.audit import AuditFinding, AuditReport, ExceptionInForce, PolicyRef, WorkloadGap
 
 # ---------------------------------------------------------------------------------------------- check
@@ -161,13 +161,14 @@ def window(since: datetime | None, until: datetime | None) -> str:
 
 # ---------------------------------------------------------------------------------------------- flows
 
+UNUSED_RULE = "unused-rule"
 FLOW_SCOPE = ("A rule is judged on these flows alone: none is called unused for traffic outside this window, "
               "nor in a policy whose pods never appeared in it. Uncertain: flows a rule may have carried (a flow "
               "could not settle it: a named port, a service), which keep it from being called unused.")
 
 
 def _instant(when: datetime | None) -> str:
-    return when.isoformat().replace("+00:00", "Z") if when is not None else "never"
+    return iso(when) or "never"
 
 
 def flow_window(w: Window) -> str:
@@ -182,33 +183,35 @@ def policy_label(key: PolicyKey) -> str:
     return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name} {CLUSTERWIDE}"
 
 
-def flow_policies(evidence: FlowEvidence) -> tuple[list[tuple[str, PolicyEvidence]], list[str]]:
-    """(label, evidence) of each policy whose pods the flows saw, and the labels of those they never saw."""
-    ordered = sorted(evidence.policies.items())
-    return ([(policy_label(k), e) for k, e in ordered if e.observed],
+def flow_policies(report: AuditReport) -> tuple[list[tuple[str, PolicyEvidence, frozenset[str]]], list[str]]:
+    """(label, evidence, paths of its rules the unused-rule guardrail reported) of each policy whose pods the flows
+    saw, and the labels of those they never saw. Unused is what the guardrail found (its mode, its parameters),
+    never worked out again here."""
+    assert report.flows is not None
+    reported: dict[PolicyKey, set[str]] = {}
+    for f in report.findings:
+        if f.rule == UNUSED_RULE:
+            reported.setdefault((f.kind, f.namespace, f.name), set()).add(f.path)
+    ordered = sorted(report.flows.policies.items())
+    return ([(policy_label(k), e, frozenset(reported.get(k, ()))) for k, e in ordered if e.observed],
             [policy_label(k) for k, e in ordered if not e.observed])
 
 
-def unused(rule: RuleUsage) -> bool:
-    """What the unused-rule guardrail calls unused: judged, and no flow carried (or may have carried) it."""
-    return rule.judged and not rule.flows and not rule.uncertain
-
-
-def rule_use(rule: RuleUsage) -> str:
+def rule_use(rule: RuleUsage, unused: bool) -> str:
     """A rule's use in words: "6", "0, unused", "2 (+1 uncertain)", "0; not judged: <why>"."""
     text = str(rule.flows) + (f" (+{rule.uncertain} uncertain)" if rule.uncertain else "")
     if not rule.judged:
         return f"{text}; not judged: {rule.not_judged or 'a flow cannot be matched to its peers'}"
-    return f"{text}, unused" if unused(rule) else text
+    return f"{text}, unused" if unused else text
 
 
-def flow_row(rule: RuleUsage) -> tuple[str, str, str, str, str]:
+def flow_row(rule: RuleUsage, unused: bool) -> tuple[str, str, str, str, str]:
     """What a rule allows, its use (rule_use), when it was last seen, and the peers and ports observed (capped:
     "and more")."""
     peers = ", ".join(sorted(p.describe() for p in rule.peers)) or "none"
     ports = ", ".join(port_label(p) for p in rule.ports) or "none"
-    return (rule.allows, rule_use(rule), _instant(rule.last_seen), peers + (", and more" if rule.more_peers else ""),
-            ports + (", and more" if rule.more_ports else ""))
+    return (rule.allows, rule_use(rule, unused), _instant(rule.last_seen),
+            peers + (", and more" if rule.more_peers else ""), ports + (", and more" if rule.more_ports else ""))
 
 
 def missing_allow(m: MissingAllow) -> str:

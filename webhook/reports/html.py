@@ -30,7 +30,6 @@ from webhook.reports._shared import (
     rule_remediation,
     rule_title,
     top,
-    unused,
     window,
 )
 
@@ -280,17 +279,17 @@ def _flows_html(report: AuditReport) -> str:
     """Per observed policy, each allow rule's use as a bar scaled to the busiest rule of the same policy."""
     if report.flows is None:
         return ""
-    observed, unseen = flow_policies(report.flows)
+    observed, unseen = flow_policies(report)
     out = ["<h2>Traffic evidence</h2>",
            f'<p class="meta">From Hubble flows: {_e(flow_window(report.flows.window))}. {_e(FLOW_SCOPE)} Each bar '
            "compares a rule's flows with the busiest rule of the same policy.</p>"]
-    for label, evidence in observed:
+    for label, evidence, unused in observed:
         out.append(f'<details class="ns" open><summary>{_e(label)} <span class="muted">\u2014 '
                    f"{evidence.subject_flows} flows of its pods</span></summary>")
         busiest, rows = max((r.flows + r.uncertain for r in evidence.rules), default=0), []
         for r in evidence.rules:
-            allows, use, seen, peers, ports = (_e(c) for c in flow_row(r))
-            use = f"0 {_badge('unused', MODE_COLOURS['warn'])}" if unused(r) else use
+            allows, use, seen, peers, ports = (_e(c) for c in flow_row(r, r.path in unused))
+            use = f"0 {_badge('unused', MODE_COLOURS['warn'])}" if r.path in unused else use
             cells = (f"<code>{_e(r.path)}</code> {_e(r.direction)}", allows,
                      _use_bar(r.path, r.flows, r.uncertain, busiest, r.judged) + use, seen, peers, ports)
             rows.append(cells if r.judged else tuple(f'<span class="muted">{c}</span>' for c in cells))

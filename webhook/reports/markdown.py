@@ -68,16 +68,16 @@ def _flows_markdown(report: AuditReport) -> list[str]:
     """The traffic evidence (--flows): the window, then per observed policy each allow rule's use."""
     if report.flows is None:
         return []
-    observed, unseen = flow_policies(report.flows)
+    observed, unseen = flow_policies(report)
     out = ["", "## Traffic evidence", "", f"From Hubble flows: {_md(flow_window(report.flows.window))}. "
            f"{_md(FLOW_SCOPE)}"]
-    for label, evidence in observed:
+    for label, evidence, unused in observed:
         out += ["", f"### {_md(label)} ({evidence.subject_flows} flows of its pods)", ""]
         if evidence.rules:
             out += ["| Rule | Allows | Flows | Last seen | Peers observed | Ports observed |",
                     "|---|---|---:|---|---|---|"]
-            out += [f"| {_md_code(r.path)} ({_md(r.direction)}) | " + " | ".join(_md(c) for c in flow_row(r)) + " |"
-                    for r in evidence.rules]
+            out += [f"| {_md_code(r.path)} ({_md(r.direction)}) | "
+                    + " | ".join(_md(c) for c in flow_row(r, r.path in unused)) + " |" for r in evidence.rules]
         else:
             out.append("No allow rule to match flows to.")
         if evidence.missing:
